@@ -1,0 +1,163 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// idPattern is what ids must look like: they become MQTT topic levels and
+// file names, so no slashes, wildcards or spaces.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Validate checks the whole configuration and returns every problem found,
+// joined, each naming its key path. checkDevice, if not nil, lets the
+// protocol driver validate a device's address and options.
+func (c *Config) Validate(checkDevice func(Device) error) error {
+	var errs []error
+	bad := func(path, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, a...)))
+	}
+
+	g := c.Gateway
+	if !idPattern.MatchString(g.ID) {
+		bad("gateway.id", "%q must match %s", g.ID, idPattern)
+	}
+	if !idPattern.MatchString(g.Site) {
+		bad("gateway.site", "%q must match %s", g.Site, idPattern)
+	}
+	if g.RefreshInterval < time.Minute/6 {
+		bad("gateway.refresh_interval", "%s is below 10s", g.RefreshInterval)
+	}
+	switch g.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("gateway.log_level", "%q is not one of debug, info, warn, error", g.LogLevel)
+	}
+
+	for _, k := range []struct{ path, v string }{
+		{"tuf.metadata_url", c.TUF.MetadataURL},
+		{"tuf.targets_url", c.TUF.TargetsURL},
+	} {
+		u, err := url.Parse(k.v)
+		if k.v == "" {
+			bad(k.path, "is required")
+		} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(k.path, "%q is not an http(s) URL", k.v)
+		}
+	}
+	if c.TUF.TrustedRoot == "" {
+		bad("tuf.trusted_root", "is required (the root.json shipped with the gateway)")
+	}
+
+	m := c.MQTT
+	if m.Broker != "" {
+		u, err := url.Parse(m.Broker)
+		if err != nil || (u.Scheme != "tcp" && u.Scheme != "ssl" && u.Scheme != "tls" && u.Scheme != "mqtt" && u.Scheme != "mqtts") || u.Host == "" {
+			bad("mqtt.broker", "%q is not a broker URL such as tcp://host:1883 or ssl://host:8883", m.Broker)
+		}
+	} else if _, _, err := net.SplitHostPort(m.Listen); err != nil {
+		bad("mqtt.listen", "%q is not host:port", m.Listen)
+	}
+	if (m.CertFile == "") != (m.KeyFile == "") {
+		bad("mqtt", "cert_file and key_file go together")
+	}
+
+	windows := map[string]bool{}
+	for i, w := range c.Windows {
+		p := fmt.Sprintf("windows[%d]", i)
+		if !idPattern.MatchString(w.Name) {
+			bad(p+".name", "%q must match %s", w.Name, idPattern)
+		} else if windows[w.Name] {
+			bad(p+".name", "duplicate window %q", w.Name)
+		}
+		windows[w.Name] = true
+		if _, err := cron.ParseStandard(w.Start); err != nil {
+			bad(p+".start", "%q: %v", w.Start, err)
+		}
+		if w.Duration <= 0 || w.Duration > 7*24*time.Hour {
+			bad(p+".duration", "%s must be between 1s and 168h", w.Duration)
+		}
+		if _, err := time.LoadLocation(w.TimeZone); err != nil {
+			bad(p+".timezone", "%q is not an IANA time zone: %v", w.TimeZone, err)
+		}
+		for j, d := range w.Exclude {
+			if _, err := time.Parse(time.DateOnly, d); err != nil {
+				bad(fmt.Sprintf("%s.exclude[%d]", p, j), "%q is not a date (YYYY-MM-DD)", d)
+			}
+		}
+	}
+
+	groups := map[string]bool{}
+	for i, gr := range c.Groups {
+		p := fmt.Sprintf("groups[%d]", i)
+		if !idPattern.MatchString(gr.Name) {
+			bad(p+".name", "%q must match %s", gr.Name, idPattern)
+		} else if groups[gr.Name] {
+			bad(p+".name", "duplicate group %q", gr.Name)
+		}
+		groups[gr.Name] = true
+		if !windows[gr.Window] {
+			bad(p+".window", "unknown window %q", gr.Window)
+		}
+		if gr.Approval != ApprovalAuto {
+			bad(p+".approval", "%q is not supported yet (supported: %s)", gr.Approval, ApprovalAuto)
+		}
+	}
+
+	seen := map[string]int{}
+	for i, d := range c.Devices {
+		p := fmt.Sprintf("devices[%d]", i)
+		if !idPattern.MatchString(d.ID) {
+			bad(p+".id", "%q must match %s", d.ID, idPattern)
+		} else if j, dup := seen[d.ID]; dup {
+			bad(p+".id", "duplicate device id %q (also devices[%d])", d.ID, j)
+		} else {
+			seen[d.ID] = i
+		}
+		if !groups[d.Group] {
+			bad(p+".group", "unknown group %q", d.Group)
+		}
+		if strings.TrimSpace(d.HardwareID) == "" {
+			bad(p+".hardware_id", "is required: targets are matched by it")
+		}
+		if d.Protocol == "" {
+			bad(p+".protocol", "is required")
+		}
+		if d.Address == "" {
+			bad(p+".address", "is required (serial port path or host:port)")
+		}
+		if d.Baud < 0 {
+			bad(p+".baud", "%d is negative", d.Baud)
+		}
+		if checkDevice != nil && d.Protocol != "" {
+			if err := checkDevice(d); err != nil {
+				bad(p, "%v", err)
+			}
+		}
+	}
+	if len(c.Devices) == 0 {
+		bad("devices", "none configured")
+	}
+
+	for _, kp := range []struct {
+		kind string
+		pins map[string]Pin
+	}{{"board.buttons", c.Board.Buttons}, {"board.leds", c.Board.LEDs}} {
+		for _, name := range slices.Sorted(maps.Keys(kp.pins)) {
+			if kp.pins[name].Pin == "" {
+				kind := kp.kind
+				bad(kind+"."+name+".pin", "is required")
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

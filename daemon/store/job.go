@@ -1,0 +1,73 @@
+package store
+
+import (
+	"encoding/json"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Job is the durable record of one update: one target for a set of
+// devices. Phase names are owned by the daemon's state machine; the store
+// keeps them as written.
+type Job struct {
+	ID       string            `json:"id"`
+	Target   string            `json:"target"`
+	SHA256   string            `json:"sha256"`
+	Hashes   map[string]string `json:"hashes"`
+	Length   int64             `json:"length"`
+	Version  string            `json:"version"`
+	Counter  uint64            `json:"security_counter"`
+	Severity string            `json:"severity,omitempty"`
+	Protocol string            `json:"protocol,omitempty"`
+	Blob     string            `json:"blob,omitempty"`
+	Phase    string            `json:"phase"`
+	Reason   string            `json:"reason,omitempty"`
+	Created  time.Time         `json:"created"`
+	Updated  time.Time         `json:"updated"`
+	Devices  []Step            `json:"devices"`
+}
+
+// Step is one device's progress through a job.
+type Step struct {
+	Device   string `json:"device"`
+	Phase    string `json:"phase"`
+	Attempts int    `json:"attempts"` // incremented only by transitions into transfer
+	Done     int64  `json:"done,omitempty"`
+	Total    int64  `json:"total,omitempty"`
+	From     string `json:"from_version,omitempty"`
+	Backup   string `json:"backup,omitempty"` // path of the image read back before the push
+	Error    string `json:"error,omitempty"`
+}
+
+// Jobs returns every job, oldest first.
+func (s *Store) Jobs() ([]Job, error) {
+	var out []Job
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketJobs).ForEach(func(_, v []byte) error {
+			var j Job
+			if err := json.Unmarshal(v, &j); err != nil {
+				return err
+			}
+			out = append(out, j)
+			return nil
+		})
+	})
+	sort.Slice(out, func(a, b int) bool {
+		if !out[a].Created.Equal(out[b].Created) {
+			return out[a].Created.Before(out[b].Created)
+		}
+		return out[a].ID < out[b].ID
+	})
+	return out, err
+}
+
+// Job returns the job with id, or ErrNotFound.
+func (s *Store) Job(id string) (Job, error) {
+	var j Job
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bucketJobs), []byte(id), &j)
+	})
+	return j, err
+}

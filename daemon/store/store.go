@@ -1,0 +1,80 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketDevices  = []byte("devices")
+	bucketJobs     = []byte("jobs")
+	bucketOutbox   = []byte("outbox")
+	bucketRetained = []byte("retained")
+	bucketAudit    = []byte("audit")
+	bucketMeta     = []byte("meta")
+
+	keyAcked = []byte("outbox-acked")
+)
+
+// ErrNotFound is returned for a record that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is the durable state. Close it when done.
+type Store struct {
+	db *bolt.DB
+
+	mu      sync.Mutex
+	waiters chan struct{} // closed and replaced when the outbox grows
+}
+
+// Open opens (creating if needed) the store file at path.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketDevices, bucketJobs, bucketOutbox, bucketRetained, bucketAudit, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return &Store{db: db, waiters: make(chan struct{})}, nil
+}
+
+// Close closes the store file.
+func (s *Store) Close() error { return s.db.Close() }
+
+func u64(n uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], n)
+	return b[:]
+}
+
+func getJSON(b *bolt.Bucket, key []byte, v any) error {
+	raw := b.Get(key)
+	if raw == nil {
+		return ErrNotFound
+	}
+	return json.Unmarshal(raw, v)
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, raw)
+}
