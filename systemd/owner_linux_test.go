@@ -1,0 +1,12 @@
+package systemd
+
+import (
+	"os"
+	"strconv"
+	"syscall"
+)
+
+func owner(fi os.FileInfo) (uid, gid string) {
+	st := fi.Sys().(*syscall.Stat_t)
+	return strconv.Itoa(int(st.Uid)), strconv.Itoa(int(st.Gid))
+}
