@@ -1,18 +1,27 @@
 package config
 
 import (
+	"net"
 	"time"
 )
 
 // Config is the whole of fieldgated's configuration file.
 type Config struct {
-	Gateway Gateway  `yaml:"gateway" mapstructure:"gateway"`
-	TUF     TUF      `yaml:"tuf" mapstructure:"tuf"`
-	MQTT    MQTT     `yaml:"mqtt" mapstructure:"mqtt"`
-	Windows []Window `yaml:"windows" mapstructure:"windows"`
-	Groups  []Group  `yaml:"groups" mapstructure:"groups"`
-	Devices []Device `yaml:"devices" mapstructure:"devices"`
-	Board   Board    `yaml:"board" mapstructure:"board"`
+	Gateway   Gateway    `yaml:"gateway" mapstructure:"gateway"`
+	TUF       TUF        `yaml:"tuf" mapstructure:"tuf"`
+	MQTT      MQTT       `yaml:"mqtt" mapstructure:"mqtt"`
+	Windows   []Window   `yaml:"windows" mapstructure:"windows"`
+	Groups    []Group    `yaml:"groups" mapstructure:"groups"`
+	Devices   []Device   `yaml:"devices" mapstructure:"devices"`
+	Approvers []Approver `yaml:"approvers" mapstructure:"approvers"`
+	Board     Board      `yaml:"board" mapstructure:"board"`
+}
+
+// Approver is a person or system whose ed25519 key may sign remote
+// commands (approve, cancel, stop…). Name is what the audit log records.
+type Approver struct {
+	Name      string `yaml:"name" mapstructure:"name"`
+	PublicKey string `yaml:"public_key" mapstructure:"public_key"` // base64 of the 32-byte ed25519 public key
 }
 
 // Gateway holds the gateway's identity and local paths.
@@ -25,6 +34,8 @@ type Gateway struct {
 	RefreshInterval   time.Duration `yaml:"refresh_interval" mapstructure:"refresh_interval"`
 	InventoryInterval time.Duration `yaml:"inventory_interval" mapstructure:"inventory_interval"`
 	LogLevel          string        `yaml:"log_level" mapstructure:"log_level"`
+	// MaxParallel is how many devices may be updated at once on the gateway.
+	MaxParallel int `yaml:"max_parallel" mapstructure:"max_parallel"`
 }
 
 // TUF says where updates come from and which root of trust to start from.
@@ -67,17 +78,31 @@ type Group struct {
 	Name     string `yaml:"name" mapstructure:"name"`
 	Window   string `yaml:"window" mapstructure:"window"`
 	Approval string `yaml:"approval" mapstructure:"approval"`
+	// ApprovalTTL is how long an approval stays valid.
+	ApprovalTTL time.Duration `yaml:"approval_ttl" mapstructure:"approval_ttl"`
+	// Soak is how long a device must stay healthy after activation before
+	// the update is committed.
+	Soak time.Duration `yaml:"soak" mapstructure:"soak"`
+	// Canary is how many devices are updated (and must commit) before the
+	// rest of the group; 0 means 1.
+	Canary int `yaml:"canary" mapstructure:"canary"`
+	// MaxFailures halts the job when more devices than this have failed.
+	MaxFailures int `yaml:"max_failures" mapstructure:"max_failures"`
 }
 
 // Device is one field device behind the gateway.
 type Device struct {
-	ID         string            `yaml:"id" mapstructure:"id"`
-	Group      string            `yaml:"group" mapstructure:"group"`
-	Protocol   string            `yaml:"protocol" mapstructure:"protocol"`
-	HardwareID string            `yaml:"hardware_id" mapstructure:"hardware_id"`
-	Address    string            `yaml:"address" mapstructure:"address"`
-	Baud       int               `yaml:"baud" mapstructure:"baud"`
-	Options    map[string]string `yaml:"options" mapstructure:"options"`
+	ID         string `yaml:"id" mapstructure:"id"`
+	Group      string `yaml:"group" mapstructure:"group"`
+	Protocol   string `yaml:"protocol" mapstructure:"protocol"`
+	HardwareID string `yaml:"hardware_id" mapstructure:"hardware_id"`
+	Address    string `yaml:"address" mapstructure:"address"`
+	Baud       int    `yaml:"baud" mapstructure:"baud"`
+	// Segment names the bus a device shares with others (an RS-485 line, a
+	// slow link); devices on one segment are never updated in parallel. It
+	// defaults to the address's serial port or host.
+	Segment string            `yaml:"segment" mapstructure:"segment"`
+	Options map[string]string `yaml:"options" mapstructure:"options"`
 }
 
 // Board maps buttons and LEDs to GPIO pin names. With none configured the
@@ -95,7 +120,10 @@ type Pin struct {
 
 // Approval policies a group may name.
 const (
-	ApprovalAuto = "auto"
+	ApprovalAuto   = "auto"   // no approval needed
+	ApprovalLocal  = "local"  // a button long-press or `fieldgatectl approve` on the gateway
+	ApprovalRemote = "remote" // a signed remote command
+	ApprovalDual   = "dual"   // both: a signed remote approval and a local one
 )
 
 func (c *Config) setDefaults() {
@@ -136,9 +164,27 @@ func (c *Config) setDefaults() {
 			c.Windows[i].TimeZone = "UTC"
 		}
 	}
+	if g.MaxParallel == 0 {
+		g.MaxParallel = 1
+	}
 	for i := range c.Groups {
-		if c.Groups[i].Approval == "" {
-			c.Groups[i].Approval = ApprovalAuto
+		gr := &c.Groups[i]
+		if gr.Approval == "" {
+			gr.Approval = ApprovalAuto
+		}
+		if gr.ApprovalTTL == 0 {
+			gr.ApprovalTTL = 24 * time.Hour
+		}
+		if gr.Canary == 0 {
+			gr.Canary = 1
+		}
+	}
+	for i := range c.Devices {
+		if d := &c.Devices[i]; d.Segment == "" {
+			d.Segment = d.Address
+			if h, _, err := net.SplitHostPort(d.Address); err == nil {
+				d.Segment = h
+			}
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -108,8 +110,20 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 		if !windows[gr.Window] {
 			bad(p+".window", "unknown window %q", gr.Window)
 		}
-		if gr.Approval != ApprovalAuto {
-			bad(p+".approval", "%q is not supported yet (supported: %s)", gr.Approval, ApprovalAuto)
+		switch gr.Approval {
+		case ApprovalAuto, ApprovalLocal:
+		case ApprovalRemote, ApprovalDual:
+			if len(c.Approvers) == 0 {
+				bad(p+".approval", "%q needs at least one entry in approvers", gr.Approval)
+			}
+		default:
+			bad(p+".approval", "%q is not one of auto, local, remote, dual", gr.Approval)
+		}
+		if gr.Soak < 0 {
+			bad(p+".soak", "%s is negative", gr.Soak)
+		}
+		if gr.Canary < 0 || gr.MaxFailures < 0 {
+			bad(p, "canary and max_failures must not be negative")
 		}
 	}
 
@@ -146,6 +160,23 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 	}
 	if len(c.Devices) == 0 {
 		bad("devices", "none configured")
+	}
+	if g.MaxParallel < 1 || g.MaxParallel > 64 {
+		bad("gateway.max_parallel", "%d must be between 1 and 64", g.MaxParallel)
+	}
+
+	names := map[string]bool{}
+	for i, a := range c.Approvers {
+		p := fmt.Sprintf("approvers[%d]", i)
+		if !idPattern.MatchString(a.Name) {
+			bad(p+".name", "%q must match %s", a.Name, idPattern)
+		} else if names[a.Name] {
+			bad(p+".name", "duplicate approver %q", a.Name)
+		}
+		names[a.Name] = true
+		if k, err := base64.StdEncoding.DecodeString(a.PublicKey); err != nil || len(k) != ed25519.PublicKeySize {
+			bad(p+".public_key", "must be the base64 of a 32-byte ed25519 public key")
+		}
 	}
 
 	for _, kp := range []struct {

@@ -12,33 +12,53 @@ import (
 // devices. Phase names are owned by the daemon's state machine; the store
 // keeps them as written.
 type Job struct {
-	ID       string            `json:"id"`
-	Target   string            `json:"target"`
-	SHA256   string            `json:"sha256"`
-	Hashes   map[string]string `json:"hashes"`
-	Length   int64             `json:"length"`
-	Version  string            `json:"version"`
-	Counter  uint64            `json:"security_counter"`
-	Severity string            `json:"severity,omitempty"`
-	Protocol string            `json:"protocol,omitempty"`
-	Blob     string            `json:"blob,omitempty"`
-	Phase    string            `json:"phase"`
-	Reason   string            `json:"reason,omitempty"`
-	Created  time.Time         `json:"created"`
-	Updated  time.Time         `json:"updated"`
-	Devices  []Step            `json:"devices"`
+	ID        string            `json:"id"`
+	Target    string            `json:"target"`
+	SHA256    string            `json:"sha256"`
+	Hashes    map[string]string `json:"hashes"`
+	Length    int64             `json:"length"`
+	Version   string            `json:"version"`
+	Counter   uint64            `json:"security_counter"`
+	Severity  string            `json:"severity,omitempty"`
+	Protocol  string            `json:"protocol,omitempty"`
+	Blob      string            `json:"blob,omitempty"`
+	Group     string            `json:"group"`
+	Window    string            `json:"window"`
+	Policy    string            `json:"approval_policy"`
+	Approvals []Approval        `json:"approvals,omitempty"`
+	Phase     string            `json:"phase"`
+	Reason    string            `json:"reason,omitempty"`
+	NotBefore time.Time         `json:"not_before,omitempty"` // deferred until
+	Created   time.Time         `json:"created"`
+	Updated   time.Time         `json:"updated"`
+	Devices   []Step            `json:"devices"`
+}
+
+// Approval is one recorded approval of a job. It binds the job's image,
+// device set and window: an approval for anything else is refused.
+type Approval struct {
+	Kind    string    `json:"kind"`  // local | remote
+	Actor   string    `json:"actor"` // the signing key's name, or the local console/button
+	SHA256  string    `json:"sha256"`
+	Devices []string  `json:"devices"`
+	Window  string    `json:"window"`
+	At      time.Time `json:"at"`
+	Expires time.Time `json:"expires"`
+	Command string    `json:"command,omitempty"` // remote command id
 }
 
 // Step is one device's progress through a job.
 type Step struct {
-	Device   string `json:"device"`
-	Phase    string `json:"phase"`
-	Attempts int    `json:"attempts"` // incremented only by transitions into transfer
-	Done     int64  `json:"done,omitempty"`
-	Total    int64  `json:"total,omitempty"`
-	From     string `json:"from_version,omitempty"`
-	Backup   string `json:"backup,omitempty"` // path of the image read back before the push
-	Error    string `json:"error,omitempty"`
+	Device    string    `json:"device"`
+	Phase     string    `json:"phase"`
+	Attempts  int       `json:"attempts"` // incremented only by transitions into transfer
+	Done      int64     `json:"done,omitempty"`
+	Total     int64     `json:"total,omitempty"`
+	From      string    `json:"from_version,omitempty"`
+	Backup    string    `json:"backup,omitempty"` // path of the image read back before the push
+	SoakUntil time.Time `json:"soak_until,omitempty"`
+	Blocked   string    `json:"blocked,omitempty"` // why the step waits (interlock), not persisted as a phase
+	Error     string    `json:"error,omitempty"`
 }
 
 // Jobs returns every job, oldest first.

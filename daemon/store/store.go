@@ -78,3 +78,22 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 	}
 	return b.Put(key, raw)
 }
+
+// Flag returns a named durable setting (e.g. the emergency stop), "" if unset.
+func (s *Store) Flag(name string) (string, error) {
+	var v string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v = string(tx.Bucket(bucketMeta).Get([]byte("flag/" + name)))
+		return nil
+	})
+	return v, err
+}
+
+// SetFlag sets (or, with "", clears) a named durable setting.
+func (t *Tx) SetFlag(name, value string) error {
+	b := t.tx.Bucket(bucketMeta)
+	if value == "" {
+		return b.Delete([]byte("flag/" + name))
+	}
+	return b.Put([]byte("flag/"+name), []byte(value))
+}

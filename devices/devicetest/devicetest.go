@@ -27,12 +27,13 @@ type Device struct {
 	// Knobs, set before use or under the test's own synchronisation.
 	Caps        devices.Capabilities
 	HardwareID  string
-	FailAt      int64 // Transfer fails (transiently) after this many bytes; 0 = never
-	FailTimes   int   // how many transfers fail before one succeeds; 0 with FailAt set = always
+	FailAt      int64  // Transfer fails (transiently) after this many bytes; 0 = never
+	FailTimes   int    // how many transfers fail before one succeeds; 0 with FailAt set = always
 	BootFail    string // activated images of this version never come up
-	WrongHash   bool  // Identify reports a wrong image hash
-	Running     bool  // Interlock reports the process running
-	Unreachable bool  // every call fails transiently
+	WrongHash   bool   // Identify reports a wrong image hash
+	Running     bool   // Interlock reports the process running
+	Unreachable bool   // every call fails transiently
+	unhealthy   bool   // Health fails (see SetUnhealthy)
 
 	installed []byte // running image
 	staged    []byte // transferred, not yet activated
@@ -172,6 +173,7 @@ func (d *Device) Activate(ctx context.Context) error {
 		return devices.Permanent("activate", errors.New("nothing staged"))
 	}
 	d.previous, d.installed, d.staged = d.installed, d.staged, nil
+	d.unhealthy = false
 	v, ok := version(d.installed)
 	d.booted = ok && (d.BootFail == "" || v != d.BootFail)
 	return nil
@@ -183,10 +185,18 @@ func (d *Device) Health(ctx context.Context) error {
 	if err := d.call("health"); err != nil {
 		return err
 	}
-	if !d.booted {
+	if !d.booted || d.unhealthy {
 		return devices.Transient("health", errors.New("not running"))
 	}
 	return nil
+}
+
+// SetUnhealthy makes Health fail (or pass again) from now on. It is safe to
+// call while the device is in use.
+func (d *Device) SetUnhealthy(v bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.unhealthy = v
 }
 
 func (d *Device) Commit(ctx context.Context) error {
@@ -208,6 +218,7 @@ func (d *Device) Revert(ctx context.Context) error {
 		return devices.Permanent("revert", errors.New("no previous slot"))
 	}
 	d.installed, d.previous, d.booted = d.previous, nil, true
+	d.unhealthy = false
 	return nil
 }
 

@@ -1,0 +1,113 @@
+package api
+
+import "time"
+
+// Status is the whole local view, as `fieldgatectl status` shows it.
+type Status struct {
+	Gateway Gateway  `json:"gateway"`
+	Devices []Device `json:"devices"`
+	Jobs    []Job    `json:"jobs"`
+}
+
+// Gateway is the gateway's retained status document (MQTT topic
+// {prefix}/status). Online is false only in the broker's last will.
+type Gateway struct {
+	Online          bool              `json:"online"`
+	ID              string            `json:"gateway"`
+	Site            string            `json:"site"`
+	Version         string            `json:"version"`
+	Time            time.Time         `json:"time"`
+	Healthy         bool              `json:"healthy"`
+	Health          []Condition       `json:"health"`
+	MetadataExpires *time.Time        `json:"metadata_expires,omitempty"`
+	LastRefresh     *time.Time        `json:"last_refresh,omitempty"`
+	BrokerConnected bool              `json:"broker_connected"`
+	OutboxDepth     int               `json:"outbox_depth"`
+	LEDs            map[string]string `json:"leds,omitempty"`
+}
+
+// Condition is one active health condition.
+type Condition struct {
+	Name     string    `json:"name"`     // stable: clock-unsynced, metadata-expired, refresh-failed, broker-unreachable, device-unreachable, audit-unwritable, verification-failed
+	Severity string    `json:"severity"` // warning | error
+	Subject  string    `json:"subject,omitempty"`
+	Message  string    `json:"message"`
+	Since    time.Time `json:"since"`
+}
+
+// Device is one device's retained inventory and update state (MQTT topic
+// {prefix}/devices/{id}).
+type Device struct {
+	ID          string    `json:"id"`
+	Protocol    string    `json:"protocol"`
+	Group       string    `json:"group"`
+	HardwareID  string    `json:"hardware_id"`
+	Model       string    `json:"model,omitempty"`
+	Serial      string    `json:"serial,omitempty"`
+	Version     string    `json:"version"`
+	ImageSHA256 string    `json:"image_sha256,omitempty"`
+	KnownGood   string    `json:"known_good,omitempty"`
+	Floor       uint64    `json:"security_floor"`
+	State       string    `json:"state"` // idle | update-pending | <job step phase> | unreachable
+	Job         string    `json:"job,omitempty"`
+	Progress    *Progress `json:"progress,omitempty"`
+	LastError   string    `json:"last_error,omitempty"`
+	Updated     time.Time `json:"updated"`
+}
+
+// Progress of a transfer in bytes.
+type Progress struct {
+	Done  int64 `json:"done"`
+	Total int64 `json:"total"`
+}
+
+// Job is one update's retained state (MQTT topic {prefix}/jobs/{id}).
+type Job struct {
+	ID        string     `json:"id"`
+	Target    string     `json:"target"`
+	Version   string     `json:"version"`
+	SHA256    string     `json:"sha256"`
+	Length    int64      `json:"length"`
+	Severity  string     `json:"severity,omitempty"`
+	Group     string     `json:"group"`
+	Window    string     `json:"window"`
+	Policy    string     `json:"approval_policy"` // auto | local | remote | dual
+	Approvals []Approval `json:"approvals,omitempty"`
+	Phase     string     `json:"phase"` // awaiting-approval | scheduled | running | succeeded | partially-failed | failed | halted | cancelled
+	Reason    string     `json:"reason,omitempty"`
+	Waiting   string     `json:"waiting,omitempty"` // what the job waits for, e.g. "window nightly: next opening …"
+	Created   time.Time  `json:"created"`
+	Updated   time.Time  `json:"updated"`
+	Steps     []Step     `json:"devices"`
+}
+
+// Approval is one recorded approval of a job.
+type Approval struct {
+	Kind    string    `json:"kind"` // local | remote
+	Actor   string    `json:"actor"`
+	At      time.Time `json:"at"`
+	Expires time.Time `json:"expires"`
+}
+
+// Step is one device's phase within a job.
+type Step struct {
+	Device   string    `json:"device"`
+	Phase    string    `json:"phase"`             // pending | backup | transfer | activate | verify | soak | committed | rollback | rolled-back | failed | skipped
+	Blocked  string    `json:"blocked,omitempty"` // why a pending step waits
+	Attempts int       `json:"attempts"`
+	From     string    `json:"from_version,omitempty"`
+	Progress *Progress `json:"progress,omitempty"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Event is one audit event as published on {prefix}/events.
+type Event struct {
+	Seq    uint64            `json:"seq"`
+	Time   time.Time         `json:"time"`
+	Type   string            `json:"type"`
+	Job    string            `json:"job,omitempty"`
+	Device string            `json:"device,omitempty"`
+	Actor  string            `json:"actor,omitempty"`
+	Detail map[string]string `json:"detail,omitempty"`
+	Hash   string            `json:"hash"`
+}

@@ -1,0 +1,336 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fieldgate/fieldgate/daemon/api"
+	"github.com/fieldgate/fieldgate/daemon/config"
+	"github.com/fieldgate/fieldgate/daemon/store"
+	"github.com/fieldgate/fieldgate/devices"
+	"github.com/fieldgate/fieldgate/tuf"
+)
+
+// Source is the verified source of updates (tuf.Client).
+type Source interface {
+	Refresh(ctx context.Context) (*tuf.Snapshot, error)
+	Fetch(ctx context.Context, t tuf.Target, progress func(done, total int64)) (string, error)
+}
+
+// Indicator shows the gateway's state to a person on site (the board's
+// LEDs, systemd's STATUS= line).
+type Indicator interface {
+	Show(s State)
+}
+
+// State is the gateway's overall state as shown on LEDs.
+type State string
+
+// States, from the most to the least urgent.
+const (
+	StateTrustProblem     State = "trust-problem"
+	StateFailure          State = "failure"
+	StatePushing          State = "pushing"
+	StateDownloading      State = "downloading"
+	StateAwaitingApproval State = "awaiting-approval"
+	StateUpdateAvailable  State = "update-available"
+	StateSuccess          State = "success"
+	StateIdle             State = "idle"
+	StateStopped          State = "stopped"
+)
+
+// Runner is a part with its own loop (MQTT session, control socket, board).
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// Deps are the concrete parts the daemon is wired with.
+type Deps struct {
+	Config    *config.Config
+	Store     *store.Store
+	Source    Source
+	Devices   map[string]devices.Device // by device id
+	Indicator Indicator                 // may be nil
+	Broker    interface{ Connected() bool }
+	Runners   []Runner // run alongside the update loop
+	Version   string
+	Log       *slog.Logger
+	Now       func() time.Time // nil: time.Now
+}
+
+// Daemon is the update cycle. Create it with New and call Run once.
+type Daemon struct {
+	cfg     *config.Config
+	st      *store.Store
+	src     Source
+	devs    map[string]devices.Device
+	ind     Indicator
+	broker  interface{ Connected() bool }
+	runners []Runner
+	version string
+	log     *slog.Logger
+	now     func() time.Time
+
+	windows  map[string]*Window // by window name
+	groups   map[string]config.Group
+	devCfg   map[string]config.Device
+	order    []string // device ids in configuration order
+	backups  string   // directory of device backups
+	wake     chan struct{}
+	health   *health
+	progress sync.Map // device id -> api.Progress while a transfer runs
+	blocked  sync.Map // device id -> why its pending step waits
+	workers  sync.WaitGroup
+
+	pollInterval time.Duration // interlock and soak probes
+
+	mu          sync.Mutex // guards the fields below
+	snapshot    *tuf.Snapshot
+	lastRefresh time.Time
+	lastGateway string            // last published gateway document, without volatile fields
+	running     map[string]string // device id -> job id of its running worker
+}
+
+// New builds a daemon from its parts.
+func New(d Deps) (*Daemon, error) {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	dm := &Daemon{
+		cfg: d.Config, st: d.Store, src: d.Source, devs: d.Devices, ind: d.Indicator,
+		broker: d.Broker, runners: d.Runners, version: d.Version, log: d.Log, now: d.Now,
+		windows: map[string]*Window{}, groups: map[string]config.Group{}, devCfg: map[string]config.Device{},
+		backups: filepath.Join(d.Config.Gateway.StateDir, "backups"),
+		wake:    make(chan struct{}, 1),
+		health:  newHealth(d.Now),
+		running: map[string]string{},
+
+		pollInterval: 5 * time.Second,
+	}
+	for _, w := range d.Config.Windows {
+		pw, err := ParseWindow(w)
+		if err != nil {
+			return nil, err
+		}
+		dm.windows[w.Name] = pw
+	}
+	for _, g := range d.Config.Groups {
+		dm.groups[g.Name] = g
+	}
+	for _, c := range d.Config.Devices {
+		if d.Devices[c.ID] == nil {
+			return nil, fmt.Errorf("device %s: no driver instance", c.ID)
+		}
+		dm.devCfg[c.ID] = c
+		dm.order = append(dm.order, c.ID)
+	}
+	if err := os.MkdirAll(dm.backups, 0o700); err != nil {
+		return nil, fmt.Errorf("backups: %w", err)
+	}
+	return dm, nil
+}
+
+// AddRunners adds parts that run alongside the update loop; call before Run.
+func (d *Daemon) AddRunners(r ...Runner) { d.runners = append(d.runners, r...) }
+
+// Wake asks the update loop to run a cycle now.
+func (d *Daemon) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs the update loop and every runner until ctx ends.
+func (d *Daemon) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, r := range d.runners {
+		g.Go(func() error { return r.Run(ctx) })
+	}
+	g.Go(func() error { return d.loop(ctx) })
+	return g.Wait()
+}
+
+func (d *Daemon) loop(ctx context.Context) error {
+	d.audit(store.Event{Type: "daemon-started", Detail: map[string]string{"version": d.version}})
+	d.inventory(ctx)
+	d.resume()
+	refresh := time.NewTimer(0)
+	inventory := time.NewTicker(d.cfg.Gateway.InventoryInterval)
+	tick := time.NewTicker(time.Second)
+	defer refresh.Stop()
+	defer inventory.Stop()
+	defer tick.Stop()
+	for {
+		d.publishGateway()
+		d.showState()
+		select {
+		case <-ctx.Done():
+			d.workers.Wait() // phases in flight finish under their own deadlines
+			d.audit(store.Event{Type: "daemon-stopped"})
+			d.publishGateway()
+			return nil
+		case <-refresh.C:
+			d.refresh(ctx)
+			refresh.Reset(d.cfg.Gateway.RefreshInterval)
+		case <-d.wake:
+			d.refresh(ctx)
+		case <-inventory.C:
+			d.inventory(ctx)
+		case <-tick.C:
+		}
+		d.runJobs(ctx)
+	}
+}
+
+// refresh pulls verified metadata, stages a job for every device that has a
+// newer target, and downloads the job's image now (install happens in the
+// window).
+func (d *Daemon) refresh(ctx context.Context) {
+	snap, err := d.src.Refresh(ctx)
+	if err != nil {
+		if errors.Is(err, tuf.ErrClockUnsynced) {
+			d.health.set(condClock, "", "error", err.Error())
+		} else {
+			d.health.set(condRefresh, "", "warning", err.Error())
+		}
+		d.log.Warn("refresh", "err", err)
+		d.audit(store.Event{Type: "refresh-failed", Detail: map[string]string{"error": err.Error()}})
+		return
+	}
+	d.health.clear(condClock, "")
+	d.health.clear(condRefresh, "")
+	d.mu.Lock()
+	d.snapshot, d.lastRefresh = snap, d.now()
+	d.mu.Unlock()
+	if !snap.Expires.IsZero() && snap.Expires.Before(snap.RefTime.Add(24*time.Hour)) {
+		d.health.set(condExpiry, "", "warning", "metadata expires "+snap.Expires.UTC().Format(time.RFC3339))
+	} else {
+		d.health.clear(condExpiry, "")
+	}
+	for _, t := range snap.Targets {
+		if t.MetaErr != nil {
+			d.log.Warn("target rejected", "target", t.Name, "reason", t.MetaErr)
+		}
+	}
+	d.stage(ctx, snap)
+}
+
+// stage creates jobs for devices with a newer target and downloads them.
+func (d *Daemon) stage(ctx context.Context, snap *tuf.Snapshot) {
+	busy := d.devicesInOpenJobs()
+	byTarget := map[string][]string{} // "target\x00group" -> devices
+	targets := map[string]tuf.Target{}
+	for _, id := range d.order {
+		if busy[id] {
+			continue
+		}
+		rec, err := d.st.Device(id)
+		if err != nil {
+			continue // not identified yet; inventory will retry
+		}
+		t, ok, reason := tuf.Select(snap.Targets, d.devCfg[id].HardwareID, rec.Version, rec.Floor)
+		if !ok {
+			d.log.Debug("no update", "device", id, "reason", reason)
+			continue
+		}
+		k := t.Name + "\x00" + d.devCfg[id].Group
+		byTarget[k] = append(byTarget[k], id)
+		targets[t.Name] = t
+	}
+	names := make([]string, 0, len(byTarget))
+	for n := range byTarget {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		name, group, _ := strings.Cut(k, "\x00")
+		t := targets[name]
+		path, err := d.src.Fetch(ctx, t, nil)
+		if err != nil {
+			d.log.Error("download", "target", name, "err", err)
+			d.health.set(condVerify, name, "error", err.Error())
+			d.audit(store.Event{Type: "download-failed", Detail: map[string]string{"target": name, "error": err.Error()}})
+			d.publishTargetRejected(byTarget[k], name, err)
+			continue
+		}
+		d.health.clear(condVerify, name)
+		if err := d.createJob(t, path, d.groups[group], byTarget[k]); err != nil {
+			d.log.Error("stage job", "target", name, "err", err)
+		}
+	}
+}
+
+func (d *Daemon) devicesInOpenJobs() map[string]bool {
+	busy := map[string]bool{}
+	jobs, _ := d.st.Jobs()
+	for _, j := range jobs {
+		if jobTerminal(j.Phase) {
+			continue
+		}
+		for _, s := range j.Devices {
+			busy[s.Device] = true
+		}
+	}
+	return busy
+}
+
+// showState derives the LED state from health and jobs.
+func (d *Daemon) showState() {
+	if d.ind == nil {
+		return
+	}
+	d.ind.Show(d.overallState())
+}
+
+func (d *Daemon) overallState() State {
+	if d.health.has(condClock) || d.health.has(condVerify) || d.health.has(condExpired) {
+		return StateTrustProblem
+	}
+	if d.stopped() {
+		return StateStopped
+	}
+	jobs, _ := d.st.Jobs()
+	state := StateIdle
+	for _, j := range jobs {
+		switch {
+		case j.Phase == jobRunning:
+			return StatePushing
+		case j.Phase == jobAwaitingApproval && state != StateFailure:
+			state = StateAwaitingApproval
+		case j.Phase == jobScheduled && state != StateFailure && state != StateAwaitingApproval:
+			state = StateUpdateAvailable
+		case j.Phase == jobFailed || j.Phase == jobPartial:
+			state = StateFailure
+		case j.Phase == jobSucceeded && state == StateIdle:
+			state = StateSuccess
+		}
+	}
+	return state
+}
+
+// Status implements api.Backend.
+func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
+	st := api.Status{Gateway: d.gatewayDoc()}
+	for _, id := range d.order {
+		st.Devices = append(st.Devices, d.deviceDoc(id))
+	}
+	jobs, err := d.st.Jobs()
+	if err != nil {
+		return st, err
+	}
+	for _, j := range jobs {
+		st.Jobs = append(st.Jobs, d.jobDoc(j))
+	}
+	return st, nil
+}
