@@ -61,6 +61,7 @@ type Deps struct {
 	Source    Source
 	Devices   map[string]devices.Device // by device id
 	Indicator Indicator                 // may be nil
+	Buttons   Buttons                   // may be nil
 	Broker    interface{ Connected() bool }
 	Runners   []Runner // run alongside the update loop
 	Version   string
@@ -75,6 +76,7 @@ type Daemon struct {
 	src     Source
 	devs    map[string]devices.Device
 	ind     Indicator
+	buttons Buttons
 	broker  interface{ Connected() bool }
 	runners []Runner
 	version string
@@ -107,7 +109,7 @@ func New(d Deps) (*Daemon, error) {
 		d.Now = time.Now
 	}
 	dm := &Daemon{
-		cfg: d.Config, st: d.Store, src: d.Source, devs: d.Devices, ind: d.Indicator,
+		cfg: d.Config, st: d.Store, src: d.Source, devs: d.Devices, ind: d.Indicator, buttons: d.Buttons,
 		broker: d.Broker, runners: d.Runners, version: d.Version, log: d.Log, now: d.Now,
 		windows: map[string]*Window{}, groups: map[string]config.Group{}, devCfg: map[string]config.Device{},
 		backups: filepath.Join(d.Config.Gateway.StateDir, "backups"),
@@ -158,6 +160,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		g.Go(func() error { return r.Run(ctx) })
 	}
 	g.Go(func() error { return d.loop(ctx) })
+	g.Go(func() error { return d.buttonLoop(ctx) })
 	return g.Wait()
 }
 
@@ -334,3 +337,5 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	}
 	return st, nil
 }
+
+var _ api.Backend = (*Daemon)(nil)

@@ -126,13 +126,28 @@ func (w *Window) NextOpening(t time.Time) time.Time {
 	return time.Time{}
 }
 
-// firstInstant is time.Date for a wall-clock time, choosing the first of two
-// instants when a fall-back transition makes that wall time happen twice
-// (cron's convention: the window opens the first time 02:00 comes round).
+// firstInstant is time.Date for a wall-clock time on day, with cron's
+// conventions where DST makes that wall time ambiguous: when a fall-back
+// transition makes it happen twice, the first; when a spring-forward
+// transition skips it, the first instant after the gap (the transition
+// itself). Time zones shift by an hour or, on Lord Howe Island, by half of
+// one. (time.Date alone picks either instant of a repeated time, and maps a
+// skipped time to an instant whose wall clock shows something else.)
 func firstInstant(day time.Time, h, min int, loc *time.Location) time.Time {
 	t := time.Date(day.Year(), day.Month(), day.Day(), h, min, 0, 0, loc)
-	if e := t.Add(-time.Hour); e.Hour() == h && e.Minute() == min && e.Day() == t.Day() {
-		return e
+	if t.Hour() != h || t.Minute() != min { // in a gap: the wall clock never shows h:min
+		start, end := t.ZoneBounds()
+		if t.Hour()*60+t.Minute() < h*60+min {
+			return end // t lies before the jump
+		}
+		return start
+	}
+	_, before := t.Add(-3 * time.Hour).Zone()
+	_, after := t.Zone()
+	if shift := time.Duration(before-after) * time.Second; shift > 0 {
+		if e := t.Add(-shift); e.Hour() == h && e.Minute() == min && e.Day() == t.Day() {
+			return e
+		}
 	}
 	return t
 }

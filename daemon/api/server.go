@@ -1,21 +1,63 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"syscall"
 	"time"
 )
 
 // Backend is what the control socket serves; the daemon implements it.
+// actor is who asked: "console uid=N" from the socket's peer credentials.
 type Backend interface {
 	Status(ctx context.Context) (Status, error)
+	ApproveLocal(job, actor string) (string, error)
+	Cancel(job, actor string) error
+	Defer(job, actor string, until time.Time) error
+	Stop(actor string) error
+	Resume(actor string) error
+	Refresh(actor string)
+	Press(button string, hold time.Duration) error
+	ExportAudit(w io.Writer) error
+	VerifyAudit() (int, error)
+	Windows() []WindowInfo
+}
+
+// WindowInfo is one group's window as `fieldgatectl windows` shows it.
+type WindowInfo struct {
+	Group    string      `json:"group"`
+	Window   string      `json:"window"`
+	TimeZone string      `json:"timezone"`
+	Open     bool        `json:"open"`
+	Closes   *time.Time  `json:"closes,omitempty"`
+	Next     []time.Time `json:"next"`
+}
+
+// Request is the body of every POST to the control socket.
+type Request struct {
+	Job    string        `json:"job,omitempty"`
+	Until  time.Time     `json:"until,omitempty"`
+	Button string        `json:"button,omitempty"`
+	Hold   time.Duration `json:"hold,omitempty"`
+}
+
+// Reply is the body of every POST answer.
+type Reply struct {
+	OK    bool   `json:"ok"`
+	Job   string `json:"job,omitempty"`
+	Count int    `json:"count,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // Server serves Backend on a Unix socket.
@@ -23,6 +65,92 @@ type Server struct {
 	Path    string
 	Backend Backend
 	Log     *slog.Logger
+}
+
+type actorKey struct{}
+
+// peerActor names the local user on the other end of a Unix socket.
+func peerActor(c net.Conn) string {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return "console"
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return "console"
+	}
+	var cred *syscall.Ucred
+	raw.Control(func(fd uintptr) {
+		cred, _ = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	})
+	if cred == nil {
+		return "console"
+	}
+	if u, err := user.LookupId(strconv.Itoa(int(cred.Uid))); err == nil {
+		return fmt.Sprintf("console uid=%d (%s)", cred.Uid, u.Username)
+	}
+	return fmt.Sprintf("console uid=%d", cred.Uid)
+}
+
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+	writeJSON := func(w http.ResponseWriter, code int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		st, err := s.Backend.Status(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, Reply{Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	mux.HandleFunc("GET /v1/windows", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Backend.Windows())
+	})
+	mux.HandleFunc("GET /v1/audit", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		if err := s.Backend.ExportAudit(w); err != nil {
+			s.Log.Error("audit export", "err", err)
+		}
+	})
+	post := func(path string, fn func(req Request, actor string) (Reply, error)) {
+		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
+			var req Request
+			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+				writeJSON(w, http.StatusBadRequest, Reply{Error: "bad request: " + err.Error()})
+				return
+			}
+			actor, _ := r.Context().Value(actorKey{}).(string)
+			rep, err := fn(req, actor)
+			if err != nil {
+				rep.Error = err.Error()
+				writeJSON(w, http.StatusConflict, rep)
+				return
+			}
+			rep.OK = true
+			writeJSON(w, http.StatusOK, rep)
+		})
+	}
+	post("/v1/approve", func(q Request, a string) (Reply, error) {
+		job, err := s.Backend.ApproveLocal(q.Job, a)
+		return Reply{Job: job}, err
+	})
+	post("/v1/cancel", func(q Request, a string) (Reply, error) { return Reply{Job: q.Job}, s.Backend.Cancel(q.Job, a) })
+	post("/v1/defer", func(q Request, a string) (Reply, error) {
+		return Reply{Job: q.Job}, s.Backend.Defer(q.Job, a, q.Until)
+	})
+	post("/v1/stop", func(q Request, a string) (Reply, error) { return Reply{}, s.Backend.Stop(a) })
+	post("/v1/resume", func(q Request, a string) (Reply, error) { return Reply{}, s.Backend.Resume(a) })
+	post("/v1/refresh", func(q Request, a string) (Reply, error) { s.Backend.Refresh(a); return Reply{}, nil })
+	post("/v1/board/press", func(q Request, a string) (Reply, error) { return Reply{}, s.Backend.Press(q.Button, q.Hold) })
+	post("/v1/audit/verify", func(q Request, a string) (Reply, error) {
+		n, err := s.Backend.VerifyAudit()
+		return Reply{Count: n}, err
+	})
+	return mux
 }
 
 // Run listens on s.Path (replacing a stale socket file) and serves until
@@ -42,17 +170,13 @@ func (s *Server) Run(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("control socket: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		st, err := s.Backend.Status(r.Context())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(st)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{
+		Handler:           s.handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, actorKey{}, peerActor(c))
+		},
+	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {
@@ -80,6 +204,50 @@ func NewClient(path string) *Client {
 		return d.DialContext(ctx, "unix", path)
 	}}
 	return &Client{http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+}
+
+// Post sends a command to the daemon. A refusal comes back as an error
+// holding the daemon's reason.
+func (c *Client) Post(ctx context.Context, path string, req Request) (Reply, error) {
+	var rep Reply
+	body, _ := json.Marshal(req)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://fieldgated"+path, bytes.NewReader(body))
+	if err != nil {
+		return rep, err
+	}
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return rep, fmt.Errorf("is fieldgated running? %w", err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&rep); err != nil {
+		return rep, fmt.Errorf("daemon answered %s: %w", resp.Status, err)
+	}
+	if !rep.OK {
+		return rep, errors.New(rep.Error)
+	}
+	return rep, nil
+}
+
+// Get fetches path into v (JSON) or copies it to w when v is an io.Writer.
+func (c *Client) Get(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://fieldgated"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("is fieldgated running? %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("daemon answered %s", resp.Status)
+	}
+	if w, ok := v.(io.Writer); ok {
+		_, err = io.Copy(w, resp.Body)
+		return err
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // Status fetches the daemon's status.
