@@ -26,7 +26,9 @@ type Approval struct {
 	Actor   string // the signing key's name, or who pressed/typed locally
 	SHA256  string
 	Devices []string
-	Window  string
+	Window  string    // the job's window name; "" when the approval names an occurrence instead
+	From    time.Time // optional: the window occurrence approved; the step may start only
+	Until   time.Time // between From and Until, which must lie within an opening of the job's window
 	Expires time.Time // zero: the group's approval_ttl from now
 	Command string    // remote command id, for the audit trail
 }
@@ -38,7 +40,10 @@ var ErrRefused = errors.New("refused")
 func (d *Daemon) approved(j store.Job) (bool, string) {
 	now := d.now()
 	has := func(kind string) bool {
-		return slices.ContainsFunc(j.Approvals, func(a store.Approval) bool { return a.Kind == kind && now.Before(a.Expires) })
+		return slices.ContainsFunc(j.Approvals, func(a store.Approval) bool {
+			inOccurrence := a.From.IsZero() || (!now.Before(a.From) && now.Before(a.Until))
+			return a.Kind == kind && now.Before(a.Expires) && inOccurrence
+		})
 	}
 	var need []string
 	switch j.Policy {
@@ -100,8 +105,19 @@ func (d *Daemon) approve(a Approval) error {
 	if !slices.Equal(want, got) {
 		return fmt.Errorf("approve %s: %w: approval is for devices %v, job updates %v", a.Job, ErrRefused, got, want)
 	}
-	if a.Window != j.Window {
+	if a.Window == "" && a.From.IsZero() {
+		return fmt.Errorf("approve %s: %w: approval names no window", a.Job, ErrRefused)
+	}
+	if a.Window != "" && a.Window != j.Window {
 		return fmt.Errorf("approve %s: %w: approval is for window %q, job runs in %q", a.Job, ErrRefused, a.Window, j.Window)
+	}
+	if !a.From.IsZero() {
+		w := d.windows[j.Window]
+		open, closes := w.OpenAt(a.From)
+		if !open || !a.Until.After(a.From) || a.Until.After(closes) {
+			return fmt.Errorf("approve %s: %w: approved interval %s/%s is not within an opening of window %s",
+				a.Job, ErrRefused, a.From.UTC().Format(time.RFC3339), a.Until.UTC().Format(time.RFC3339), j.Window)
+		}
 	}
 	now := d.now().UTC()
 	if a.Expires.IsZero() {
@@ -110,8 +126,8 @@ func (d *Daemon) approve(a Approval) error {
 	if !now.Before(a.Expires) {
 		return fmt.Errorf("approve %s: %w: approval expired at %s", a.Job, ErrRefused, a.Expires.UTC().Format(time.RFC3339))
 	}
-	rec := store.Approval{Kind: a.Kind, Actor: a.Actor, SHA256: a.SHA256, Devices: got, Window: a.Window,
-		At: now, Expires: a.Expires.UTC(), Command: a.Command}
+	rec := store.Approval{Kind: a.Kind, Actor: a.Actor, SHA256: a.SHA256, Devices: got, Window: j.Window,
+		From: a.From.UTC(), Until: a.Until.UTC(), At: now, Expires: a.Expires.UTC(), Command: a.Command}
 	return d.st.Update(func(tx *store.Tx) error {
 		j, err := tx.Job(a.Job)
 		if err != nil {

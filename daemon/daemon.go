@@ -92,6 +92,7 @@ type Daemon struct {
 	health   *health
 	progress sync.Map // device id -> api.Progress while a transfer runs
 	blocked  sync.Map // device id -> why its pending step waits
+	commands chan rawCommand
 	workers  sync.WaitGroup
 
 	pollInterval time.Duration // interlock and soak probes
@@ -112,10 +113,11 @@ func New(d Deps) (*Daemon, error) {
 		cfg: d.Config, st: d.Store, src: d.Source, devs: d.Devices, ind: d.Indicator, buttons: d.Buttons,
 		broker: d.Broker, runners: d.Runners, version: d.Version, log: d.Log, now: d.Now,
 		windows: map[string]*Window{}, groups: map[string]config.Group{}, devCfg: map[string]config.Device{},
-		backups: filepath.Join(d.Config.Gateway.StateDir, "backups"),
-		wake:    make(chan struct{}, 1),
-		health:  newHealth(d.Now),
-		running: map[string]string{},
+		backups:  filepath.Join(d.Config.Gateway.StateDir, "backups"),
+		wake:     make(chan struct{}, 1),
+		health:   newHealth(d.Now),
+		running:  map[string]string{},
+		commands: make(chan rawCommand, 64),
 
 		pollInterval: 5 * time.Second,
 	}
@@ -161,6 +163,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return d.loop(ctx) })
 	g.Go(func() error { return d.buttonLoop(ctx) })
+	g.Go(func() error { return d.commandLoop(ctx) })
 	return g.Wait()
 }
 

@@ -42,6 +42,8 @@ type Approval struct {
 	SHA256  string    `json:"sha256"`
 	Devices []string  `json:"devices"`
 	Window  string    `json:"window"`
+	From    time.Time `json:"from,omitempty"` // the window occurrence approved, when given
+	Until   time.Time `json:"until,omitempty"`
 	At      time.Time `json:"at"`
 	Expires time.Time `json:"expires"`
 	Command string    `json:"command,omitempty"` // remote command id

@@ -97,3 +97,40 @@ func (t *Tx) SetFlag(name, value string) error {
 	}
 	return b.Put([]byte("flag/"+name), []byte(value))
 }
+
+var bucketCommands = []byte("commands")
+
+// SeenCommand records a remote command id until it expires and reports
+// whether it was already recorded: a replayed command is refused. Expired
+// ids are forgotten here too, so the table stays as small as the commands
+// still valid.
+func (t *Tx) SeenCommand(id string, expires, now time.Time) (bool, error) {
+	b, err := t.tx.CreateBucketIfNotExists(bucketCommands)
+	if err != nil {
+		return false, err
+	}
+	var old [][]byte
+	seen := false
+	err = b.ForEach(func(k, v []byte) error {
+		exp, err := time.Parse(time.RFC3339Nano, string(v))
+		if err == nil && exp.Before(now) {
+			old = append(old, append([]byte(nil), k...))
+		}
+		if string(k) == id {
+			seen = true
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	for _, k := range old {
+		if err := b.Delete(k); err != nil {
+			return false, err
+		}
+	}
+	if seen {
+		return true, nil
+	}
+	return false, b.Put([]byte(id), []byte(expires.UTC().Format(time.RFC3339Nano)))
+}

@@ -1,0 +1,179 @@
+package mqtt_test
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fieldgate/fieldgate/daemon/mqtt"
+	"github.com/google/go-cmp/cmp"
+)
+
+var (
+	testNow    = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	testSeed   = [32]byte{1, 2, 3}
+	testPriv   = ed25519.NewKeyFromSeed(testSeed[:])
+	otherSeed  = [32]byte{9}
+	otherPriv  = ed25519.NewKeyFromSeed(otherSeed[:])
+	testKeys   = map[string]ed25519.PublicKey{"ops-1": testPriv.Public().(ed25519.PublicKey)}
+	testSHA    = strings.Repeat("ab", 32)
+	testPrefix = "fieldgate/v1/site1/gw1"
+)
+
+func approve() mqtt.Command {
+	return mqtt.Command{ID: "c-1", Action: mqtt.ActionApprove, Gateway: testPrefix,
+		Expires: testNow.Add(time.Hour), Job: "job-7", SHA256: testSHA, Devices: []string{"plc1", "plc2"}}
+}
+
+func sign(t testing.TB, c mqtt.Command, key string, priv ed25519.PrivateKey) []byte {
+	t.Helper()
+	b, err := mqtt.SignCommand(c, key, priv)
+	if err != nil {
+		t.Fatalf("SignCommand(%+v): %v", c, err)
+	}
+	return b
+}
+
+// edit decodes a payload as a JSON map, lets f change it and encodes it again.
+func edit(t testing.TB, payload []byte, f func(map[string]any)) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(payload, &m); err != nil {
+		t.Fatal(err)
+	}
+	f(m)
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParseCommandAcceptsSigned(t *testing.T) {
+	window := mqtt.Window{Start: testNow.Add(2 * time.Hour), End: testNow.Add(4 * time.Hour)}
+	for _, c := range []mqtt.Command{
+		approve(),
+		{ID: "c-2", Action: mqtt.ActionCancel, Gateway: testPrefix, Expires: testNow.Add(time.Minute), Job: "job-7"},
+		{ID: "c-3", Action: mqtt.ActionDefer, Gateway: testPrefix, Expires: testNow.Add(time.Minute), Job: "job-7", Window: window},
+		{ID: "c-4", Action: mqtt.ActionUpdateNow, Gateway: testPrefix, Expires: testNow.Add(time.Minute), Devices: []string{"rtu-3"}},
+		{ID: "c-5", Action: mqtt.ActionRefresh, Gateway: testPrefix, Expires: testNow.Add(time.Minute)},
+		{ID: "c-6", Action: mqtt.ActionRollback, Gateway: testPrefix, Expires: testNow.Add(time.Minute), Devices: []string{"plc1"}},
+		{ID: "c-7", Action: mqtt.ActionStop, Gateway: testPrefix, Expires: testNow.Add(time.Minute)},
+	} {
+		t.Run(c.Action, func(t *testing.T) {
+			got, err := mqtt.ParseCommand(sign(t, c, "ops-1", testPriv), testKeys, testNow)
+			if err != nil {
+				t.Fatalf("ParseCommand(signed %s) = %v, want nil", c.Action, err)
+			}
+			c.Key = "ops-1"
+			if diff := cmp.Diff(c, got); diff != "" {
+				t.Errorf("ParseCommand(signed %s) (-want +got):\n%s", c.Action, diff)
+			}
+			cfg := mqtt.Config{Prefix: testPrefix}
+			if _, err := cfg.ParseCommand(sign(t, c, "ops-1", testPriv), testKeys, testNow); err != nil {
+				t.Errorf("Config.ParseCommand(own gateway) = %v, want nil", err)
+			}
+		})
+	}
+}
+
+func TestParseCommandRejects(t *testing.T) {
+	good := sign(t, approve(), "ops-1", testPriv)
+	tests := []struct {
+		name    string
+		payload []byte
+		now     time.Time
+		want    error
+	}{
+		{"oversized", append(good, make([]byte, mqtt.MaxCommandSize)...), testNow, mqtt.ErrCommandTooLarge},
+		{"not json", []byte("approve job-7 please"), testNow, mqtt.ErrCommandMalformed},
+		{"empty", nil, testNow, mqtt.ErrCommandMalformed},
+		{"trailing data", append(append([]byte(nil), good...), []byte(` {}`)...), testNow, mqtt.ErrCommandMalformed},
+		{"unknown field", edit(t, good, func(m map[string]any) { m["force"] = true }), testNow, mqtt.ErrCommandMalformed},
+		{"unknown action", edit(t, good, func(m map[string]any) { m["action"] = "format-disk" }), testNow, mqtt.ErrCommandMalformed},
+		{"missing sha256", edit(t, good, func(m map[string]any) { delete(m["args"].(map[string]any), "sha256") }), testNow, mqtt.ErrCommandMalformed},
+		{"arg not for action", edit(t, good, func(m map[string]any) { m["args"].(map[string]any)["window"] = "x" }), testNow, mqtt.ErrCommandMalformed},
+		{"bad id", edit(t, good, func(m map[string]any) { m["id"] = "a/b" }), testNow, mqtt.ErrCommandMalformed},
+		{"non-utc expiry", edit(t, good, func(m map[string]any) { m["expires"] = "2026-05-01T15:00:00+02:00" }), testNow, mqtt.ErrCommandMalformed},
+		{"unsigned", edit(t, good, func(m map[string]any) { delete(m, "sig") }), testNow, mqtt.ErrCommandUnsigned},
+		{"unknown key", sign(t, approve(), "ops-9", testPriv), testNow, mqtt.ErrUnknownKey},
+		{"wrong key", sign(t, approve(), "ops-1", otherPriv), testNow, mqtt.ErrBadSignature},
+		{"sig not base64", edit(t, good, func(m map[string]any) { m["sig"] = "!!" }), testNow, mqtt.ErrBadSignature},
+		{"tampered job", edit(t, good, func(m map[string]any) { m["args"].(map[string]any)["job"] = "job-8" }), testNow, mqtt.ErrBadSignature},
+		{"tampered devices", edit(t, good, func(m map[string]any) { m["args"].(map[string]any)["devices"] = []string{"plc1"} }), testNow, mqtt.ErrBadSignature},
+		{"tampered gateway", edit(t, good, func(m map[string]any) { m["gateway"] = "fieldgate/v1/site1/gw2" }), testNow, mqtt.ErrBadSignature},
+		{"expired", good, testNow.Add(time.Hour), mqtt.ErrCommandExpired},
+		{"too far ahead", good, testNow.Add(-mqtt.MaxCommandLifetime), mqtt.ErrCommandMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := mqtt.ParseCommand(tt.payload, testKeys, tt.now)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("ParseCommand(%s) = %v, want %v", tt.name, err, tt.want)
+			}
+			if r := mqtt.RejectReason(err); r == "invalid" {
+				t.Errorf("RejectReason(%v) = %q, want a specific reason", err, r)
+			}
+		})
+	}
+}
+
+func TestConfigParseCommandChecksGateway(t *testing.T) {
+	cfg := mqtt.Config{Prefix: "fieldgate/v1/site1/gw2"}
+	_, err := cfg.ParseCommand(sign(t, approve(), "ops-1", testPriv), testKeys, testNow)
+	if !errors.Is(err, mqtt.ErrWrongGateway) || mqtt.RejectReason(err) != "wrong-gateway" {
+		t.Errorf("Config.ParseCommand(command for gw1 on gw2) = %v, want %v", err, mqtt.ErrWrongGateway)
+	}
+}
+
+func TestCanonicalCommand(t *testing.T) {
+	c := approve()
+	c.Key = "ops-1"
+	want := "fieldgate-command-v1\nid=c-1\naction=approve\ngateway=fieldgate/v1/site1/gw1\nexpires=2026-05-01T13:00:00Z\n" +
+		"job=job-7\nsha256=" + testSHA + "\ndevices=plc1,plc2\nwindow=\nkey=ops-1\n"
+	if got := string(mqtt.CanonicalCommand(c)); got != want {
+		t.Errorf("CanonicalCommand(approve) = %q, want %q", got, want)
+	}
+}
+
+func TestSignCommandValidates(t *testing.T) {
+	c := approve()
+	c.SHA256 = "not-hex"
+	if _, err := mqtt.SignCommand(c, "ops-1", testPriv); !errors.Is(err, mqtt.ErrCommandMalformed) {
+		t.Errorf("SignCommand(bad sha256) = %v, want %v", err, mqtt.ErrCommandMalformed)
+	}
+}
+
+func FuzzParseCommand(f *testing.F) {
+	good, _ := mqtt.SignCommand(approve(), "ops-1", testPriv)
+	f.Add(good)
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"id":"x","action":"refresh","gateway":"g","expires":"2026-05-01T12:30:00Z","args":{},"key":"ops-1","sig":""}`))
+	f.Add([]byte(`{"id":"x","action":"defer","gateway":"g","expires":"2026-05-01T12:30:00Z","args":{"job":"j","window":"2026-05-01T12:30:00Z/2026-05-01T12:00:00Z"}}`))
+	f.Add([]byte(`[1,2,3]`))
+	f.Add([]byte("\xff\xfe"))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		c, err := mqtt.ParseCommand(payload, testKeys, testNow)
+		if err != nil {
+			if mqtt.RejectReason(err) == "invalid" {
+				t.Fatalf("ParseCommand error %v has no reason", err)
+			}
+			return
+		}
+		// Anything accepted must be signed by the known key over what was parsed,
+		// and re-signing it must give a command that parses to the same thing.
+		if c.Key != "ops-1" || !c.Expires.After(testNow) {
+			t.Fatalf("ParseCommand accepted %+v", c)
+		}
+		again, err := mqtt.ParseCommand(sign(t, c, c.Key, testPriv), testKeys, testNow)
+		if err != nil {
+			t.Fatalf("re-signed %+v: %v", c, err)
+		}
+		if diff := cmp.Diff(c, again); diff != "" {
+			t.Fatalf("re-signed command differs (-first +again):\n%s", diff)
+		}
+	})
+}
