@@ -1,0 +1,45 @@
+package ssh
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/fieldgate/fieldgate/devices"
+)
+
+func TestCheck(t *testing.T) {
+	const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl host"
+	valid := map[string]string{"host_key": key, "user": "fw", "key_file": "/etc/fieldgate/id", "install_command": "i", "version_command": "v"}
+	with := func(k, v string) map[string]string {
+		o := map[string]string{}
+		for a, b := range valid {
+			o[a] = b
+		}
+		if v == "" {
+			delete(o, k)
+		} else {
+			o[k] = v
+		}
+		return o
+	}
+	tests := []struct {
+		name    string
+		opts    map[string]string
+		wantErr string
+	}{
+		{"valid", valid, ""},
+		{"known_hosts line", with("host_key", "[10.0.0.9]:22 "+key), ""},
+		{"unknown key", with("password", "x"), `unknown ssh option "password"`},
+		{"missing host key", with("host_key", ""), "host_key is required"},
+		{"garbage host key", with("host_key", "not a key"), "neither an authorized_keys"},
+		{"relative remote_dir", with("remote_dir", "tmp"), "absolute"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Driver().Check(devices.Config{ID: "h", Protocol: "ssh", Address: "10.0.0.9:22", Options: tt.opts})
+			if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("Check() = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
