@@ -1,0 +1,316 @@
+// Command fieldgate-repo creates, signs and serves fieldgate TUF
+// repositories: init keys and roles, add firmware with fieldgate metadata,
+// commit (sign targets, snapshot, timestamp), refresh the timestamp from a
+// cron job, rotate keys, show status, and serve a repository for development.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fieldgate/fieldgate/tuf"
+	"github.com/fieldgate/fieldgate/tuf/publish"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "fieldgate-repo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd := newRootCmd(stdout, stderr)
+	cmd.SetArgs(args)
+	return cmd.ExecuteContext(ctx)
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "fieldgate-repo",
+		Short:         "Create, sign and serve fieldgate TUF repositories",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(initCmd(), addCmd(), removeCmd(), commitCmd(), timestampCmd(),
+		rotateCmd(), statusCmd(), serveCmd())
+	return root
+}
+
+func initCmd() *cobra.Command {
+	var (
+		rootKeys, keyType string
+		hashes            []string
+		expiry            map[string]string
+		threshold         map[string]int
+	)
+	c := &cobra.Command{
+		Use:   "init DIR",
+		Short: "Create a repository with new keys, root, empty targets, snapshot and timestamp",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts := publish.Options{RootKeysDir: rootKeys, KeyType: keyType, Hashes: hashes,
+				Threshold: threshold, Expiry: map[string]publish.Duration{}}
+			for role, s := range expiry {
+				d, err := time.ParseDuration(s)
+				if err != nil {
+					return fmt.Errorf("--expiry %s=%s: %w", role, s, err)
+				}
+				opts.Expiry[role] = publish.Duration(d)
+			}
+			r, err := publish.Init(args[0], opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "initialized repository in %s\ntrusted root for clients: %s\n", r.Dir(), r.RootPath())
+			return nil
+		},
+	}
+	c.Flags().StringVar(&rootKeys, "root-keys", "", "directory for the root keys (offline media); default DIR/keys/root")
+	c.Flags().StringVar(&keyType, "key-type", publish.KeyEd25519, "key type: ed25519 or ecdsa-p256")
+	c.Flags().StringSliceVar(&hashes, "hash", []string{"sha256"}, "hash algorithms listed for targets: sha256, sha512")
+	c.Flags().StringToStringVar(&expiry, "expiry", nil, "validity per role, e.g. root=8760h,targets=2160h,snapshot=168h,timestamp=24h")
+	c.Flags().StringToIntVar(&threshold, "threshold", nil, "signature threshold (= keys generated) per role, e.g. root=2")
+	return c
+}
+
+func addCmd() *cobra.Command {
+	var (
+		name string
+		meta tuf.Meta
+	)
+	c := &cobra.Command{
+		Use:   "add DIR FILE",
+		Short: "Stage FILE as a target with fieldgate metadata (commit publishes it)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if name == "" {
+				return errors.New("--name is required")
+			}
+			r, err := publish.Open(args[0])
+			if err != nil {
+				return err
+			}
+			if err := r.AddTarget(name, args[1], meta); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "staged %s (run commit to publish)\n", name)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&name, "name", "", "target name (path in the repository), e.g. acme-io16/fw-2.4.1.bin")
+	f.StringSliceVar(&meta.Hardware, "hardware", nil, "hardware id(s) the image is for (comma-separated or repeated)")
+	f.StringVar(&meta.Version, "version", "", "image version, e.g. 2.4.1")
+	f.Uint64Var(&meta.SecurityCounter, "security-counter", 0, "anti-rollback security counter")
+	f.StringVar(&meta.Protocol, "protocol", "", "transfer protocol family, e.g. xmodem, tftp, smp, sftp")
+	f.StringVar(&meta.Severity, "severity", "", "none, low, medium, high or critical")
+	f.StringSliceVar(&meta.Advisories, "advisory", nil, "advisory fixed (repeatable), e.g. CVE-2026-1234")
+	f.BoolVar(&meta.RequiresReboot, "requires-reboot", false, "activation reboots the device")
+	f.StringVar(&meta.Notes, "notes", "", "release notes (short)")
+	return c
+}
+
+func removeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove DIR NAME",
+		Short: "Stage the removal of a target (commit publishes it)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := publish.Open(args[0])
+			if err != nil {
+				return err
+			}
+			return r.Remove(args[1])
+		},
+	}
+}
+
+func commitCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "commit DIR",
+		Aliases: []string{"sign"},
+		Short:   "Sign and publish staged targets, a new snapshot and timestamp",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := publish.Open(args[0])
+			if err != nil {
+				return err
+			}
+			if err := r.Commit(); err != nil {
+				return err
+			}
+			return printStatus(cmd.OutOrStdout(), r.Status())
+		},
+	}
+}
+
+func timestampCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "timestamp DIR",
+		Short: "Re-sign the timestamp only (for a cron job with the online timestamp key)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := publish.Open(args[0])
+			if err != nil {
+				return err
+			}
+			return r.Timestamp()
+		},
+	}
+}
+
+func rotateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rotate DIR ROLE",
+		Short: "Replace the keys of ROLE (root, targets, snapshot, timestamp); writes root N+1",
+		Long: "rotate replaces every key of ROLE and publishes root version N+1, signed by the\n" +
+			"old and new root keys. For other roles, run commit afterwards to re-sign them.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := publish.Open(args[0])
+			if err != nil {
+				return err
+			}
+			if err := r.Rotate(args[1]); err != nil {
+				return err
+			}
+			if args[1] != "root" {
+				if err := r.Commit(); err != nil {
+					return err
+				}
+			}
+			return printStatus(cmd.OutOrStdout(), r.Status())
+		},
+	}
+}
+
+func statusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status DIR",
+		Short: "Show role versions, expiries, targets and warnings",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := publish.Open(args[0])
+			if err != nil {
+				return err
+			}
+			return printStatus(cmd.OutOrStdout(), r.Status())
+		},
+	}
+}
+
+func printStatus(w io.Writer, s publish.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLE\tVERSION\tEXPIRES\tKEYS\tTHRESHOLD")
+	for _, r := range s.Roles {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d (%d here)\t%d\n", r.Role, r.Version, r.Expires.Format(time.RFC3339), r.Keys, r.KeysHere, r.Threshold)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "targets (%d):\n", len(s.Targets))
+	for _, t := range s.Targets {
+		fmt.Fprintf(w, "  %s\n", t)
+	}
+	for _, t := range s.Added {
+		fmt.Fprintf(w, "  staged: + %s\n", t)
+	}
+	for _, t := range s.Removed {
+		fmt.Fprintf(w, "  staged: - %s\n", t)
+	}
+	for _, m := range s.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", m)
+	}
+	return nil
+}
+
+func serveCmd() *cobra.Command {
+	var listen string
+	c := &cobra.Command{
+		Use:   "serve DIR",
+		Short: "Serve DIR/repository over HTTP for development (…/metadata, …/targets)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := publish.Open(args[0])
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			return serve(cmd.Context(), listen, r.Handler(), cmd.OutOrStdout(), log)
+		},
+	}
+	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")
+	return c
+}
+
+// serve runs an HTTP server until ctx is cancelled, then shuts down
+// gracefully. Cancellation is not an error.
+func serve(ctx context.Context, addr string, h http.Handler, stdout io.Writer, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           logRequests(h, log),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "serving on %s\n  metadata: %s/metadata\n  targets:  %s/targets\n", base, base, base)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("serve: shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func logRequests(h http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.code,
+			"range", strings.TrimSpace(r.Header.Get("Range")))
+	})
+}

@@ -1,0 +1,267 @@
+package tuf
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/config"
+	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+)
+
+// DefaultHTTPTimeout is used when Config.HTTPTimeout is zero.
+const DefaultHTTPTimeout = 30 * time.Second
+
+// Config configures a Client. MetadataURL, MetadataDir, BlobDir and (for a
+// first run) TrustedRoot are required.
+type Config struct {
+	MetadataURL string        // base URL of the metadata (…/metadata); http, https or file
+	TargetsURL  string        // base URL of targets (…/targets)
+	MetadataDir string        // trusted metadata cache + last-known-good copies + time floor
+	BlobDir     string        // content-addressed store: BlobDir/sha256/<hex>
+	TrustedRoot string        // path of the shipped root.json, used when MetadataDir has none
+	HTTPTimeout time.Duration // metadata: per request; targets: per read (idle); 0 = DefaultHTTPTimeout
+	BuildTime   time.Time     // lower bound for the time floor
+
+	// TimestampValidity, if set, is the longest validity the repository ever
+	// gives a timestamp. After a refresh the floor is raised to the
+	// timestamp's expiry minus this, a time the repository vouches has passed.
+	// Zero disables it.
+	TimestampValidity time.Duration
+	// RefTime, if set, is used as the reference time instead of the system
+	// clock; the floor is then neither checked nor raised. For conformance
+	// testing (--ref-time) and offline diagnosis only.
+	RefTime time.Time
+	// Now replaces time.Now (tests). Nil means time.Now.
+	Now func() time.Time
+}
+
+// Client refreshes TUF metadata and fetches verified targets. See the package
+// doc for what is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	log  *slog.Logger
+	http *http.Client
+	now  func() time.Time
+
+	refreshMu sync.Mutex
+
+	mu         sync.Mutex
+	consistent bool                     // root's consistent_snapshot, from the last refresh
+	inflight   map[string]chan struct{} // blob path -> released when its Fetch ends
+}
+
+// New validates cfg, creates the directories and returns a Client. It does no
+// network I/O.
+func New(cfg Config, log *slog.Logger) (*Client, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case cfg.MetadataURL == "":
+		return nil, errors.New("tuf client: MetadataURL is required")
+	case cfg.MetadataDir == "":
+		return nil, errors.New("tuf client: MetadataDir is required")
+	case cfg.BlobDir == "":
+		return nil, errors.New("tuf client: BlobDir is required")
+	}
+	if cfg.HTTPTimeout <= 0 {
+		cfg.HTTPTimeout = DefaultHTTPTimeout
+	}
+	if err := os.MkdirAll(cfg.MetadataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("tuf client: %w", err)
+	}
+	c := &Client{cfg: cfg, log: log, http: newHTTPClient(), now: cfg.Now, inflight: map[string]chan struct{}{}}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	root, _, err := c.rootCandidates()
+	if err != nil {
+		return nil, fmt.Errorf("tuf client: %w", err)
+	}
+	if m, err := metadata.Root().FromBytes(root[0]); err == nil {
+		c.consistent = m.Signed.ConsistentSnapshot
+	}
+	return c, nil
+}
+
+// Snapshot is the verified state of the repository after one refresh.
+type Snapshot struct {
+	Targets  []Target         // sorted by name
+	Expires  time.Time        // earliest expiry among root/timestamp/snapshot/targets
+	Versions map[string]int64 // role -> version
+	RefTime  time.Time        // trusted time used for the expiry checks
+}
+
+// Target is one verified target file.
+type Target struct {
+	Name    string
+	Length  int64
+	Hashes  map[string]string // algorithm -> lower-case hex (sha256, sha512)
+	Meta    Meta              // parsed fieldgate custom metadata
+	MetaErr error             // non-nil: target unusable (custom metadata or hashes); says why
+}
+
+// SHA256 returns the target's sha256 in hex, or "" if it lists none.
+func (t Target) SHA256() string { return t.Hashes["sha256"] }
+
+// rootCandidates returns the roots to start from, best first: the cached
+// root.json, its last-known-good copy, the shipped root.
+func (c *Client) rootCandidates() ([][]byte, []string, error) {
+	var (
+		roots [][]byte
+		names []string
+	)
+	for _, p := range []string{
+		filepath.Join(c.cfg.MetadataDir, "root.json"),
+		filepath.Join(c.cfg.MetadataDir, lkgDir, "root.json"),
+		c.cfg.TrustedRoot,
+	} {
+		if p == "" {
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err != nil || checkMetadataFile(metadata.ROOT, data) != nil {
+			continue
+		}
+		roots = append(roots, data)
+		names = append(names, p)
+	}
+	if len(roots) == 0 {
+		return nil, nil, fmt.Errorf("no usable trusted root (cache %s, shipped %q)", c.cfg.MetadataDir, c.cfg.TrustedRoot)
+	}
+	return roots, names, nil
+}
+
+// Refresh runs one TUF refresh with a fresh go-tuf Updater, using the trusted
+// time, and returns every verified top-level target. It returns an error
+// wrapping ErrClockUnsynced while the clock is below the time floor. Cached
+// metadata files that are corrupt are restored from their last-known-good
+// copy first. A panic inside go-tuf is returned as an error.
+func (c *Client) Refresh(ctx context.Context) (snap *Snapshot, err error) {
+	_, snap, err = c.refresh(ctx)
+	return snap, err
+}
+
+// refresh is Refresh, also returning the Updater for target lookups through
+// delegations (the conformance command line).
+func (c *Client) refresh(ctx context.Context) (up *updater.Updater, snap *Snapshot, err error) {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			up, snap, err = nil, nil, fmt.Errorf("tuf refresh: panic in metadata verification: %v", r)
+		}
+	}()
+	ref, err := c.refTime()
+	if err != nil {
+		return nil, nil, fmt.Errorf("tuf refresh: %w", err)
+	}
+	repairCache(c.cfg.MetadataDir, c.log)
+	up, err = c.newUpdater(ctx, ref)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tuf refresh: %w", err)
+	}
+	if err := up.Refresh(); err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("tuf refresh: %w", errors.Join(ctx.Err(), err))
+		}
+		return nil, nil, fmt.Errorf("tuf refresh: %w", err)
+	}
+	trusted := up.GetTrustedMetadataSet()
+	snap = &Snapshot{
+		RefTime: ref,
+		Versions: map[string]int64{
+			metadata.ROOT:      trusted.Root.Signed.Version,
+			metadata.TIMESTAMP: trusted.Timestamp.Signed.Version,
+			metadata.SNAPSHOT:  trusted.Snapshot.Signed.Version,
+		},
+	}
+	top := trusted.Targets[metadata.TARGETS]
+	snap.Versions[metadata.TARGETS] = top.Signed.Version
+	snap.Expires = slices.MinFunc([]time.Time{
+		trusted.Root.Signed.Expires, trusted.Timestamp.Signed.Expires,
+		trusted.Snapshot.Signed.Expires, top.Signed.Expires,
+	}, time.Time.Compare)
+	if d := top.Signed.Delegations; d != nil && (len(d.Roles) > 0 || d.SuccinctRoles != nil) {
+		c.log.Warn("tuf refresh: delegated roles are not listed yet; only top-level targets are used")
+	}
+	for name, tf := range up.GetTopLevelTargets() {
+		snap.Targets = append(snap.Targets, newTarget(name, tf))
+	}
+	slices.SortFunc(snap.Targets, func(a, b Target) int { return strings.Compare(a.Name, b.Name) })
+
+	c.mu.Lock()
+	c.consistent = trusted.Root.Signed.ConsistentSnapshot
+	c.mu.Unlock()
+
+	if err := saveCache(c.cfg.MetadataDir, []string{metadata.ROOT, metadata.TIMESTAMP, metadata.SNAPSHOT, metadata.TARGETS}); err != nil {
+		return nil, nil, fmt.Errorf("tuf refresh: %w", err)
+	}
+	floor := ref
+	if v := c.cfg.TimestampValidity; v > 0 {
+		if t := trusted.Timestamp.Signed.Expires.Add(-v); t.After(floor) && t.Before(snap.Expires) {
+			floor = t
+		}
+	}
+	if err := c.raiseFloor(floor); err != nil {
+		return nil, nil, fmt.Errorf("tuf refresh: %w", err)
+	}
+	c.log.Debug("tuf refresh done", "targets", len(snap.Targets), "expires", snap.Expires, "versions", snap.Versions)
+	return up, snap, nil
+}
+
+// newUpdater builds a go-tuf Updater from the best usable root.
+func (c *Client) newUpdater(ctx context.Context, ref time.Time) (*updater.Updater, error) {
+	roots, names, err := c.rootCandidates()
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for i, root := range roots {
+		cfg, err := config.New(c.cfg.MetadataURL, root)
+		if err != nil {
+			return nil, err
+		}
+		cfg.LocalMetadataDir = c.cfg.MetadataDir
+		cfg.LocalTargetsDir = c.cfg.MetadataDir // unused: targets go through Fetch
+		cfg.RemoteTargetsURL = c.cfg.TargetsURL
+		cfg.Fetcher = &httpFetcher{ctx: ctx, client: c.http, timeout: c.cfg.HTTPTimeout}
+		up, err := updater.New(cfg)
+		if err != nil {
+			c.log.Warn("tuf refresh: trusted root unusable, trying the next one", "root", names[i], "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", names[i], err))
+			continue
+		}
+		up.UnsafeSetRefTime(ref)
+		return up, nil
+	}
+	return nil, fmt.Errorf("no usable trusted root: %w", errors.Join(errs...))
+}
+
+func newTarget(name string, tf *metadata.TargetFiles) Target {
+	t := Target{Name: name, Length: tf.Length, Hashes: map[string]string{}}
+	for alg, h := range tf.Hashes {
+		t.Hashes[alg] = hex.EncodeToString(h)
+	}
+	if err := checkHashes(t); err != nil {
+		t.MetaErr = err
+		return t
+	}
+	var custom []byte
+	if tf.Custom != nil {
+		custom = *tf.Custom
+	}
+	t.Meta, t.MetaErr = ParseCustom(custom)
+	return t
+}

@@ -1,0 +1,39 @@
+// Package tuf is fieldgate's verified source of updates.
+//
+// It refreshes TUF metadata with go-tuf (root → timestamp → snapshot →
+// targets, a fresh Updater per cycle, started from the cached root), lists the
+// verified targets with their fieldgate custom metadata, selects the target a
+// device should get, and streams a target into a content-addressed blob store
+// while checking its exact length and every listed hash.
+//
+// go-tuf is used for metadata only: its DownloadTarget holds a whole target in
+// memory, so targets go through Client.Fetch, which uses constant memory
+// whatever the target size, resumes interrupted downloads with HTTP Range and
+// never downloads a valid blob twice.
+//
+// # Time
+//
+// TUF's freeze protection depends on the clock. The Client keeps a persisted
+// time floor: the newest trusted time it has seen (the build time, the
+// reference time of every successful refresh and, when configured, times
+// derived from signed expiry dates). While the system clock is below the floor,
+// Refresh refuses to run and returns ErrClockUnsynced; the reference time passed
+// to go-tuf is the system time only once it is at or above the floor. Because a
+// refresh succeeds only if every role is unexpired at the reference time, the
+// floor never moves past the earliest expiry the repository signed, so a clock
+// that briefly ran ahead cannot lock the gateway out for longer than that.
+//
+// # Custom metadata
+//
+// Each target carries, in its TUF "custom" field, an object under the key
+// "fieldgate" (see Meta for the fields). Meta is parsed strictly: unknown keys,
+// wrong types, out-of-range values and oversized fields make that one target
+// unusable (Target.MetaErr says why) while the others keep working.
+//
+// # Concurrency
+//
+// A Client is safe for concurrent use: Refresh calls are serialized, and Fetch
+// may run concurrently for different targets (Fetches of the same blob are
+// serialized). Each Refresh builds its own go-tuf Updater, which is never
+// shared.
+package tuf

@@ -1,0 +1,23 @@
+// Package publish builds and signs fieldgate TUF repositories: the library
+// behind fieldgate-repo and the test fixtures of tuftest.
+//
+// A repository directory holds:
+//
+//	DIR/fieldgate-repo.json          options (expiries, hashes, key type, root key directory)
+//	DIR/keys/<role>/<keyid>.pem      private keys (PKCS #8 PEM, mode 0600); root keys may live
+//	                                 in a separate directory (Options.RootKeysDir), e.g. offline media
+//	DIR/keys/retired/                keys replaced by a rotation
+//	DIR/staged/targets.json          unsigned working copy of the targets role (add/remove)
+//	DIR/repository/metadata/         what clients read: every N.root.json (kept forever) and
+//	                                 root.json (latest), V.targets.json, V.snapshot.json,
+//	                                 timestamp.json
+//	DIR/repository/targets/          target files, each stored under every hash it lists as
+//	                                 dir/HEX.name (consistent snapshots)
+//
+// Serve DIR/repository (Repo.Handler does, with 404 for anything missing);
+// clients use …/metadata and …/targets as base URLs and 1.root.json as their
+// shipped trusted root.
+//
+// A Repo is not safe for concurrent use, and two processes must not modify
+// the same directory at once.
+package publish

@@ -1,0 +1,686 @@
+package publish
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fieldgate/fieldgate/tuf"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// Default validity of each role's metadata.
+const (
+	DefaultRootExpiry      = 365 * 24 * time.Hour
+	DefaultTargetsExpiry   = 90 * 24 * time.Hour
+	DefaultSnapshotExpiry  = 7 * 24 * time.Hour
+	DefaultTimestampExpiry = 24 * time.Hour
+)
+
+// Options configure a new repository. Zero fields take defaults. They are
+// stored in DIR/fieldgate-repo.json and apply to later commits too.
+type Options struct {
+	// RootKeysDir holds the root keys, kept apart so that they can live on
+	// offline media; default DIR/keys/root. Stored as given.
+	RootKeysDir string `json:"root_keys_dir,omitempty"`
+	// KeyType is KeyEd25519 (default) or KeyECDSAP256.
+	KeyType string `json:"key_type,omitempty"`
+	// Threshold per role (keys generated per role); default 1.
+	Threshold map[string]int `json:"threshold,omitempty"`
+	// Expiry per role ("root", "targets", "snapshot", "timestamp").
+	Expiry map[string]Duration `json:"expiry,omitempty"`
+	// Hashes listed for targets: "sha256" (default) and/or "sha512".
+	Hashes []string `json:"hashes,omitempty"`
+
+	// Now replaces time.Now (tests); not stored.
+	Now func() time.Time `json:"-"`
+}
+
+// Duration is a time.Duration that reads and writes JSON as "720h0m0s".
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+var topRoles = []string{metadata.ROOT, metadata.TARGETS, metadata.SNAPSHOT, metadata.TIMESTAMP}
+
+func (o *Options) fill() error {
+	if o.KeyType == "" {
+		o.KeyType = KeyEd25519
+	}
+	if _, err := generateKeyCheck(o.KeyType); err != nil {
+		return err
+	}
+	if o.Threshold == nil {
+		o.Threshold = map[string]int{}
+	}
+	if o.Expiry == nil {
+		o.Expiry = map[string]Duration{}
+	}
+	defaults := map[string]time.Duration{
+		metadata.ROOT: DefaultRootExpiry, metadata.TARGETS: DefaultTargetsExpiry,
+		metadata.SNAPSHOT: DefaultSnapshotExpiry, metadata.TIMESTAMP: DefaultTimestampExpiry,
+	}
+	for _, r := range topRoles {
+		if o.Threshold[r] == 0 {
+			o.Threshold[r] = 1
+		}
+		if o.Threshold[r] < 1 || o.Threshold[r] > 16 {
+			return fmt.Errorf("threshold of %s: %d, want 1..16", r, o.Threshold[r])
+		}
+		if o.Expiry[r] == 0 {
+			o.Expiry[r] = Duration(defaults[r])
+		}
+		if o.Expiry[r] < 0 {
+			return fmt.Errorf("expiry of %s is negative", r)
+		}
+	}
+	for k := range o.Threshold {
+		if !slices.Contains(topRoles, k) {
+			return fmt.Errorf("threshold: unknown role %q", k)
+		}
+	}
+	for k := range o.Expiry {
+		if !slices.Contains(topRoles, k) {
+			return fmt.Errorf("expiry: unknown role %q", k)
+		}
+	}
+	if len(o.Hashes) == 0 {
+		o.Hashes = []string{"sha256"}
+	}
+	for _, h := range o.Hashes {
+		if h != "sha256" && h != "sha512" {
+			return fmt.Errorf("hash %q: want sha256 or sha512", h)
+		}
+	}
+	return nil
+}
+
+func generateKeyCheck(keyType string) (bool, error) {
+	switch keyType {
+	case KeyEd25519, KeyECDSAP256:
+		return true, nil
+	}
+	return false, fmt.Errorf("key type %q: want %s or %s", keyType, KeyEd25519, KeyECDSAP256)
+}
+
+// Repo is a repository on disk with its current metadata in memory.
+type Repo struct {
+	dir  string
+	opts Options
+	now  func() time.Time
+
+	root      *metadata.Metadata[metadata.RootType]
+	targets   *metadata.Metadata[metadata.TargetsType] // published
+	snapshot  *metadata.Metadata[metadata.SnapshotType]
+	timestamp *metadata.Metadata[metadata.TimestampType]
+	staged    *metadata.Metadata[metadata.TargetsType] // working copy
+
+	keys   map[string][]*privateKey // role -> private keys available
+	resign map[string]bool          // roles whose keys changed
+}
+
+const optionsFile = "fieldgate-repo.json"
+
+// Dir returns the repository's directory.
+func (r *Repo) Dir() string { return r.dir }
+
+// MetadataDir returns DIR/repository/metadata.
+func (r *Repo) MetadataDir() string { return filepath.Join(r.dir, "repository", "metadata") }
+
+// TargetsDir returns DIR/repository/targets.
+func (r *Repo) TargetsDir() string { return filepath.Join(r.dir, "repository", "targets") }
+
+// RootPath returns the path of 1.root.json, the root clients ship with.
+func (r *Repo) RootPath() string { return filepath.Join(r.MetadataDir(), "1.root.json") }
+
+func (r *Repo) keyDir(role string) string {
+	if role == metadata.ROOT && r.opts.RootKeysDir != "" {
+		return r.opts.RootKeysDir
+	}
+	return filepath.Join(r.dir, "keys", role)
+}
+
+func (r *Repo) expires(role string) time.Time {
+	return r.now().UTC().Add(time.Duration(r.opts.Expiry[role])).Truncate(time.Second)
+}
+
+// Init creates a new signed repository in dir (which must not hold one):
+// keys for every role, root version 1 with consistent snapshots, an empty
+// targets role, snapshot and timestamp.
+func Init(dir string, opts Options) (*Repo, error) {
+	if err := opts.fill(); err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, optionsFile)); err == nil {
+		return nil, fmt.Errorf("init %s: a repository already exists there", dir)
+	}
+	r := &Repo{dir: dir, opts: opts, now: opts.Now, keys: map[string][]*privateKey{}, resign: map[string]bool{}}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	for _, d := range []string{r.MetadataDir(), r.TargetsDir(), filepath.Join(dir, "staged")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("init %s: %w", dir, err)
+		}
+	}
+	r.root = metadata.Root(r.expires(metadata.ROOT))
+	r.root.Signed.ConsistentSnapshot = true
+	for _, role := range topRoles {
+		for range opts.Threshold[role] {
+			if _, err := r.newKey(role); err != nil {
+				return nil, fmt.Errorf("init %s: %w", dir, err)
+			}
+		}
+		r.root.Signed.Roles[role].Threshold = opts.Threshold[role]
+	}
+	r.targets = metadata.Targets(r.expires(metadata.TARGETS))
+	r.snapshot = metadata.Snapshot(r.expires(metadata.SNAPSHOT))
+	r.timestamp = metadata.Timestamp(r.expires(metadata.TIMESTAMP))
+	if err := r.signRoot(nil); err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+	if err := r.writeTargets(); err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+	if err := r.writeSnapshotTimestamp(false); err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+	stored := opts
+	data, _ := json.MarshalIndent(stored, "", "  ")
+	if err := writeFileAtomic(filepath.Join(dir, optionsFile), append(data, '\n'), 0o644); err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+	r.staged = cloneTargets(r.targets)
+	if err := r.saveStaged(); err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+	return r, nil
+}
+
+// newKey generates a key for role, saves it and adds it to root (unsigned).
+func (r *Repo) newKey(role string) (*privateKey, error) {
+	priv, err := generateKey(r.opts.KeyType)
+	if err != nil {
+		return nil, err
+	}
+	k, err := newPrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	if err := saveKey(r.keyDir(role), k); err != nil {
+		return nil, fmt.Errorf("save %s key: %w", role, err)
+	}
+	if err := r.root.Signed.AddKey(k.public, role); err != nil {
+		return nil, err
+	}
+	r.keys[role] = append(r.keys[role], k)
+	return k, nil
+}
+
+// Open loads the repository in dir. now may be nil (time.Now).
+func Open(dir string) (*Repo, error) { return OpenWithClock(dir, nil) }
+
+// OpenWithClock is Open with a replacement for time.Now (tests).
+func OpenWithClock(dir string, now func() time.Time) (*Repo, error) {
+	data, err := os.ReadFile(filepath.Join(dir, optionsFile))
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+	}
+	var opts Options
+	if err := json.Unmarshal(data, &opts); err != nil {
+		return nil, fmt.Errorf("open repository %s: %s: %w", dir, optionsFile, err)
+	}
+	if err := opts.fill(); err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+	}
+	r := &Repo{dir: dir, opts: opts, now: now, keys: map[string][]*privateKey{}, resign: map[string]bool{}}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if err := r.load(); err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+	}
+	return r, nil
+}
+
+func (r *Repo) load() error {
+	md := r.MetadataDir()
+	n, err := latestRootVersion(md)
+	if err != nil {
+		return err
+	}
+	if r.root, err = metadata.Root().FromFile(filepath.Join(md, fmt.Sprintf("%d.root.json", n))); err != nil {
+		return err
+	}
+	if r.timestamp, err = metadata.Timestamp().FromFile(filepath.Join(md, "timestamp.json")); err != nil {
+		return err
+	}
+	sv := r.timestamp.Signed.Meta["snapshot.json"].Version
+	if r.snapshot, err = metadata.Snapshot().FromFile(filepath.Join(md, fmt.Sprintf("%d.snapshot.json", sv))); err != nil {
+		return err
+	}
+	tv := r.snapshot.Signed.Meta["targets.json"].Version
+	if r.targets, err = metadata.Targets().FromFile(filepath.Join(md, fmt.Sprintf("%d.targets.json", tv))); err != nil {
+		return err
+	}
+	if r.staged, err = metadata.Targets().FromFile(filepath.Join(r.dir, "staged", "targets.json")); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		r.staged = cloneTargets(r.targets)
+	}
+	for _, role := range topRoles {
+		keys, err := loadKeys(r.keyDir(role))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		r.keys[role] = keys
+	}
+	return nil
+}
+
+func latestRootVersion(dir string) (int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var best int64
+	for _, e := range entries {
+		v, ok := strings.CutSuffix(e.Name(), ".root.json")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > best {
+			best = n
+		}
+	}
+	if best == 0 {
+		return 0, errors.New("no N.root.json in " + dir)
+	}
+	return best, nil
+}
+
+func cloneTargets(t *metadata.Metadata[metadata.TargetsType]) *metadata.Metadata[metadata.TargetsType] {
+	data, err := t.ToBytes(false)
+	if err != nil {
+		panic(err) // metadata built by this package always marshals
+	}
+	c, err := metadata.Targets().FromBytes(data)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+func (r *Repo) saveStaged() error {
+	r.staged.ClearSignatures()
+	data, err := r.staged.ToBytes(true)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(r.dir, "staged", "targets.json"), data, 0o644)
+}
+
+// signRoot signs the current root with the root keys it lists plus extra
+// (the previous root's keys during a rotation) and writes N.root.json and
+// root.json.
+func (r *Repo) signRoot(extra []*privateKey) error {
+	role := r.root.Signed.Roles[metadata.ROOT]
+	keys := append(slices.Clone(r.keys[metadata.ROOT]), extra...)
+	allowed := slices.Clone(role.KeyIDs)
+	for _, k := range extra {
+		allowed = append(allowed, k.id)
+	}
+	if err := signWith(r.root, metadata.ROOT, keys, allowed, role.Threshold); err != nil {
+		return err
+	}
+	data, err := r.root.ToBytes(true)
+	if err != nil {
+		return err
+	}
+	md := r.MetadataDir()
+	if err := writeFileAtomic(filepath.Join(md, fmt.Sprintf("%d.root.json", r.root.Signed.Version)), data, 0o644); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(md, "root.json"), data, 0o644)
+}
+
+func (r *Repo) signRole(role string, sign func([]*privateKey, []string, int) error) error {
+	rr := r.root.Signed.Roles[role]
+	return sign(r.keys[role], rr.KeyIDs, rr.Threshold)
+}
+
+func (r *Repo) writeTargets() error {
+	err := r.signRole(metadata.TARGETS, func(k []*privateKey, ids []string, th int) error {
+		return signWith(r.targets, metadata.TARGETS, k, ids, th)
+	})
+	if err != nil {
+		return err
+	}
+	data, err := r.targets.ToBytes(true)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(r.MetadataDir(), fmt.Sprintf("%d.targets.json", r.targets.Signed.Version)), data, 0o644)
+}
+
+// writeSnapshotTimestamp signs a snapshot (new version if bump) listing the
+// current targets, and a new timestamp listing it.
+func (r *Repo) writeSnapshotTimestamp(bump bool) error {
+	if bump {
+		r.snapshot.Signed.Version++
+		r.snapshot.Signed.Expires = r.expires(metadata.SNAPSHOT)
+	}
+	r.snapshot.Signed.Meta["targets.json"] = metadata.MetaFile(r.targets.Signed.Version)
+	err := r.signRole(metadata.SNAPSHOT, func(k []*privateKey, ids []string, th int) error {
+		return signWith(r.snapshot, metadata.SNAPSHOT, k, ids, th)
+	})
+	if err != nil {
+		return err
+	}
+	data, err := r.snapshot.ToBytes(true)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(r.MetadataDir(), fmt.Sprintf("%d.snapshot.json", r.snapshot.Signed.Version)), data, 0o644); err != nil {
+		return err
+	}
+	if bump {
+		r.timestamp.Signed.Version++
+		r.timestamp.Signed.Expires = r.expires(metadata.TIMESTAMP)
+	}
+	sum := sha256.Sum256(data)
+	mf := metadata.MetaFile(r.snapshot.Signed.Version)
+	mf.Length = int64(len(data))
+	mf.Hashes = metadata.Hashes{"sha256": sum[:]}
+	r.timestamp.Signed.Meta["snapshot.json"] = mf
+	return r.writeTimestamp()
+}
+
+func (r *Repo) writeTimestamp() error {
+	err := r.signRole(metadata.TIMESTAMP, func(k []*privateKey, ids []string, th int) error {
+		return signWith(r.timestamp, metadata.TIMESTAMP, k, ids, th)
+	})
+	if err != nil {
+		return err
+	}
+	data, err := r.timestamp.ToBytes(true)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(r.MetadataDir(), "timestamp.json"), data, 0o644)
+}
+
+// CheckTargetName rejects target names that are not clean relative paths.
+func CheckTargetName(name string) error {
+	if name == "" || len(name) > 255 {
+		return fmt.Errorf("target name %q: want 1..255 bytes", name)
+	}
+	if strings.HasPrefix(name, "/") || path.Clean(name) != name || strings.HasPrefix(name, "../") || name == ".." || name == "." {
+		return fmt.Errorf("target name %q: want a clean relative path", name)
+	}
+	for _, r := range name {
+		if r <= ' ' || r > '~' || strings.ContainsRune(`\?#%"`, r) {
+			return fmt.Errorf("target name %q: character %q not allowed", name, r)
+		}
+	}
+	return nil
+}
+
+// AddTarget stages target name with the contents of srcFile and the given
+// fieldgate metadata: the file is hashed while it is copied into the
+// repository (stored under each hash prefix), and listed in the staged
+// targets role. Commit publishes it. Adding an existing name replaces it.
+func (r *Repo) AddTarget(name, srcFile string, meta tuf.Meta) error {
+	if err := CheckTargetName(name); err != nil {
+		return fmt.Errorf("add %s: %w", name, err)
+	}
+	custom, err := tuf.MarshalCustom(meta)
+	if err != nil {
+		return fmt.Errorf("add %s: %w", name, err)
+	}
+	tf, err := r.storeTarget(name, srcFile)
+	if err != nil {
+		return fmt.Errorf("add %s: %w", name, err)
+	}
+	raw := json.RawMessage(custom)
+	tf.Custom = &raw
+	r.staged.Signed.Targets[name] = tf
+	if err := r.saveStaged(); err != nil {
+		return fmt.Errorf("add %s: %w", name, err)
+	}
+	return nil
+}
+
+// AddTargetBytes is AddTarget for data in memory (tests, small files).
+func (r *Repo) AddTargetBytes(name string, data []byte, meta tuf.Meta) error {
+	f, err := os.CreateTemp(r.dir, ".add-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return r.AddTarget(name, f.Name(), meta)
+}
+
+// storeTarget copies src into the targets directory, hashing as it goes, and
+// links it under every hash prefix.
+func (r *Repo) storeTarget(name, src string) (*metadata.TargetFiles, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	dir := filepath.Join(r.TargetsDir(), filepath.FromSlash(path.Dir(name)))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	hs := map[string]hash.Hash{}
+	ws := []io.Writer{tmp}
+	for _, alg := range r.opts.Hashes {
+		h := sha256.New()
+		if alg == "sha512" {
+			h = sha512.New()
+		}
+		hs[alg] = h
+		ws = append(ws, h)
+	}
+	n, err := io.CopyBuffer(io.MultiWriter(ws...), in, make([]byte, 1<<20))
+	if err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	tf := metadata.TargetFile()
+	tf.Length = n
+	base := path.Base(name)
+	for _, alg := range r.opts.Hashes {
+		sum := hs[alg].Sum(nil)
+		tf.Hashes[alg] = sum
+		dst := filepath.Join(dir, hex.EncodeToString(sum)+"."+base)
+		os.Remove(dst)
+		if err := os.Link(tmp.Name(), dst); err != nil {
+			return nil, err
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, err
+	}
+	return tf, nil
+}
+
+// Remove unstages target name; Commit publishes the removal. The files stay
+// for clients still on an older snapshot.
+func (r *Repo) Remove(name string) error {
+	if _, ok := r.staged.Signed.Targets[name]; !ok {
+		return fmt.Errorf("remove %s: no such target", name)
+	}
+	delete(r.staged.Signed.Targets, name)
+	if err := r.saveStaged(); err != nil {
+		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	return nil
+}
+
+// Pending reports whether the staged targets differ from the published ones.
+func (r *Repo) Pending() bool {
+	a, _ := json.Marshal(r.staged.Signed.Targets)
+	b, _ := json.Marshal(r.targets.Signed.Targets)
+	return !bytes.Equal(a, b) || r.resign[metadata.TARGETS]
+}
+
+// Commit publishes the staged targets: a new targets version if anything
+// changed (or its keys changed, or less than half its validity is left), then
+// a new snapshot and timestamp.
+func (r *Repo) Commit() error {
+	left := r.targets.Signed.Expires.Sub(r.now())
+	if r.Pending() || left < time.Duration(r.opts.Expiry[metadata.TARGETS])/2 {
+		r.targets.Signed.Targets = cloneTargets(r.staged).Signed.Targets
+		r.targets.Signed.Version++
+		r.targets.Signed.Expires = r.expires(metadata.TARGETS)
+		if err := r.writeTargets(); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+	}
+	if err := r.writeSnapshotTimestamp(true); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	clear(r.resign)
+	return nil
+}
+
+// Timestamp re-signs the timestamp only (new version and expiry), for a cron
+// job with the online timestamp key.
+func (r *Repo) Timestamp() error {
+	r.timestamp.Signed.Version++
+	r.timestamp.Signed.Expires = r.expires(metadata.TIMESTAMP)
+	if err := r.writeTimestamp(); err != nil {
+		return fmt.Errorf("timestamp: %w", err)
+	}
+	return nil
+}
+
+// Rotate replaces every key of role with a new one and publishes root version
+// N+1, signed by the old and the new root keys (so that clients can verify the
+// chain). For roles other than root, the next Commit re-signs the role with
+// its new key. Old private keys move to DIR/keys/retired.
+func (r *Repo) Rotate(role string) error {
+	if !slices.Contains(topRoles, role) {
+		return fmt.Errorf("rotate %s: not a top-level role", role)
+	}
+	old := r.keys[role]
+	oldRoot := slices.Clone(r.keys[metadata.ROOT])
+	if n := len(r.root.Signed.Roles[metadata.ROOT].KeyIDs); len(oldRoot) < r.root.Signed.Roles[metadata.ROOT].Threshold {
+		return fmt.Errorf("rotate %s: %d of %d root keys available: %w", role, len(oldRoot), n, ErrMissingKeys)
+	}
+	threshold := r.root.Signed.Roles[role].Threshold
+	for _, id := range slices.Clone(r.root.Signed.Roles[role].KeyIDs) {
+		if err := r.root.Signed.RevokeKey(id, role); err != nil {
+			return fmt.Errorf("rotate %s: %w", role, err)
+		}
+	}
+	r.keys[role] = nil
+	for range threshold {
+		if _, err := r.newKey(role); err != nil {
+			return fmt.Errorf("rotate %s: %w", role, err)
+		}
+	}
+	r.root.Signed.Version++
+	r.root.Signed.Expires = r.expires(metadata.ROOT)
+	var extra []*privateKey
+	if role == metadata.ROOT {
+		extra = oldRoot
+	}
+	if err := r.signRoot(extra); err != nil {
+		return fmt.Errorf("rotate %s: %w", role, err)
+	}
+	retired := filepath.Join(r.dir, "keys", "retired")
+	if err := os.MkdirAll(retired, 0o700); err != nil {
+		return fmt.Errorf("rotate %s: %w", role, err)
+	}
+	for _, k := range old {
+		if k.path != "" {
+			if err := os.Rename(k.path, filepath.Join(retired, role+"-"+filepath.Base(k.path))); err != nil {
+				return fmt.Errorf("rotate %s: retire old key: %w", role, err)
+			}
+		}
+	}
+	if role != metadata.ROOT {
+		r.resign[role] = true
+		r.resign[metadata.SNAPSHOT] = true
+		r.resign[metadata.TIMESTAMP] = true
+	}
+	return nil
+}
+
+// SetCustom replaces the custom field of a staged target with raw bytes,
+// without validation (test fixtures use it for malformed metadata).
+func (r *Repo) SetCustom(name string, custom []byte) error {
+	tf, ok := r.staged.Signed.Targets[name]
+	if !ok {
+		return fmt.Errorf("set custom %s: no such staged target", name)
+	}
+	raw := json.RawMessage(append([]byte(nil), custom...))
+	tf.Custom = &raw
+	if len(custom) == 0 {
+		tf.Custom = nil
+	}
+	return r.saveStaged()
+}
+
+// Snapshot publishes a new snapshot and timestamp without touching targets
+// (to extend the snapshot's expiry).
+func (r *Repo) Snapshot() error {
+	if err := r.writeSnapshotTimestamp(true); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	return nil
+}

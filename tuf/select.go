@@ -1,0 +1,90 @@
+package tuf
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Select picks the target a device should get: among the targets whose
+// metadata is valid (MetaErr == nil) and lists hardwareID, the newest version
+// that is strictly newer than installed and whose SecurityCounter is at least
+// floor (the device's persisted anti-rollback floor). installed == "" means
+// nothing is known to be installed; any valid version is then newer. Between
+// targets of the same version, the higher security counter wins, then the
+// lexically first name, so the choice is deterministic.
+//
+// When nothing qualifies, ok is false and reason explains why, naming the
+// best refused candidate where there is one. Select never offers a downgrade:
+// restoring the gateway's own backup is a separate, explicit path.
+func Select(targets []Target, hardwareID, installed string, floor uint64) (t Target, ok bool, reason string) {
+	if hardwareID == "" {
+		return Target{}, false, "no hardware id given"
+	}
+	if installed != "" {
+		if err := ValidVersion(installed); err != nil {
+			return Target{}, false, fmt.Sprintf("installed version cannot be ordered: %v", err)
+		}
+	}
+	var (
+		best                          Target
+		found                         bool
+		matching, malformed, notNewer int
+		belowFloor                    *Target
+		newestSeen                    string
+	)
+	for _, c := range targets {
+		if c.MetaErr != nil {
+			malformed++
+			continue
+		}
+		if !slices.Contains(c.Meta.Hardware, hardwareID) {
+			continue
+		}
+		matching++
+		if newestSeen == "" || CompareVersions(c.Meta.Version, newestSeen) > 0 {
+			newestSeen = c.Meta.Version
+		}
+		if installed != "" && CompareVersions(c.Meta.Version, installed) <= 0 {
+			notNewer++
+			continue
+		}
+		if c.Meta.SecurityCounter < floor {
+			if belowFloor == nil || CompareVersions(c.Meta.Version, belowFloor.Meta.Version) > 0 {
+				c := c
+				belowFloor = &c
+			}
+			continue
+		}
+		if !found || better(c, best) {
+			best, found = c, true
+		}
+	}
+	if found {
+		return best, true, ""
+	}
+	var parts []string
+	switch {
+	case matching == 0:
+		parts = append(parts, fmt.Sprintf("no target for hardware %q", hardwareID))
+	case belowFloor != nil:
+		parts = append(parts, fmt.Sprintf("target %s (version %s) refused: security counter %d is below the device floor %d",
+			belowFloor.Name, belowFloor.Meta.Version, belowFloor.Meta.SecurityCounter, floor))
+	default:
+		parts = append(parts, fmt.Sprintf("no target newer than installed %s (newest for %s is %s)", installed, hardwareID, newestSeen))
+	}
+	if malformed > 0 {
+		parts = append(parts, fmt.Sprintf("%d target(s) ignored for unusable metadata", malformed))
+	}
+	return Target{}, false, strings.Join(parts, "; ")
+}
+
+func better(a, b Target) bool {
+	if c := CompareVersions(a.Meta.Version, b.Meta.Version); c != 0 {
+		return c > 0
+	}
+	if a.Meta.SecurityCounter != b.Meta.SecurityCounter {
+		return a.Meta.SecurityCounter > b.Meta.SecurityCounter
+	}
+	return a.Name < b.Name
+}
