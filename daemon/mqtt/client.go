@@ -23,11 +23,11 @@ const (
 // progress. Once the handshake is done, release detaches the connection from
 // the context (it then lives until the client disconnects).
 type dialer struct {
-	ctx     context.Context
-	addr    string
-	tls     *tls.Config
-	mu      sync.Mutex
-	stop    func() bool
+	ctx  context.Context
+	addr string
+	tls  *tls.Config
+	mu   sync.Mutex
+	stop func() bool
 	// broken, if set, is called once when a read or write on the connection
 	// fails. paho reports a lost connection only after its workers stop,
 	// which can take up to its write timeout when a write fails while

@@ -150,6 +150,9 @@ func (s *Session) Run(ctx context.Context) error {
 		if up {
 			attempt = 0
 		}
+		if err == nil {
+			err = errors.New("connection ended")
+		}
 		delay := backoff(s.backoffMin, s.backoffMax, attempt, rand.Float64())
 		attempt++
 		// Log a repeated failure once, then at DEBUG, so an outage does not flood the log.
