@@ -78,6 +78,9 @@ func (s *Store) Ack(seq uint64) error {
 				return err
 			}
 		}
+		if err := addCount(tx, -len(done)); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketMeta).Put(keyAcked, u64(seq))
 	})
 }
@@ -98,7 +101,7 @@ func (s *Store) Acked() (uint64, error) {
 func (s *Store) Depth() (int, error) {
 	var n int
 	err := s.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketOutbox).Stats().KeyN
+		n = outboxCount(tx)
 		return nil
 	})
 	return n, err

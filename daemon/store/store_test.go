@@ -155,3 +155,53 @@ func TestUpdateIsAtomic(t *testing.T) {
 		t.Errorf("Depth() after rolled-back Update = %d, want 0", n)
 	}
 }
+
+func TestOutboxCompactsWithACountedSummary(t *testing.T) {
+	s := openTest(t)
+	total := MaxOutbox + 500
+	// Batches keep the test quick: one transaction per 1000 messages.
+	for i := 0; i < total; i += 1000 {
+		err := s.Update(func(tx *Tx) error {
+			for j := i; j < i+1000 && j < total; j++ {
+				if _, err := tx.Enqueue("gw/events", map[string]int{"n": j}, false); err != nil {
+					return err
+				}
+				if j%100 == 0 {
+					if _, err := tx.Enqueue("gw/status", map[string]int{"n": j}, true); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	depth, _ := s.Depth()
+	if depth > MaxOutbox {
+		t.Fatalf("Depth() = %d, want at most %d", depth, MaxOutbox)
+	}
+	msgs, _ := s.Pending(0, MaxOutbox+1000)
+	if len(msgs) != depth {
+		t.Errorf("Pending returned %d messages, Depth() says %d", len(msgs), depth)
+	}
+	var dropped float64
+	events := 0
+	for _, m := range msgs {
+		var p map[string]any
+		json.Unmarshal(m.Payload, &p)
+		if p["type"] == "outbox-compacted" {
+			dropped += p["dropped"].(float64)
+		} else if m.Topic == "gw/events" {
+			events++
+		}
+	}
+	if int(dropped)+events != total {
+		t.Errorf("events delivered %d + counted as dropped %d = %d, want %d: nothing may vanish silently", events, int(dropped), events+int(dropped), total)
+	}
+	ret, _ := s.Retained()
+	if len(ret) != 1 || !bytes.Contains(ret[0].Payload, []byte(`"n":20400`)) {
+		t.Errorf("Retained() = %v, want the newest status kept", ret)
+	}
+}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -85,5 +86,83 @@ func (t *Tx) Enqueue(topic string, payload any, retained bool) (uint64, error) {
 		}
 	}
 	t.enqueued = true
-	return seq, nil
+	if err := addCount(t.tx, 1); err != nil {
+		return 0, err
+	}
+	return seq, t.compact()
+}
+
+// MaxOutbox bounds the outbox. Past it, the oldest undelivered messages
+// are compacted: retained messages superseded by a newer one on the same
+// topic go first (the retained table keeps the newest), then the oldest
+// events, which are replaced by one counted summary on their topic, so a
+// consumer sees exactly how many it missed. Nothing is dropped silently.
+const MaxOutbox = 20000
+
+func (t *Tx) compact() error {
+	n := outboxCount(t.tx)
+	if n <= MaxOutbox {
+		return nil
+	}
+	b := t.tx.Bucket(bucketOutbox)
+	ret := t.tx.Bucket(bucketRetained)
+	excess := n - MaxOutbox*9/10 // compact in batches, not on every enqueue
+	var drop [][]byte
+	var summaryTopic string
+	var events, first, last uint64
+	c := b.Cursor()
+	for k, v := c.First(); k != nil && len(drop) < excess; k, v = c.Next() {
+		var m Message
+		if err := json.Unmarshal(v, &m); err != nil {
+			return err
+		}
+		if m.Retained {
+			var latest Message
+			if err := getJSON(ret, []byte(m.Topic), &latest); err == nil && latest.Seq > m.Seq {
+				drop = append(drop, append([]byte(nil), k...))
+			}
+			continue
+		}
+		if summaryTopic == "" {
+			summaryTopic, first = m.Topic, m.Seq
+		}
+		if m.Topic == summaryTopic {
+			drop = append(drop, append([]byte(nil), k...))
+			events++
+			last = m.Seq
+		}
+	}
+	for _, k := range drop {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	if err := addCount(t.tx, -len(drop)); err != nil {
+		return err
+	}
+	if events == 0 {
+		return nil
+	}
+	summary := map[string]any{"type": "outbox-compacted", "dropped": events, "first_seq": first, "last_seq": last,
+		"reason": "outbox full while the broker was unreachable"}
+	_, err := t.Enqueue(summaryTopic, summary, false)
+	return err
+}
+
+var keyOutboxCount = []byte("outbox-count")
+
+func outboxCount(tx *bolt.Tx) int {
+	v := tx.Bucket(bucketMeta).Get(keyOutboxCount)
+	if len(v) != 8 {
+		return tx.Bucket(bucketOutbox).Stats().KeyN // first use after an upgrade
+	}
+	return int(binary.BigEndian.Uint64(v))
+}
+
+func addCount(tx *bolt.Tx, d int) error {
+	n := outboxCount(tx) + d
+	if n < 0 {
+		n = 0
+	}
+	return tx.Bucket(bucketMeta).Put(keyOutboxCount, u64(uint64(n)))
 }

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/fieldgate/fieldgate/daemon/api"
+)
+
+// TestCrashRecovery kills fieldgated with SIGKILL at random moments while a
+// job updates simulated devices, restarts it, and checks that it always
+// reaches a definite outcome: every device committed or rolled back, no job
+// left open, and an audit chain that verifies. FIELDGATE_CRASH_ITERATIONS
+// sets the number of runs (make test-crash uses 100).
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test builds and runs every binary")
+	}
+	iterations := 3
+	if s := os.Getenv("FIELDGATE_CRASH_ITERATIONS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("FIELDGATE_CRASH_ITERATIONS=%q: %v", s, err)
+		}
+		iterations = n
+	}
+	bin := buildAll(t)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	kills := 0
+	for it := 0; it < iterations; it++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		env, err := Setup(ctx, Options{Bin: bin, Work: filepath.Join(t.TempDir(), "work"), Out: output(t), Devices: 2, Baud: 460800})
+		if err != nil {
+			cancel()
+			t.Fatalf("iteration %d: Setup: %v", it, err)
+		}
+		n := 1 + rng.IntN(3)
+		for k := 0; k < n; k++ {
+			if err := env.StartDaemon(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Duration(rng.IntN(2500)) * time.Millisecond)
+			env.KillDaemon()
+			kills++
+		}
+		if err := env.StartDaemon(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := waitSettled(ctx, env)
+		if err != nil {
+			t.Errorf("iteration %d (%d kills): %v", it, n, err)
+		} else {
+			checkDefinite(t, it, st)
+			var out bytes.Buffer
+			if err := runToolTo(ctx, env.o, &out, "fieldgatectl", "--socket", env.Socket, "audit", "verify"); err != nil {
+				t.Errorf("iteration %d: audit verify: %v\n%s", it, err, out.String())
+			}
+		}
+		env.Close()
+		cancel()
+		if t.Failed() {
+			t.Logf("work dir of the failed iteration: %s", env.Work)
+			break
+		}
+	}
+	t.Logf("%d iterations, %d kills", iterations, kills)
+}
+
+// waitSettled polls the daemon until a job exists and every job has ended.
+func waitSettled(ctx context.Context, env *Env) (api.Status, error) {
+	var st api.Status
+	for {
+		var out bytes.Buffer
+		if err := runToolTo(ctx, env.o, &out, "fieldgatectl", "--socket", env.Socket, "status", "--json"); err == nil {
+			st = api.Status{}
+			if json.Unmarshal(out.Bytes(), &st) == nil && len(st.Jobs) > 0 {
+				open := 0
+				for _, j := range st.Jobs {
+					if !terminal(j.Phase) {
+						open++
+					}
+				}
+				if open == 0 {
+					return st, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func terminal(p string) bool {
+	switch p {
+	case "succeeded", "partially-failed", "failed", "halted", "cancelled":
+		return true
+	}
+	return false
+}
+
+func checkDefinite(t *testing.T, it int, st api.Status) {
+	t.Helper()
+	for _, j := range st.Jobs {
+		for _, s := range j.Steps {
+			switch s.Phase {
+			case "committed", "rolled-back", "skipped":
+			default:
+				t.Errorf("iteration %d: job %s device %s ended %q (%s), want committed, rolled-back or skipped", it, j.ID, s.Device, s.Phase, s.Error)
+			}
+		}
+	}
+	for _, d := range st.Devices {
+		if d.Version != oldVersion && d.Version != newVersion {
+			t.Errorf("iteration %d: device %s reports %q, want %s or %s", it, d.ID, d.Version, oldVersion, newVersion)
+		}
+	}
+}
