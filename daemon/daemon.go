@@ -170,6 +170,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) loop(ctx context.Context) error {
 	d.audit(store.Event{Type: "daemon-started", Detail: map[string]string{"version": d.version}})
 	d.inventory(ctx)
+	d.confirmSelf()
 	d.resume()
 	refresh := time.NewTimer(0)
 	inventory := time.NewTicker(d.cfg.Gateway.InventoryInterval)
@@ -187,10 +188,14 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.publishGateway()
 			return nil
 		case <-refresh.C:
-			d.refresh(ctx)
+			if d.refresh(ctx) {
+				return d.restart()
+			}
 			refresh.Reset(d.cfg.Gateway.RefreshInterval)
 		case <-d.wake:
-			d.refresh(ctx)
+			if d.refresh(ctx) {
+				return d.restart()
+			}
 		case <-inventory.C:
 			d.inventory(ctx)
 		case <-tick.C:
@@ -199,10 +204,18 @@ func (d *Daemon) loop(ctx context.Context) error {
 	}
 }
 
+// restart stops the loop to hand over to a newly installed fieldgated.
+func (d *Daemon) restart() error {
+	d.workers.Wait()
+	d.audit(store.Event{Type: "daemon-stopped", Detail: map[string]string{"reason": "self-update"}})
+	return ErrRestart
+}
+
 // refresh pulls verified metadata, stages a job for every device that has a
 // newer target, and downloads the job's image now (install happens in the
-// window).
-func (d *Daemon) refresh(ctx context.Context) {
+// window). It returns true when a new fieldgated was installed and the
+// daemon should restart into it.
+func (d *Daemon) refresh(ctx context.Context) bool {
 	snap, err := d.src.Refresh(ctx)
 	if err != nil {
 		if errors.Is(err, tuf.ErrClockUnsynced) {
@@ -212,7 +225,7 @@ func (d *Daemon) refresh(ctx context.Context) {
 		}
 		d.log.Warn("refresh", "err", err)
 		d.audit(store.Event{Type: "refresh-failed", Detail: map[string]string{"error": err.Error()}})
-		return
+		return false
 	}
 	d.health.clear(condClock, "")
 	d.health.clear(condRefresh, "")
@@ -230,6 +243,7 @@ func (d *Daemon) refresh(ctx context.Context) {
 		}
 	}
 	d.stage(ctx, snap)
+	return d.selfUpdate(ctx, snap)
 }
 
 // stage creates jobs for devices with a newer target and downloads them.

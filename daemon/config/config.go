@@ -34,6 +34,9 @@ type Gateway struct {
 	RefreshInterval   time.Duration `yaml:"refresh_interval" mapstructure:"refresh_interval"`
 	InventoryInterval time.Duration `yaml:"inventory_interval" mapstructure:"inventory_interval"`
 	LogLevel          string        `yaml:"log_level" mapstructure:"log_level"`
+	// SelfUpdateWindow names the window in which fieldgated may update
+	// itself (targets matching HardwareID); empty disables self-update.
+	SelfUpdateWindow string `yaml:"self_update_window" mapstructure:"self_update_window"`
 	// MaxParallel is how many devices may be updated at once on the gateway.
 	MaxParallel int `yaml:"max_parallel" mapstructure:"max_parallel"`
 }

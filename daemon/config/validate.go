@@ -98,6 +98,15 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 		}
 	}
 
+	if g.SelfUpdateWindow != "" {
+		if !windows[g.SelfUpdateWindow] {
+			bad("gateway.self_update_window", "unknown window %q", g.SelfUpdateWindow)
+		}
+		if g.HardwareID == "" {
+			bad("gateway.self_update_window", "needs gateway.hardware_id to match the gateway's own targets")
+		}
+	}
+
 	groups := map[string]bool{}
 	for i, gr := range c.Groups {
 		p := fmt.Sprintf("groups[%d]", i)

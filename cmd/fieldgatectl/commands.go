@@ -1,0 +1,163 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fieldgate/fieldgate/daemon/api"
+)
+
+// controlCommands are the commands that talk to a running fieldgated.
+func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
+	client := func() *api.Client { return api.NewClient(*socket) }
+	post := func(cmd *cobra.Command, path string, req api.Request, done string) error {
+		rep, err := client().Post(cmd.Context(), path, req)
+		if err != nil {
+			return err
+		}
+		if rep.Job != "" {
+			done = strings.ReplaceAll(done, "JOB", rep.Job)
+		}
+		fmt.Fprintln(stdout, done)
+		return nil
+	}
+
+	approve := &cobra.Command{
+		Use:   "approve [JOB]",
+		Short: "Approve a job locally (without JOB: the one awaiting local approval in an open window)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := api.Request{}
+			if len(args) == 1 {
+				req.Job = args[0]
+			}
+			return post(cmd, "/v1/approve", req, "approved JOB")
+		},
+	}
+	cancel := &cobra.Command{
+		Use: "cancel JOB", Short: "Cancel a job: pending devices are skipped, running ones finish their step",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return post(cmd, "/v1/cancel", api.Request{Job: args[0]}, "cancelled JOB")
+		},
+	}
+	var until string
+	deferCmd := &cobra.Command{
+		Use: "defer JOB --until TIME", Short: "Postpone a job's pending devices until TIME (RFC 3339) or for a duration (e.g. 24h)",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := parseUntil(until, time.Now())
+			if err != nil {
+				return err
+			}
+			return post(cmd, "/v1/defer", api.Request{Job: args[0], Until: t}, "deferred JOB until "+t.UTC().Format(time.RFC3339))
+		},
+	}
+	deferCmd.Flags().StringVar(&until, "until", "", "RFC 3339 time or a duration from now")
+	deferCmd.MarkFlagRequired("until")
+
+	stop := &cobra.Command{
+		Use: "stop", Short: "Emergency stop: no new device step starts until resume", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return post(cmd, "/v1/stop", api.Request{}, "emergency stop active: no new device step starts (fieldgatectl resume lifts it)")
+		},
+	}
+	resume := &cobra.Command{
+		Use: "resume", Short: "Lift the emergency stop", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return post(cmd, "/v1/resume", api.Request{}, "emergency stop lifted")
+		},
+	}
+	refresh := &cobra.Command{
+		Use: "refresh", Short: "Refresh update metadata now", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return post(cmd, "/v1/refresh", api.Request{}, "refresh requested")
+		},
+	}
+
+	var hold time.Duration
+	press := &cobra.Command{
+		Use: "press BUTTON", Short: "Press a button of the virtual board (--hold 3s: long press, 10s: emergency stop)",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return post(cmd, "/v1/board/press", api.Request{Button: args[0], Hold: hold}, fmt.Sprintf("pressed %s for %s", args[0], hold))
+		},
+	}
+	press.Flags().DurationVar(&hold, "hold", 100*time.Millisecond, "how long the button is held")
+	boardCmd := &cobra.Command{Use: "board", Short: "The gateway's buttons (virtual board)"}
+	boardCmd.AddCommand(press)
+
+	export := &cobra.Command{
+		Use: "export", Short: "Print the audit log as JSON lines", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return client().Get(cmd.Context(), "/v1/audit", stdout) },
+	}
+	verify := &cobra.Command{
+		Use: "verify", Short: "Verify the audit log's hash chain", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rep, err := client().Post(cmd.Context(), "/v1/audit/verify", api.Request{})
+			if err != nil {
+				return fmt.Errorf("audit chain broken: %w", err)
+			}
+			fmt.Fprintf(stdout, "audit chain intact: %d records\n", rep.Count)
+			return nil
+		},
+	}
+	audit := &cobra.Command{Use: "audit", Short: "The audit log"}
+	audit.AddCommand(export, verify)
+
+	windows := &cobra.Command{
+		Use: "windows", Short: "Show each group's window and its next openings", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var ws []api.WindowInfo
+			if err := client().Get(cmd.Context(), "/v1/windows", &ws); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "GROUP\tWINDOW\tZONE\tNOW\tNEXT OPENINGS")
+			for _, w := range ws {
+				now := "closed"
+				if w.Open {
+					now = "open until " + w.Closes.Format(time.RFC3339)
+				}
+				var next []string
+				for _, t := range w.Next {
+					next = append(next, t.Format(time.RFC3339))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", w.Group, w.Window, w.TimeZone, now, strings.Join(next, ", "))
+			}
+			return tw.Flush()
+		},
+	}
+	jobs := &cobra.Command{
+		Use: "jobs", Short: "Show jobs and what each waits for", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := client().Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			printJobs(stdout, st.Jobs)
+			return nil
+		},
+	}
+	return []*cobra.Command{approve, cancel, deferCmd, stop, resume, refresh, boardCmd, audit, windows, jobs}
+}
+
+// parseUntil reads an RFC 3339 time or a duration from now.
+func parseUntil(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d <= 0 {
+			return time.Time{}, fmt.Errorf("--until %q: the duration must be positive", s)
+		}
+		return now.Add(d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--until %q: want an RFC 3339 time (2026-12-01T02:00:00Z) or a duration (24h)", s)
+	}
+	return t, nil
+}

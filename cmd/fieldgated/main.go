@@ -1,0 +1,259 @@
+// Command fieldgated is the fieldgate daemon: it pulls TUF-verified updates
+// and pushes them to the field devices behind the gateway inside their
+// maintenance windows, reporting over MQTT.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/fieldgate/fieldgate/board"
+	"github.com/fieldgate/fieldgate/daemon"
+	"github.com/fieldgate/fieldgate/daemon/api"
+	"github.com/fieldgate/fieldgate/daemon/config"
+	"github.com/fieldgate/fieldgate/daemon/mqtt"
+	"github.com/fieldgate/fieldgate/daemon/store"
+	"github.com/fieldgate/fieldgate/devices"
+	"github.com/fieldgate/fieldgate/systemd"
+	"github.com/fieldgate/fieldgate/tuf"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// buildTime (RFC 3339) is set at build time; it is the lowest trusted time.
+var buildTime = ""
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "fieldgated:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("fieldgated", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "/etc/fieldgate/fieldgated.yaml", "configuration file")
+	check := fs.String("check-config", "", "check this configuration file, print every problem, and exit")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: fieldgated [--config FILE] | --check-config FILE | --version\n\n")
+		fmt.Fprintf(stderr, "fieldgated pulls TUF-verified updates and pushes them to field devices\ninside their maintenance windows, reporting over MQTT.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "fieldgated", version)
+		return nil
+	}
+	registry := drivers()
+	if *check != "" {
+		if _, err := loadConfig(*check, registry); err != nil {
+			fmt.Fprintln(stdout, err)
+			return errors.New("configuration has problems")
+		}
+		fmt.Fprintln(stdout, *check+": ok")
+		return nil
+	}
+	cfg, err := loadConfig(*cfgPath, registry)
+	if err != nil {
+		return err
+	}
+	if err := handover(cfg.Gateway.StateDir, args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = serve(ctx, cfg, registry, stderr)
+	stop()
+	if errors.Is(err, daemon.ErrRestart) {
+		return handover(cfg.Gateway.StateDir, args)
+	}
+	return err
+}
+
+// handover re-executes into the self-updated fieldgated when there is one
+// to run (see daemon.Handover); it returns only if this binary should run.
+func handover(stateDir string, args []string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	path, err := daemon.Handover(stateDir, self)
+	if err != nil || path == "" {
+		return err
+	}
+	return syscall.Exec(path, append([]string{path}, args...), os.Environ())
+}
+
+// loadConfig loads and validates the configuration, including each
+// device's driver-specific settings.
+func loadConfig(path string, registry devices.Registry) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	err = cfg.Validate(func(d config.Device) error { return registry.Check(deviceConfig(d)) })
+	if err != nil {
+		return nil, fmt.Errorf("config %s:\n%w", path, err)
+	}
+	return cfg, nil
+}
+
+func deviceConfig(d config.Device) devices.Config {
+	return devices.Config{ID: d.ID, Protocol: d.Protocol, HardwareID: d.HardwareID, Address: d.Address, Baud: d.Baud, Options: d.Options}
+}
+
+func newLogger(level string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// serve wires the parts and runs the daemon until ctx ends.
+func serve(ctx context.Context, cfg *config.Config, registry devices.Registry, logw io.Writer) error {
+	log := newLogger(cfg.Gateway.LogLevel, logw)
+	notify := systemd.NewNotifier()
+	dir := cfg.Gateway.StateDir
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	st, err := store.Open(filepath.Join(dir, "state.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	bt, _ := time.Parse(time.RFC3339, buildTime)
+	src, err := tuf.New(tuf.Config{
+		MetadataURL: cfg.TUF.MetadataURL, TargetsURL: cfg.TUF.TargetsURL,
+		MetadataDir: filepath.Join(dir, "tuf"), BlobDir: filepath.Join(dir, "blobs"),
+		TrustedRoot: cfg.TUF.TrustedRoot, HTTPTimeout: cfg.TUF.HTTPTimeout, BuildTime: bt,
+	}, log.With("part", "tuf"))
+	if err != nil {
+		return err
+	}
+
+	devs := map[string]devices.Device{}
+	for _, dc := range cfg.Devices {
+		d, err := registry.Open(deviceConfig(dc), log.With("device", dc.ID))
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		devs[dc.ID] = d
+	}
+
+	bd, err := board.Open(boardConfig(cfg.Board), log.With("part", "board"))
+	if err != nil {
+		return err
+	}
+
+	mcfg := mqtt.Config{
+		Broker: cfg.MQTT.Broker, Listen: cfg.MQTT.Listen, ClientID: cfg.MQTT.ClientID,
+		Username: cfg.MQTT.Username, Password: cfg.MQTT.Password, CAFile: cfg.MQTT.CAFile,
+		CertFile: cfg.MQTT.CertFile, KeyFile: cfg.MQTT.KeyFile, ServerName: cfg.MQTT.ServerName,
+		Prefix: cfg.MQTT.Prefix, KeepAlive: cfg.MQTT.KeepAlive,
+	}
+	if mcfg.Broker == "" {
+		broker, err := mqtt.StartBroker(mcfg.Listen, log.With("part", "broker"))
+		if err != nil {
+			return err
+		}
+		defer broker.Close()
+		mcfg.Broker = broker.URL()
+		log.Info("embedded MQTT broker", "addr", broker.Addr())
+	}
+	var d *daemon.Daemon // commands reach the daemon once it runs
+	session := mqtt.NewSession(mcfg, daemon.Outbox{Store: st}, log.With("part", "mqtt"),
+		mqtt.WithCommandHandler(func(topic string, payload []byte) { d.CommandHandler()(topic, payload) }))
+
+	ind := &indicator{board: bd, notify: notify}
+	d, err = daemon.New(daemon.Deps{
+		Config: cfg, Store: st, Source: src, Devices: devs, Indicator: ind, Buttons: bd, Broker: session,
+		Version: version, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	sock := &api.Server{Path: cfg.Gateway.Socket, Backend: d, Log: log}
+	d.AddRunners(session, sock, bd, &watchdog{notify: notify})
+	notify.Ready()
+	log.Info("fieldgated started", "version", version, "devices", len(devs), "board_virtual", bd.Virtual())
+	err = d.Run(ctx)
+	notify.Stopping()
+	return err
+}
+
+func boardConfig(c config.Board) board.Config {
+	bc := board.Config{Buttons: map[string]board.Pin{}, LEDs: map[string]board.Pin{}}
+	for n, p := range c.Buttons {
+		bc.Buttons[n] = board.Pin{Name: p.Pin, ActiveLow: p.ActiveLow}
+	}
+	for n, p := range c.LEDs {
+		bc.LEDs[n] = board.Pin{Name: p.Pin, ActiveLow: p.ActiveLow}
+	}
+	return bc
+}
+
+// indicator shows the daemon's state on the board's LEDs and in systemd's
+// STATUS= line.
+type indicator struct {
+	board  *board.Board
+	notify *systemd.Notifier
+	last   daemon.State
+}
+
+func (i *indicator) Show(s daemon.State) {
+	if s == i.last {
+		return
+	}
+	i.last = s
+	i.board.Show(board.State(s))
+	i.notify.Status(string(s))
+}
+
+func (i *indicator) LEDs() map[string]string {
+	out := map[string]string{}
+	for n, p := range i.board.LEDs() {
+		out[n] = string(p)
+	}
+	return out
+}
+
+// watchdog pets systemd's watchdog while the process runs.
+type watchdog struct{ notify *systemd.Notifier }
+
+func (w *watchdog) Run(ctx context.Context) error {
+	iv := w.notify.WatchdogInterval()
+	if iv <= 0 {
+		return nil
+	}
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			w.notify.Watchdog()
+		}
+	}
+}

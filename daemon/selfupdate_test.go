@@ -1,0 +1,57 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// TestHandoverRollsBackATrialThatNeverCameUp walks the start sequence
+// systemd produces when a new binary dies before READY.
+func TestHandoverRollsBackATrialThatNeverCameUp(t *testing.T) {
+	dir := t.TempDir()
+	packaged := "/usr/bin/fieldgated"
+	trial := binaryPath(dir, "t1")
+	os.MkdirAll(filepath.Dir(trial), 0o755)
+	os.WriteFile(trial, []byte("#!/bin/sh\nexit 3\n"), 0o755)
+	if err := saveSelfState(dir, SelfState{Trial: "t1", TrialVer: "9.9.9"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// First start after staging: hand over to the trial.
+	if got, err := Handover(dir, packaged); err != nil || got != trial {
+		t.Fatalf("Handover (first start) = %q, %v; want the trial %q", got, err, trial)
+	}
+	// The trial itself runs without handing over again.
+	if got, _ := Handover(dir, trial); got != "" {
+		t.Fatalf("Handover (as the trial) = %q, want \"\"", got)
+	}
+	// It died before confirming; systemd starts the packaged binary again.
+	got, err := Handover(dir, packaged)
+	if err != nil || got != "" {
+		t.Fatalf("Handover (after the trial died) = %q, %v; want to run the packaged binary", got, err)
+	}
+	s, _ := LoadSelfState(dir)
+	if s.Trial != "" || !slices.Contains(s.Bad, "t1") || s.RolledBack != "9.9.9" {
+		t.Errorf("state after rollback = %+v, want no trial, t1 marked bad, rollback of 9.9.9 to report", s)
+	}
+	// And it is never tried again.
+	if got, _ := Handover(dir, packaged); got != "" {
+		t.Errorf("Handover after rollback = %q, want \"\"", got)
+	}
+}
+
+func TestHandoverRunsTheCommittedBinary(t *testing.T) {
+	dir := t.TempDir()
+	cur := binaryPath(dir, "c1")
+	os.MkdirAll(filepath.Dir(cur), 0o755)
+	os.WriteFile(cur, []byte("x"), 0o755)
+	saveSelfState(dir, SelfState{Current: "c1", CurrentVer: "2.0.0"})
+	if got, _ := Handover(dir, "/usr/bin/fieldgated"); got != cur {
+		t.Errorf("Handover = %q, want the committed %q", got, cur)
+	}
+	if got, _ := Handover(dir, cur); got != "" {
+		t.Errorf("Handover as the committed binary = %q, want \"\"", got)
+	}
+}
