@@ -79,7 +79,7 @@ func (d *Daemon) Approve(a Approval) error {
 			Detail: map[string]string{"kind": a.Kind, "reason": err.Error(), "command": a.Command}})
 		return err
 	}
-	d.Wake()
+	d.kick()
 	return nil
 }
 
@@ -225,7 +225,7 @@ func (d *Daemon) Stop(actor string) error {
 		_, err = tx.Enqueue(d.topic("events"), eventDoc(ev), false)
 		return err
 	})
-	d.Wake()
+	d.kick()
 	return err
 }
 
@@ -242,7 +242,7 @@ func (d *Daemon) Resume(actor string) error {
 		_, err = tx.Enqueue(d.topic("events"), eventDoc(ev), false)
 		return err
 	})
-	d.Wake()
+	d.kick()
 	return err
 }
 

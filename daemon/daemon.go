@@ -89,6 +89,7 @@ type Daemon struct {
 	order    []string // device ids in configuration order
 	backups  string   // directory of device backups
 	wake     chan struct{}
+	kicks    chan struct{}
 	health   *health
 	progress sync.Map // device id -> api.Progress while a transfer runs
 	blocked  sync.Map // device id -> why its pending step waits
@@ -147,10 +148,22 @@ func New(d Deps) (*Daemon, error) {
 // AddRunners adds parts that run alongside the update loop; call before Run.
 func (d *Daemon) AddRunners(r ...Runner) { d.runners = append(d.runners, r...) }
 
-// Wake asks the update loop to run a cycle now.
+// expiryWarning is how close to expiry trusted metadata raises a warning.
+const expiryWarning = 6 * time.Hour
+
+// Wake asks the update loop to refresh metadata now.
 func (d *Daemon) Wake() {
 	select {
 	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// kick asks the update loop to schedule jobs now (a worker ended, an
+// approval arrived).
+func (d *Daemon) kick() {
+	select {
+	case d.kicks <- struct{}{}:
 	default:
 	}
 }
@@ -198,6 +211,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 			}
 		case <-inventory.C:
 			d.inventory(ctx)
+		case <-d.kicks:
 		case <-tick.C:
 		}
 		d.runJobs(ctx)
@@ -232,7 +246,9 @@ func (d *Daemon) refresh(ctx context.Context) bool {
 	d.mu.Lock()
 	d.snapshot, d.lastRefresh = snap, d.now()
 	d.mu.Unlock()
-	if !snap.Expires.IsZero() && snap.Expires.Before(snap.RefTime.Add(24*time.Hour)) {
+	// The timestamp role usually lives a day and is re-signed often; warn
+	// when what the gateway holds would lapse within a few hours.
+	if !snap.Expires.IsZero() && snap.Expires.Before(snap.RefTime.Add(expiryWarning)) {
 		d.health.set(condExpiry, "", "warning", "metadata expires "+snap.Expires.UTC().Format(time.RFC3339))
 	} else {
 		d.health.clear(condExpiry, "")

@@ -36,7 +36,7 @@ func (d *Daemon) startWorker(ctx context.Context, jobID, dev string) {
 			d.mu.Lock()
 			delete(d.running, dev)
 			d.mu.Unlock()
-			d.Wake()
+			d.kick()
 		}()
 		d.work(ctx, jobID, dev)
 	}()

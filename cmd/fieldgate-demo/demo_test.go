@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/fieldgate/fieldgate/daemon/api"
 )
 
 // buildAll builds the four binaries once per test binary run.
@@ -72,9 +70,9 @@ func TestEndToEndTamperedTarget(t *testing.T) {
 	bin := buildAll(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rejected := func(devs map[string]api.Device, gw api.Gateway) bool {
-		for _, c := range gw.Health {
-			if c.Name == "verification-failed" && strings.Contains(devs["io16-a"].LastError, "rejected") {
+	rejected := func(r *Result) bool {
+		for _, c := range r.Gateway.Health {
+			if c.Name == "verification-failed" && strings.Contains(r.Devices["io16-a"].LastError, "rejected") {
 				return true
 			}
 		}

@@ -40,13 +40,14 @@ type Options struct {
 	// Until stops the scenario when it returns true for the retained
 	// device documents seen so far; nil waits for every device to report
 	// the new version.
-	Until func(devs map[string]api.Device, gw api.Gateway) bool
+	Until func(r *Result) bool
 }
 
 // Result is what the scenario observed over MQTT.
 type Result struct {
 	Version string
 	Devices map[string]api.Device
+	Jobs    map[string]api.Job
 	Gateway api.Gateway
 	Status  string              // fieldgatectl status output at the end
 	Seen    map[string][]string // device id -> every state it published, in order
@@ -89,16 +90,21 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	env.say("watching retained MQTT state as a central dashboard would (fieldgate/v1/demo/gw1/#)")
-	res := &Result{Version: newVersion, Devices: map[string]api.Device{}, Seen: map[string][]string{}}
+	res := &Result{Version: newVersion, Devices: map[string]api.Device{}, Jobs: map[string]api.Job{}, Seen: map[string][]string{}}
 	until := o.Until
 	if until == nil {
-		until = func(devs map[string]api.Device, _ api.Gateway) bool {
+		until = func(r *Result) bool {
 			for _, id := range env.IDs {
-				if d := devs[id]; d.Version != newVersion || d.State != "idle" {
+				if d := r.Devices[id]; d.Version != newVersion || d.State != "idle" {
 					return false
 				}
 			}
-			return true
+			for _, j := range r.Jobs {
+				if j.Phase != "succeeded" {
+					return false
+				}
+			}
+			return len(r.Jobs) > 0
 		}
 	}
 	if err := watch(ctx, "tcp://"+env.BrokerAddr, o.Out, res, until); err != nil {
@@ -264,7 +270,7 @@ devices:
 }
 
 // watch follows the retained tree until until is satisfied or ctx ends.
-func watch(ctx context.Context, broker string, out io.Writer, res *Result, until func(map[string]api.Device, api.Gateway) bool) error {
+func watch(ctx context.Context, broker string, out io.Writer, res *Result, until func(*Result) bool) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var mu sync.Mutex
@@ -298,6 +304,7 @@ func watch(ctx context.Context, broker string, out io.Writer, res *Result, until
 			if json.Unmarshal(payload, &j) != nil {
 				return
 			}
+			res.Jobs[j.ID] = j
 			line = fmt.Sprintf("job    %s %s", j.ID, j.Phase)
 		case len(parts) == 5 && parts[4] == "status":
 			var g api.Gateway
@@ -317,12 +324,27 @@ func watch(ctx context.Context, broker string, out io.Writer, res *Result, until
 			lastLine[topic] = line
 			fmt.Fprintf(out, "    mqtt %s\n", line)
 		}
-		if until(res.Devices, res.Gateway) {
+		if until(res) {
 			once.Do(func() { close(done) })
 		}
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- mqtt.Watch(wctx, broker, "fieldgate/v1/demo/gw1/#", handle) }()
+	go func() {
+		for { // the broker starts with fieldgated: retry until it answers
+			err := mqtt.Watch(wctx, broker, "fieldgate/v1/demo/gw1/#", handle)
+			if wctx.Err() != nil {
+				errc <- nil
+				return
+			}
+			select {
+			case <-wctx.Done():
+				errc <- nil
+				return
+			case <-time.After(200 * time.Millisecond):
+				_ = err // not up yet
+			}
+		}
+	}()
 	select {
 	case <-done:
 		cancel()
