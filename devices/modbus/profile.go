@@ -1,0 +1,347 @@
+package modbus
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fieldgate/fieldgate/devices"
+	"github.com/fieldgate/fieldgate/devices/modbus/pdu"
+)
+
+// Profile is a device's register map and update procedure, read from
+// devices.Config.Options. The defaults are fieldgate's reference map, which
+// the simulated device (package sim) implements; a real device gets its
+// vendor's numbers in the configuration. Every key is optional:
+//
+//	key                      default       meaning
+//	unit                     1             unit id (RTU slave address 1..247; TCP 0..255)
+//	timeout                  1s            deadline of one request/response
+//	retries                  2             extra attempts of a request whose answer was lost or garbled (timeout, CRC); only reads, file records and the length registers, never a command
+//	file                     1             first file of the update store (0x15 writes, 0x14 reads back)
+//	backup_file              1001          first file of the running image (0x14, read-only); 0 = none: no Backup
+//	max_registers            122           registers per 0x14/0x15 sub-request (1..122)
+//	command_register         100           holding register the gateway writes commands to
+//	cmd_verify               1             command: check the received image, compute its digest
+//	cmd_activate             2             command: boot the received image
+//	cmd_revert               3             command: boot the previous slot (slots=2 only)
+//	status_register          101           holding register with the state of the last command
+//	status_idle              0             status: nothing pending
+//	status_busy              1             status: command in progress (also: booting)
+//	status_ok                2             status: last command succeeded
+//	status_error             3             status: last command failed
+//	length_register          102           2 holding registers (u32, high word first): received image length, written by the gateway before a transfer
+//	running_length_register  104           2 holding registers (u32): length of the running image, for Backup
+//	digest                   crc32         what the device reports after cmd_verify: crc32 (IEEE, 2 registers, high word first), sha256 (16 registers, big-endian bytes) or none
+//	digest_register          110           first holding register of the digest
+//	interlock                holding:106   process-running source: holding:N, input:N, coil:N, discrete:N or none
+//	interlock_running        1             value of the interlock source that means "process running" (coil/discrete: 1 = on)
+//	slots                    1             1 (rollback = re-push the backup) or 2 (A/B: cmd_revert boots the previous slot)
+//	hardware_object          1             device identification object holding the hardware id (1 = ProductCode)
+//	serial_object            none          device identification object holding the serial number, or none
+//	verify_readback          sample        after a transfer, read back with 0x14: none, sample (first, middle and last chunk) or full
+//	activate_timeout         60s           how long Activate/Revert wait for the device to answer with a final status
+//	poll_interval            500ms         pause between status polls
+//	parity                   none          RTU only: none, even or odd
+//	stop_bits                2 (parity none) or 1   RTU only: 1 or 2
+//
+// The update procedure: write length_register, stream the image with 0x15
+// into the files from file on (offset = ((file−file₀)·10000 + record)·2),
+// read back per verify_readback, write cmd_verify and poll status_register,
+// compare the digest; Activate writes cmd_activate and polls status (the
+// device may drop off the bus while it boots) until it reads idle or ok,
+// then reads identity with 0x2B (version = MajorMinorRevision).
+type Profile struct {
+	Unit          byte
+	Timeout       time.Duration
+	Retries       int
+	File          uint16
+	BackupFile    uint16
+	MaxRegisters  int
+	CommandReg    uint16
+	CmdVerify     uint16
+	CmdActivate   uint16
+	CmdRevert     uint16
+	StatusReg     uint16
+	StatusIdle    uint16
+	StatusBusy    uint16
+	StatusOK      uint16
+	StatusError   uint16
+	LengthReg     uint16
+	RunningLenReg uint16
+	Digest        string // crc32, sha256, none
+	DigestReg     uint16
+	Interlock     Source
+	InterlockOn   uint16
+	Slots         int
+	HardwareObj   byte
+	SerialObj     int    // -1 = none
+	ReadBack      string // none, sample, full
+	ActivateWait  time.Duration
+	PollInterval  time.Duration
+	Parity        string
+	StopBits      int
+}
+
+// Source is a register or bit the interlock is read from.
+type Source struct {
+	Kind string // holding, input, coil, discrete, or "" for none
+	Addr uint16
+}
+
+// DefaultProfile returns the reference register map.
+func DefaultProfile() Profile {
+	return Profile{
+		Unit: 1, Timeout: time.Second, Retries: 2, File: 1, BackupFile: 1001, MaxRegisters: pdu.MaxRecordRegs,
+		CommandReg: 100, CmdVerify: 1, CmdActivate: 2, CmdRevert: 3,
+		StatusReg: 101, StatusIdle: 0, StatusBusy: 1, StatusOK: 2, StatusError: 3,
+		LengthReg: 102, RunningLenReg: 104, Digest: "crc32", DigestReg: 110,
+		Interlock: Source{Kind: "holding", Addr: 106}, InterlockOn: 1,
+		Slots: 1, HardwareObj: pdu.ObjProductCode, SerialObj: -1, ReadBack: "sample",
+		ActivateWait: 60 * time.Second, PollInterval: 500 * time.Millisecond,
+		Parity: "none",
+	}
+}
+
+// digestRegs is the number of registers the digest occupies.
+func (p Profile) digestRegs() uint16 {
+	switch p.Digest {
+	case "crc32":
+		return 2
+	case "sha256":
+		return 16
+	}
+	return 0
+}
+
+// ParseProfile reads opts over the defaults. It returns every problem,
+// joined; unknown keys are errors naming the key.
+func ParseProfile(opts map[string]string) (Profile, error) {
+	p := DefaultProfile()
+	var errs []error
+	bad := func(k, v, want string) { errs = append(errs, fmt.Errorf("option %s=%q: want %s", k, v, want)) }
+	u16 := func(k, v string, dst *uint16) {
+		n, err := strconv.ParseUint(v, 0, 16)
+		if err != nil {
+			bad(k, v, "a number 0..65535")
+			return
+		}
+		*dst = uint16(n)
+	}
+	dur := func(k, v string, dst *time.Duration) {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			bad(k, v, "a positive duration like 2s")
+			return
+		}
+		*dst = d
+	}
+	oneOf := func(k, v string, dst *string, allowed ...string) {
+		for _, a := range allowed {
+			if v == a {
+				*dst = v
+				return
+			}
+		}
+		bad(k, v, "one of "+strings.Join(allowed, ", "))
+	}
+	keys := make([]string, 0, len(opts))
+	for k := range opts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := strings.TrimSpace(opts[k])
+		switch k {
+		case "unit":
+			n, err := strconv.ParseUint(v, 0, 8)
+			if err != nil {
+				bad(k, v, "a unit id 0..255")
+				continue
+			}
+			p.Unit = byte(n)
+		case "timeout":
+			dur(k, v, &p.Timeout)
+		case "retries":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 10 {
+				bad(k, v, "0..10")
+				continue
+			}
+			p.Retries = n
+		case "activate_timeout":
+			dur(k, v, &p.ActivateWait)
+		case "poll_interval":
+			dur(k, v, &p.PollInterval)
+		case "file":
+			u16(k, v, &p.File)
+			if p.File == 0 {
+				bad(k, v, "a file number 1..65535")
+			}
+		case "backup_file":
+			if v == "none" {
+				p.BackupFile = 0
+				continue
+			}
+			u16(k, v, &p.BackupFile)
+		case "max_registers":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > pdu.MaxRecordRegs {
+				bad(k, v, fmt.Sprintf("1..%d", pdu.MaxRecordRegs))
+				continue
+			}
+			p.MaxRegisters = n
+		case "command_register":
+			u16(k, v, &p.CommandReg)
+		case "cmd_verify":
+			u16(k, v, &p.CmdVerify)
+		case "cmd_activate":
+			u16(k, v, &p.CmdActivate)
+		case "cmd_revert":
+			u16(k, v, &p.CmdRevert)
+		case "status_register":
+			u16(k, v, &p.StatusReg)
+		case "status_idle":
+			u16(k, v, &p.StatusIdle)
+		case "status_busy":
+			u16(k, v, &p.StatusBusy)
+		case "status_ok":
+			u16(k, v, &p.StatusOK)
+		case "status_error":
+			u16(k, v, &p.StatusError)
+		case "length_register":
+			u16(k, v, &p.LengthReg)
+		case "running_length_register":
+			u16(k, v, &p.RunningLenReg)
+		case "digest":
+			oneOf(k, v, &p.Digest, "crc32", "sha256", "none")
+		case "digest_register":
+			u16(k, v, &p.DigestReg)
+		case "interlock":
+			if v == "none" {
+				p.Interlock = Source{}
+				continue
+			}
+			kind, addr, ok := strings.Cut(v, ":")
+			n, err := strconv.ParseUint(addr, 0, 16)
+			if !ok || err != nil || (kind != "holding" && kind != "input" && kind != "coil" && kind != "discrete") {
+				bad(k, v, "holding:N, input:N, coil:N, discrete:N or none")
+				continue
+			}
+			p.Interlock = Source{Kind: kind, Addr: uint16(n)}
+		case "interlock_running":
+			u16(k, v, &p.InterlockOn)
+		case "slots":
+			if v != "1" && v != "2" {
+				bad(k, v, "1 or 2")
+				continue
+			}
+			p.Slots = int(v[0] - '0')
+		case "hardware_object":
+			n, err := strconv.ParseUint(v, 0, 8)
+			if err != nil {
+				bad(k, v, "an object id 0..255")
+				continue
+			}
+			p.HardwareObj = byte(n)
+		case "serial_object":
+			if v == "none" {
+				p.SerialObj = -1
+				continue
+			}
+			n, err := strconv.ParseUint(v, 0, 8)
+			if err != nil {
+				bad(k, v, "an object id 0..255 or none")
+				continue
+			}
+			p.SerialObj = int(n)
+		case "verify_readback":
+			oneOf(k, v, &p.ReadBack, "none", "sample", "full")
+		case "parity":
+			oneOf(k, v, &p.Parity, "none", "even", "odd")
+		case "stop_bits":
+			if v != "1" && v != "2" {
+				bad(k, v, "1 or 2")
+				continue
+			}
+			p.StopBits = int(v[0] - '0')
+		default:
+			errs = append(errs, fmt.Errorf("unknown option %q", k))
+		}
+	}
+	if p.StopBits == 0 {
+		p.StopBits = 1
+		if p.Parity == "none" {
+			p.StopBits = 2 // Modbus over serial line 2.5.1: no parity needs 2 stop bits
+		}
+	}
+	if p.BackupFile != 0 && p.BackupFile == p.File {
+		errs = append(errs, fmt.Errorf("option backup_file=%d: must differ from file", p.BackupFile))
+	}
+	codes := map[uint16]string{}
+	for _, s := range []struct {
+		name string
+		v    uint16
+	}{{"status_idle", p.StatusIdle}, {"status_busy", p.StatusBusy}, {"status_ok", p.StatusOK}, {"status_error", p.StatusError}} {
+		if other, dup := codes[s.v]; dup {
+			errs = append(errs, fmt.Errorf("options %s and %s: both are %d", other, s.name, s.v))
+		}
+		codes[s.v] = s.name
+	}
+	return p, errors.Join(errs...)
+}
+
+// maxImage is the largest image the update store holds: up to backup_file
+// if that follows file, else up to file 65535.
+func (p Profile) maxImage() int64 {
+	end := int64(65536)
+	if p.BackupFile > p.File {
+		end = int64(p.BackupFile)
+	}
+	return (end - int64(p.File)) * pdu.RecordsPerFile * 2
+}
+
+func check(cfg devices.Config, rtu bool) error {
+	var errs []error
+	p, err := ParseProfile(cfg.Options)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	switch {
+	case cfg.Address == "":
+		errs = append(errs, errors.New("address is empty"))
+	case rtu:
+		if p.Unit == 0 || p.Unit > 247 {
+			errs = append(errs, fmt.Errorf("option unit=%d: an RTU slave address is 1..247", p.Unit))
+		}
+		if cfg.Baud < 0 {
+			errs = append(errs, fmt.Errorf("baud %d is negative", cfg.Baud))
+		}
+	default:
+		if _, _, err := net.SplitHostPort(tcpAddr(cfg.Address)); err != nil {
+			errs = append(errs, fmt.Errorf("address %q: want host:port", cfg.Address))
+		}
+		if _, ok := cfg.Options["parity"]; ok {
+			errs = append(errs, errors.New("option parity: only for modbus-rtu"))
+		}
+		if _, ok := cfg.Options["stop_bits"]; ok {
+			errs = append(errs, errors.New("option stop_bits: only for modbus-rtu"))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("device %s: %w", cfg.ID, err)
+	}
+	return nil
+}
+
+// tcpAddr adds Modbus's port 502 to an address without a port.
+func tcpAddr(a string) string {
+	if _, _, err := net.SplitHostPort(a); err == nil {
+		return a
+	}
+	return net.JoinHostPort(strings.Trim(a, "[]"), "502")
+}
