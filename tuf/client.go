@@ -54,7 +54,14 @@ type Client struct {
 	http *http.Client
 	now  func() time.Time
 
-	refreshMu sync.Mutex
+	// st is shared by every Client derived with WithSource: they use the
+	// same metadata cache, time floor and blob store.
+	st *state
+}
+
+// state is what Clients sharing a cache and blob store also share.
+type state struct {
+	refreshMu sync.Mutex // serializes refreshes: they write the metadata cache
 
 	mu         sync.Mutex
 	consistent bool                     // root's consistent_snapshot, from the last refresh
@@ -81,7 +88,7 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	if err := os.MkdirAll(cfg.MetadataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("tuf client: %w", err)
 	}
-	c := &Client{cfg: cfg, log: log, http: newHTTPClient(), now: cfg.Now, inflight: map[string]chan struct{}{}}
+	c := &Client{cfg: cfg, log: log, http: newHTTPClient(), now: cfg.Now, st: &state{inflight: map[string]chan struct{}{}}}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -90,22 +97,24 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 		return nil, fmt.Errorf("tuf client: %w", err)
 	}
 	if m, err := metadata.Root().FromBytes(root[0]); err == nil {
-		c.consistent = m.Signed.ConsistentSnapshot
+		c.st.consistent = m.Signed.ConsistentSnapshot
 	}
 	return c, nil
 }
 
 // Snapshot is the verified state of the repository after one refresh.
 type Snapshot struct {
-	Targets  []Target         // sorted by name
-	Expires  time.Time        // earliest expiry among root/timestamp/snapshot/targets
-	Versions map[string]int64 // role -> version
+	Targets  []Target         // sorted by name; signed by the role trusted for each name
+	Rejected []Rejected       // targets and delegated roles refused, with the reason
+	Expires  time.Time        // earliest expiry among the roles loaded
+	Versions map[string]int64 // role -> version, delegated roles included
 	RefTime  time.Time        // trusted time used for the expiry checks
 }
 
 // Target is one verified target file.
 type Target struct {
 	Name    string
+	Role    string // role that signed it: "targets" or a delegated role
 	Length  int64
 	Hashes  map[string]string // algorithm -> lower-case hex (sha256, sha512)
 	Meta    Meta              // parsed fieldgate custom metadata
@@ -144,10 +153,20 @@ func (c *Client) rootCandidates() ([][]byte, []string, error) {
 }
 
 // Refresh runs one TUF refresh with a fresh go-tuf Updater, using the trusted
-// time, and returns every verified top-level target. It returns an error
-// wrapping ErrClockUnsynced while the clock is below the time floor. Cached
-// metadata files that are corrupt are restored from their last-known-good
-// copy first. A panic inside go-tuf is returned as an error.
+// time, and returns every verified target: those of the top-level targets
+// role and of every delegated role, each taken from the role trusted for its
+// path (TUF's pre-order walk with path patterns and terminating
+// delegations). Claims a role may not make, and delegated roles that fail
+// verification, are listed in Snapshot.Rejected; they do not fail the
+// refresh, but a target whose trusted role failed is never taken from a
+// lower-priority role.
+//
+// It returns an error wrapping ErrClockUnsynced while the clock is below the
+// time floor. Cached metadata files that are corrupt are restored from their
+// last-known-good copy first. After a rotation of the timestamp or snapshot
+// keys, cached timestamp and snapshot versions that block the update are
+// dropped (fast-forward attack recovery, TUF spec 5.3.11). A panic inside
+// go-tuf is returned as an error.
 func (c *Client) Refresh(ctx context.Context) (snap *Snapshot, err error) {
 	_, snap, err = c.refresh(ctx)
 	return snap, err
@@ -156,8 +175,8 @@ func (c *Client) Refresh(ctx context.Context) (snap *Snapshot, err error) {
 // refresh is Refresh, also returning the Updater for target lookups through
 // delegations (the conformance command line).
 func (c *Client) refresh(ctx context.Context) (up *updater.Updater, snap *Snapshot, err error) {
-	c.refreshMu.Lock()
-	defer c.refreshMu.Unlock()
+	c.st.refreshMu.Lock()
+	defer c.st.refreshMu.Unlock()
 	defer func() {
 		if r := recover(); r != nil {
 			up, snap, err = nil, nil, fmt.Errorf("tuf refresh: panic in metadata verification: %v", r)
@@ -168,11 +187,11 @@ func (c *Client) refresh(ctx context.Context) (up *updater.Updater, snap *Snapsh
 		return nil, nil, fmt.Errorf("tuf refresh: %w", err)
 	}
 	repairCache(c.cfg.MetadataDir, c.log)
-	up, err = c.newUpdater(ctx, ref)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tuf refresh: %w", err)
+	up, err = c.updateTopLevel(ctx, ref)
+	if errors.Is(err, &metadata.ErrBadVersionNumber{}) && ctx.Err() == nil && c.recoverFastForward() {
+		up, err = c.updateTopLevel(ctx, ref)
 	}
-	if err := up.Refresh(); err != nil {
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, fmt.Errorf("tuf refresh: %w", errors.Join(ctx.Err(), err))
 		}
@@ -187,25 +206,33 @@ func (c *Client) refresh(ctx context.Context) (up *updater.Updater, snap *Snapsh
 			metadata.SNAPSHOT:  trusted.Snapshot.Signed.Version,
 		},
 	}
-	top := trusted.Targets[metadata.TARGETS]
-	snap.Versions[metadata.TARGETS] = top.Signed.Version
-	snap.Expires = slices.MinFunc([]time.Time{
-		trusted.Root.Signed.Expires, trusted.Timestamp.Signed.Expires,
-		trusted.Snapshot.Signed.Expires, top.Signed.Expires,
-	}, time.Time.Compare)
-	if d := top.Signed.Delegations; d != nil && (len(d.Roles) > 0 || d.SuccinctRoles != nil) {
-		c.log.Warn("tuf refresh: delegated roles are not listed yet; only top-level targets are used")
+	expiries := []time.Time{trusted.Root.Signed.Expires, trusted.Timestamp.Signed.Expires, trusted.Snapshot.Signed.Expires}
+	// trusted is a copy of the Updater's set sharing its Targets map, so
+	// delegated roles loaded here are also what the Updater would use.
+	tree, err := c.loadDelegations(ctx, &trusted)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tuf refresh: delegated roles: %w", err)
 	}
-	for name, tf := range up.GetTopLevelTargets() {
-		snap.Targets = append(snap.Targets, newTarget(name, tf))
+	cached := []string{metadata.ROOT, metadata.TIMESTAMP, metadata.SNAPSHOT}
+	for _, role := range tree.order {
+		if md := tree.nodes[role].md; md != nil {
+			snap.Versions[role] = md.Signed.Version
+			expiries = append(expiries, md.Signed.Expires)
+			cached = append(cached, role)
+		}
+	}
+	snap.Expires = slices.MinFunc(expiries, time.Time.Compare)
+	snap.Targets, snap.Rejected = tree.list()
+	for _, r := range snap.Rejected {
+		c.log.Warn("tuf refresh: "+r.String(), "role", r.Role, "target", r.Name)
 	}
 	slices.SortFunc(snap.Targets, func(a, b Target) int { return strings.Compare(a.Name, b.Name) })
 
-	c.mu.Lock()
-	c.consistent = trusted.Root.Signed.ConsistentSnapshot
-	c.mu.Unlock()
+	c.st.mu.Lock()
+	c.st.consistent = trusted.Root.Signed.ConsistentSnapshot
+	c.st.mu.Unlock()
 
-	if err := saveCache(c.cfg.MetadataDir, []string{metadata.ROOT, metadata.TIMESTAMP, metadata.SNAPSHOT, metadata.TARGETS}); err != nil {
+	if err := saveCache(c.cfg.MetadataDir, cached); err != nil {
 		return nil, nil, fmt.Errorf("tuf refresh: %w", err)
 	}
 	floor := ref
@@ -219,6 +246,73 @@ func (c *Client) refresh(ctx context.Context) (up *updater.Updater, snap *Snapsh
 	}
 	c.log.Debug("tuf refresh done", "targets", len(snap.Targets), "expires", snap.Expires, "versions", snap.Versions)
 	return up, snap, nil
+}
+
+// updateTopLevel runs go-tuf's top-level refresh with a fresh Updater.
+func (c *Client) updateTopLevel(ctx context.Context, ref time.Time) (*updater.Updater, error) {
+	up, err := c.newUpdater(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := up.Refresh(); err != nil {
+		return nil, err
+	}
+	return up, nil
+}
+
+// recoverFastForward implements TUF spec 5.3.11, which go-tuf v2.4.2 covers
+// only when the cached file no longer verifies: if the timestamp or snapshot
+// keys of the newest trusted root (root.json, which go-tuf has just updated
+// through the verified root chain) differ from those of the root of the last
+// successful refresh, the cached timestamp and snapshot (and their
+// last-known-good copies) are deleted, so that versions an attacker pushed
+// with a compromised key no longer block the recovered repository. It
+// reports whether it deleted anything.
+func (c *Client) recoverFastForward() bool {
+	read := func(p string) *metadata.Metadata[metadata.RootType] {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		md, err := metadata.Root().FromBytes(data)
+		if err != nil {
+			return nil
+		}
+		return md
+	}
+	current := read(filepath.Join(c.cfg.MetadataDir, "root.json"))
+	before := read(filepath.Join(c.cfg.MetadataDir, lkgDir, "root.json"))
+	if before == nil && c.cfg.TrustedRoot != "" {
+		before = read(c.cfg.TrustedRoot)
+	}
+	if current == nil || before == nil || current.Signed.Version <= before.Signed.Version {
+		return false
+	}
+	var rotated []string
+	for _, role := range []string{metadata.TIMESTAMP, metadata.SNAPSHOT} {
+		a, b := before.Signed.Roles[role], current.Signed.Roles[role]
+		if a == nil || b == nil || a.Threshold != b.Threshold || !sameSet(a.KeyIDs, b.KeyIDs) {
+			rotated = append(rotated, role)
+		}
+	}
+	if len(rotated) == 0 {
+		return false
+	}
+	for _, dir := range []string{c.cfg.MetadataDir, filepath.Join(c.cfg.MetadataDir, lkgDir)} {
+		for _, f := range []string{"timestamp.json", "snapshot.json"} {
+			os.Remove(filepath.Join(dir, f))
+		}
+	}
+	c.log.Warn("tuf refresh: keys rotated in root, cached timestamp and snapshot dropped (fast-forward attack recovery)",
+		"rotated", rotated, "root_version", current.Signed.Version)
+	return true
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // newUpdater builds a go-tuf Updater from the best usable root.

@@ -11,6 +11,26 @@
 // whatever the target size, resumes interrupted downloads with HTTP Range and
 // never downloads a valid blob twice.
 //
+// # Delegations
+//
+// Refresh lists the targets of delegated roles too. Every role reachable from
+// the top-level targets role is loaded and verified by go-tuf's trusted
+// metadata set (delegator's keys and threshold, version and hashes from
+// snapshot, expiry), and each target name is taken from the role TUF's
+// pre-order search trusts for it (path patterns, terminating delegations, at
+// most 32 roles per lookup). A role's claim outside its delegated paths, a
+// role that fails verification and a role delegated twice (delegations must
+// form a tree) are listed in Snapshot.Rejected with the reason; a target
+// whose trusted role failed is never taken from a lower-priority role.
+//
+// # Offline bundles
+//
+// An offline bundle (fieldgate-repo export) holds the repository's own
+// published layout, so it is read through file:// URLs with exactly the
+// checks of an online refresh: BundleURLs checks the layout, WithSource
+// returns a Client sharing the cache, time floor and blob store, and
+// ImportBundle refreshes from the bundle and stages the targets it carries.
+//
 // # Time
 //
 // TUF's freeze protection depends on the clock. The Client keeps a persisted

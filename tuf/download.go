@@ -72,9 +72,9 @@ func (c *Client) blobPathFor(t Target) string {
 // snapshots, the file name is prefixed with the target's sha256 (else
 // sha512), as "dir/HEX.name".
 func (c *Client) TargetURL(t Target) string {
-	c.mu.Lock()
-	consistent := c.consistent
-	c.mu.Unlock()
+	c.st.mu.Lock()
+	consistent := c.st.consistent
+	c.st.mu.Unlock()
 	return targetURL(c.cfg.TargetsURL, t, consistent)
 }
 
@@ -149,20 +149,20 @@ func (c *Client) Fetch(ctx context.Context, t Target, progress func(done, total 
 // lockBlob serializes Fetches of the same blob.
 func (c *Client) lockBlob(ctx context.Context, path string) (func(), error) {
 	for {
-		c.mu.Lock()
-		ch, busy := c.inflight[path]
+		c.st.mu.Lock()
+		ch, busy := c.st.inflight[path]
 		if !busy {
 			ch = make(chan struct{})
-			c.inflight[path] = ch
-			c.mu.Unlock()
+			c.st.inflight[path] = ch
+			c.st.mu.Unlock()
 			return func() {
-				c.mu.Lock()
-				delete(c.inflight, path)
-				c.mu.Unlock()
+				c.st.mu.Lock()
+				delete(c.st.inflight, path)
+				c.st.mu.Unlock()
 				close(ch)
 			}, nil
 		}
-		c.mu.Unlock()
+		c.st.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():

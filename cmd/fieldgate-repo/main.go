@@ -1,7 +1,9 @@
 // Command fieldgate-repo creates, signs and serves fieldgate TUF
-// repositories: init keys and roles, add firmware with fieldgate metadata,
-// commit (sign targets, snapshot, timestamp), refresh the timestamp from a
-// cron job, rotate keys, show status, and serve a repository for development.
+// repositories: init keys and roles, delegate paths to vendor roles, add
+// firmware with fieldgate metadata, commit (sign targets, delegated roles,
+// snapshot, timestamp), refresh the timestamp from a cron job, rotate keys,
+// show status, export offline bundles, and serve a repository for
+// development.
 package main
 
 import (
@@ -54,7 +56,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(initCmd(), addCmd(), removeCmd(), commitCmd(), timestampCmd(),
-		rotateCmd(), statusCmd(), serveCmd())
+		rotateCmd(), statusCmd(), serveCmd(), delegateCmd(), exportCmd())
 	return root
 }
 
@@ -97,8 +99,8 @@ func initCmd() *cobra.Command {
 
 func addCmd() *cobra.Command {
 	var (
-		name string
-		meta tuf.Meta
+		name, role string
+		meta       tuf.Meta
 	)
 	c := &cobra.Command{
 		Use:   "add DIR FILE",
@@ -112,15 +114,16 @@ func addCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := r.AddTarget(name, args[1], meta); err != nil {
+			if err := r.AddTargetTo(role, name, args[1], meta); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "staged %s (run commit to publish)\n", name)
+			fmt.Fprintf(cmd.OutOrStdout(), "staged %s in role %s (run commit to publish)\n", name, role)
 			return nil
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&name, "name", "", "target name (path in the repository), e.g. acme-io16/fw-2.4.1.bin")
+	f.StringVar(&role, "role", "targets", "role that signs the target: targets, or a delegated role (see delegate)")
 	f.StringSliceVar(&meta.Hardware, "hardware", nil, "hardware id(s) the image is for (comma-separated or repeated)")
 	f.StringVar(&meta.Version, "version", "", "image version, e.g. 2.4.1")
 	f.Uint64Var(&meta.SecurityCounter, "security-counter", 0, "anti-rollback security counter")
@@ -206,6 +209,69 @@ func rotateCmd() *cobra.Command {
 	}
 }
 
+func delegateCmd() *cobra.Command {
+	var d publish.Delegation
+	c := &cobra.Command{
+		Use:   "delegate DIR ROLE --path PATTERN [--path PATTERN…]",
+		Short: "Delegate target paths to a vendor role with its own keys (commit publishes it)",
+		Long: "delegate creates (or updates the paths of) a role that the top-level targets role\n" +
+			"trusts only for targets matching the path patterns (\"*\" stays within one path\n" +
+			"segment: acme-io16/* matches acme-io16/fw.bin, not acme-io16/a/fw.bin). Its keys are\n" +
+			"read from --keys-dir (generated there if it holds none). Add targets with add --role ROLE.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := publish.Open(args[0])
+			if err != nil {
+				return err
+			}
+			if err := r.Delegate(args[1], d); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "delegated %s to role %s (run commit to publish)\n", strings.Join(d.Paths, ", "), args[1])
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringArrayVar(&d.Paths, "path", nil, "target path pattern the role is trusted for (repeatable), e.g. 'acme-io16/*'")
+	f.StringVar(&d.KeysDir, "keys-dir", "", "directory of the role's private keys; default DIR/keys/ROLE")
+	f.IntVar(&d.Threshold, "threshold", 1, "signatures required (= keys generated if --keys-dir holds none)")
+	f.BoolVar(&d.Terminating, "terminating", false, "no later delegation is consulted for paths this role matches")
+	return c
+}
+
+func exportCmd() *cobra.Command {
+	var names []string
+	c := &cobra.Command{
+		Use:   "export DIR OUT [--target NAME…]",
+		Short: "Write an offline bundle (metadata chain and targets) to the new directory OUT",
+		Long: "export writes OUT/metadata (every N.root.json, timestamp.json and the versioned\n" +
+			"snapshot, targets and delegated role files), OUT/targets (the selected targets, all\n" +
+			"published ones without --target) and an informational OUT/bundle.json. Gateways import\n" +
+			"it with fieldgatectl import OUT before the timestamp expires.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := publish.Open(args[0])
+			if err != nil {
+				return err
+			}
+			info, err := r.Export(args[1], names)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "exported %d target(s) to %s (root version %d, timestamp version %d)\n",
+				len(info.Targets), args[1], info.RootVersion, info.TimestampVersion)
+			for _, t := range info.Targets {
+				fmt.Fprintf(w, "  %s (%s, %d bytes)\n", t.Name, t.Role, t.Length)
+			}
+			fmt.Fprintf(w, "import before %s (timestamp expiry)\n", info.Expires.Format(time.RFC3339))
+			return nil
+		},
+	}
+	c.Flags().StringArrayVar(&names, "target", nil, "target to include (repeatable); default all published targets")
+	return c
+}
+
 func statusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status DIR",
@@ -223,16 +289,23 @@ func statusCmd() *cobra.Command {
 
 func printStatus(w io.Writer, s publish.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROLE\tVERSION\tEXPIRES\tKEYS\tTHRESHOLD")
+	fmt.Fprintln(tw, "ROLE\tVERSION\tEXPIRES\tKEYS\tTHRESHOLD\tPATHS")
 	for _, r := range s.Roles {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d (%d here)\t%d\n", r.Role, r.Version, r.Expires.Format(time.RFC3339), r.Keys, r.KeysHere, r.Threshold)
+		expires, paths := "-", "-"
+		if r.Version > 0 {
+			expires = r.Expires.Format(time.RFC3339)
+		}
+		if len(r.Paths) > 0 {
+			paths = strings.Join(r.Paths, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d (%d here)\t%d\t%s\n", r.Role, r.Version, expires, r.Keys, r.KeysHere, r.Threshold, paths)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "targets (%d):\n", len(s.Targets))
 	for _, t := range s.Targets {
-		fmt.Fprintf(w, "  %s\n", t)
+		fmt.Fprintf(w, "  %s (%s)\n", t, s.TargetRole[t])
 	}
 	for _, t := range s.Added {
 		fmt.Fprintf(w, "  staged: + %s\n", t)

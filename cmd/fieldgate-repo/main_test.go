@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/fieldgate/fieldgate/tuf"
 	"github.com/fieldgate/fieldgate/tuf/publish"
 )
@@ -28,8 +30,15 @@ func runCmd(t *testing.T, args ...string) string {
 }
 
 // TestDemoFlow runs the exact commands of the demo and checks that a client
-// refreshes and fetches the target with the advertised URLs and root.
+// refreshes and fetches the target with the advertised URLs and root, with
+// each key type.
 func TestDemoFlow(t *testing.T) {
+	for _, kt := range []string{publish.KeyEd25519, publish.KeyECDSAP256} {
+		t.Run(kt, func(t *testing.T) { testDemoFlow(t, kt) })
+	}
+}
+
+func testDemoFlow(t *testing.T, keyType string) {
 	w := t.TempDir()
 	repo := filepath.Join(w, "repo")
 	fw := filepath.Join(w, "fw.bin")
@@ -37,7 +46,16 @@ func TestDemoFlow(t *testing.T) {
 	if err := os.WriteFile(fw, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	runCmd(t, "init", repo)
+	runCmd(t, "init", repo, "--key-type", keyType)
+	rootMD, err := metadata.Root().FromFile(filepath.Join(repo, "repository", "metadata", "1.root.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, k := range rootMD.Signed.Keys {
+		if want := map[string]string{publish.KeyEd25519: metadata.KeyTypeEd25519, publish.KeyECDSAP256: metadata.KeyTypeECDSA_SHA2_P256}[keyType]; k.Type != want {
+			t.Errorf("root key %s has type %s, want %s", id, k.Type, want)
+		}
+	}
 	runCmd(t, "add", repo, fw, "--name", "acme-io16/fw-2.4.1.bin", "--hardware", "acme-io16-rev3",
 		"--version", "2.4.1", "--security-counter", "3", "--protocol", "xmodem",
 		"--severity", "high", "--advisory", "CVE-2026-1234", "--notes", "Fixes Modbus stack overflow")
@@ -138,5 +156,75 @@ func TestAddRejectsBadMetadata(t *testing.T) {
 	cmd.SetArgs([]string{"add", repo, fw, "--name", "a.bin", "--version", "1.0"})
 	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "hardware") {
 		t.Errorf("add without --hardware = %v, want an error about hardware", err)
+	}
+}
+
+func runCmdErr(args ...string) error {
+	cmd := newRootCmd(io.Discard, io.Discard)
+	cmd.SetArgs(args)
+	return cmd.ExecuteContext(context.Background())
+}
+
+// TestDelegateExportImport delegates a vendor role with its own key
+// directory, signs a target with it, exports an offline bundle with that
+// target and imports it into a gateway that has only the shipped root.
+func TestDelegateExportImport(t *testing.T) {
+	w := t.TempDir()
+	repo, vendorKeys, out := filepath.Join(w, "repo"), filepath.Join(w, "vendor-keys"), filepath.Join(w, "usb", "bundle")
+	fw := filepath.Join(w, "fw.bin")
+	data := bytes.Repeat([]byte("FGSIM1 vendor "), 5000)
+	os.WriteFile(fw, data, 0o644)
+	runCmd(t, "init", repo, "--key-type", "ecdsa-p256")
+	runCmd(t, "delegate", repo, "acme", "--path", "acme-io16/*", "--keys-dir", vendorKeys)
+	if keys, _ := filepath.Glob(filepath.Join(vendorKeys, "*.pem")); len(keys) != 1 {
+		t.Errorf("vendor keys in --keys-dir = %d, want 1", len(keys))
+	}
+	add := []string{"add", repo, fw, "--role", "acme", "--hardware", "acme-io16-rev3", "--version", "2.5.0"}
+	if err := runCmdErr(append(add, "--name", "plc/fw.bin")...); err == nil || !strings.Contains(err.Error(), "outside the paths") {
+		t.Errorf("add --role acme --name plc/fw.bin = %v, want an error about acme's paths", err)
+	}
+	if err := runCmdErr(append(add[:4], "--role", "nobody", "--name", "acme-io16/x.bin", "--hardware", "h", "--version", "1")...); err == nil {
+		t.Errorf("add --role nobody = nil, want an error")
+	}
+	runCmd(t, "add", repo, fw, "--role", "acme", "--name", "acme-io16/fw-2.5.0.bin", "--hardware", "acme-io16-rev3", "--version", "2.5.0")
+	runCmd(t, "add", repo, fw, "--name", "other/fw.bin", "--hardware", "plc", "--version", "1.0")
+	runCmd(t, "commit", repo)
+	status := runCmd(t, "status", repo)
+	for _, want := range []string{"acme-io16/*", "acme-io16/fw-2.5.0.bin (acme)", "other/fw.bin (targets)"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("status lacks %q:\n%s", want, status)
+		}
+	}
+	if strings.Contains(status, "warning") {
+		t.Errorf("status warns after commit:\n%s", status)
+	}
+	msg := runCmd(t, "export", repo, out, "--target", "acme-io16/fw-2.5.0.bin")
+	if !strings.Contains(msg, "exported 1 target") {
+		t.Errorf("export printed %q", msg)
+	}
+	if err := runCmdErr("export", repo, out); err == nil {
+		t.Errorf("export over an existing directory = nil, want an error")
+	}
+	if err := runCmdErr("export", repo, filepath.Join(w, "b2"), "--target", "nope.bin"); err == nil {
+		t.Errorf("export --target nope.bin = nil, want an error")
+	}
+	c, err := tuf.New(tuf.Config{
+		MetadataURL: "http://127.0.0.1:1/unused", // offline: only the bundle is read
+		MetadataDir: filepath.Join(w, "gw", "metadata"),
+		BlobDir:     filepath.Join(w, "gw", "blobs"),
+		TrustedRoot: filepath.Join(repo, "repository", "metadata", "1.root.json"),
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp, err := tuf.ImportBundle(context.Background(), c, out)
+	if err != nil {
+		t.Fatalf("ImportBundle() = %v", err)
+	}
+	if len(imp.Staged) != 1 || imp.Staged[0].Target.Role != "acme" {
+		t.Fatalf("ImportBundle() staged %+v, want acme-io16/fw-2.5.0.bin from acme", imp.Staged)
+	}
+	if got, _ := os.ReadFile(imp.Staged[0].Path); !bytes.Equal(got, data) {
+		t.Errorf("staged blob differs from fw.bin")
 	}
 }

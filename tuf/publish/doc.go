@@ -7,12 +7,19 @@
 //	DIR/keys/<role>/<keyid>.pem      private keys (PKCS #8 PEM, mode 0600); root keys may live
 //	                                 in a separate directory (Options.RootKeysDir), e.g. offline media
 //	DIR/keys/retired/                keys replaced by a rotation
-//	DIR/staged/targets.json          unsigned working copy of the targets role (add/remove)
+//	DIR/keys/<role>/<keyid>.pem      keys of a delegated role (or the directory given to Delegate)
+//	DIR/staged/targets.json          unsigned working copy of the targets role (add/remove, delegations)
+//	DIR/staged/<role>.json           unsigned working copy of a delegated role
 //	DIR/repository/metadata/         what clients read: every N.root.json (kept forever) and
-//	                                 root.json (latest), V.targets.json, V.snapshot.json,
-//	                                 timestamp.json
+//	                                 root.json (latest), V.targets.json, V.<role>.json for
+//	                                 delegated roles, V.snapshot.json, timestamp.json
 //	DIR/repository/targets/          target files, each stored under every hash it lists as
 //	                                 dir/HEX.name (consistent snapshots)
+//
+// Delegated roles (Delegate) are one level below the top-level targets role,
+// each trusted for path patterns and signed with its own keys. Export writes
+// an offline bundle: the published metadata and selected targets in the same
+// layout, plus an informational bundle.json.
 //
 // Serve DIR/repository (Repo.Handler does, with 404 for anything missing);
 // clients use …/metadata and …/targets as base URLs and 1.root.json as their

@@ -45,6 +45,9 @@ type Options struct {
 	Expiry map[string]Duration `json:"expiry,omitempty"`
 	// Hashes listed for targets: "sha256" (default) and/or "sha512".
 	Hashes []string `json:"hashes,omitempty"`
+	// KeysDirs holds, per delegated role, the directory of its private keys
+	// when it is not DIR/keys/<role> (set by Delegate). Stored as given.
+	KeysDirs map[string]string `json:"keys_dirs,omitempty"`
 
 	// Now replaces time.Now (tests); not stored.
 	Now func() time.Time `json:"-"`
@@ -142,6 +145,11 @@ type Repo struct {
 	timestamp *metadata.Metadata[metadata.TimestampType]
 	staged    *metadata.Metadata[metadata.TargetsType] // working copy
 
+	// Delegated roles (delegated by the top-level targets role): published
+	// metadata and working copies, by role name.
+	delegated       map[string]*metadata.Metadata[metadata.TargetsType]
+	stagedDelegated map[string]*metadata.Metadata[metadata.TargetsType]
+
 	keys   map[string][]*privateKey // role -> private keys available
 	resign map[string]bool          // roles whose keys changed
 }
@@ -164,11 +172,23 @@ func (r *Repo) keyDir(role string) string {
 	if role == metadata.ROOT && r.opts.RootKeysDir != "" {
 		return r.opts.RootKeysDir
 	}
+	if d := r.opts.KeysDirs[role]; d != "" {
+		return d
+	}
 	return filepath.Join(r.dir, "keys", role)
 }
 
 func (r *Repo) expires(role string) time.Time {
 	return r.now().UTC().Add(time.Duration(r.opts.Expiry[role])).Truncate(time.Second)
+}
+
+func newRepo(dir string, opts Options, now func() time.Time) *Repo {
+	r := &Repo{dir: dir, opts: opts, now: now, keys: map[string][]*privateKey{}, resign: map[string]bool{},
+		delegated: map[string]*metadata.Metadata[metadata.TargetsType]{}, stagedDelegated: map[string]*metadata.Metadata[metadata.TargetsType]{}}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	return r
 }
 
 // Init creates a new signed repository in dir (which must not hold one):
@@ -181,10 +201,7 @@ func Init(dir string, opts Options) (*Repo, error) {
 	if _, err := os.Stat(filepath.Join(dir, optionsFile)); err == nil {
 		return nil, fmt.Errorf("init %s: a repository already exists there", dir)
 	}
-	r := &Repo{dir: dir, opts: opts, now: opts.Now, keys: map[string][]*privateKey{}, resign: map[string]bool{}}
-	if r.now == nil {
-		r.now = time.Now
-	}
+	r := newRepo(dir, opts, opts.Now)
 	for _, d := range []string{r.MetadataDir(), r.TargetsDir(), filepath.Join(dir, "staged")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("init %s: %w", dir, err)
@@ -212,9 +229,7 @@ func Init(dir string, opts Options) (*Repo, error) {
 	if err := r.writeSnapshotTimestamp(false); err != nil {
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}
-	stored := opts
-	data, _ := json.MarshalIndent(stored, "", "  ")
-	if err := writeFileAtomic(filepath.Join(dir, optionsFile), append(data, '\n'), 0o644); err != nil {
+	if err := r.saveOptions(); err != nil {
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}
 	r.staged = cloneTargets(r.targets)
@@ -260,10 +275,7 @@ func OpenWithClock(dir string, now func() time.Time) (*Repo, error) {
 	if err := opts.fill(); err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
-	r := &Repo{dir: dir, opts: opts, now: now, keys: map[string][]*privateKey{}, resign: map[string]bool{}}
-	if r.now == nil {
-		r.now = time.Now
-	}
+	r := newRepo(dir, opts, now)
 	if err := r.load(); err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
@@ -296,7 +308,10 @@ func (r *Repo) load() error {
 		}
 		r.staged = cloneTargets(r.targets)
 	}
-	for _, role := range topRoles {
+	if err := r.loadDelegated(); err != nil {
+		return err
+	}
+	for _, role := range append(slices.Clone(topRoles), r.DelegatedRoles()...) {
 		keys, err := loadKeys(r.keyDir(role))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
@@ -304,6 +319,14 @@ func (r *Repo) load() error {
 		r.keys[role] = keys
 	}
 	return nil
+}
+
+func (r *Repo) saveOptions() error {
+	data, err := json.MarshalIndent(r.opts, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(r.dir, optionsFile), append(data, '\n'), 0o644)
 }
 
 func latestRootVersion(dir string) (int64, error) {
@@ -399,6 +422,9 @@ func (r *Repo) writeSnapshotTimestamp(bump bool) error {
 		r.snapshot.Signed.Expires = r.expires(metadata.SNAPSHOT)
 	}
 	r.snapshot.Signed.Meta["targets.json"] = metadata.MetaFile(r.targets.Signed.Version)
+	for role, md := range r.delegated {
+		r.snapshot.Signed.Meta[role+".json"] = metadata.MetaFile(md.Signed.Version)
+	}
 	err := r.signRole(metadata.SNAPSHOT, func(k []*privateKey, ids []string, th int) error {
 		return signWith(r.snapshot, metadata.SNAPSHOT, k, ids, th)
 	})
@@ -459,7 +485,29 @@ func CheckTargetName(name string) error {
 // repository (stored under each hash prefix), and listed in the staged
 // targets role. Commit publishes it. Adding an existing name replaces it.
 func (r *Repo) AddTarget(name, srcFile string, meta tuf.Meta) error {
+	return r.AddTargetTo(metadata.TARGETS, name, srcFile, meta)
+}
+
+// AddTargetTo is AddTarget for the targets of role: "targets" or a role
+// created with Delegate, whose delegated paths must match name.
+func (r *Repo) AddTargetTo(role, name, srcFile string, meta tuf.Meta) error {
 	if err := CheckTargetName(name); err != nil {
+		return fmt.Errorf("add %s: %w", name, err)
+	}
+	if err := r.checkScope(role, name); err != nil {
+		return fmt.Errorf("add %s: %w", name, err)
+	}
+	for _, other := range append([]string{metadata.TARGETS}, r.DelegatedRoles()...) {
+		if md, _ := r.stagedRole(other); other != role && md.Signed.Targets[name] != nil {
+			return fmt.Errorf("add %s: already a target of role %s (remove it there first)", name, other)
+		}
+	}
+	return r.addTarget(role, name, srcFile, meta)
+}
+
+func (r *Repo) addTarget(role, name, srcFile string, meta tuf.Meta) error {
+	md, err := r.stagedRole(role)
+	if err != nil {
 		return fmt.Errorf("add %s: %w", name, err)
 	}
 	custom, err := tuf.MarshalCustom(meta)
@@ -472,8 +520,8 @@ func (r *Repo) AddTarget(name, srcFile string, meta tuf.Meta) error {
 	}
 	raw := json.RawMessage(custom)
 	tf.Custom = &raw
-	r.staged.Signed.Targets[name] = tf
-	if err := r.saveStaged(); err != nil {
+	md.Signed.Targets[name] = tf
+	if err := r.saveStagedRole(role); err != nil {
 		return fmt.Errorf("add %s: %w", name, err)
 	}
 	return nil
@@ -481,6 +529,15 @@ func (r *Repo) AddTarget(name, srcFile string, meta tuf.Meta) error {
 
 // AddTargetBytes is AddTarget for data in memory (tests, small files).
 func (r *Repo) AddTargetBytes(name string, data []byte, meta tuf.Meta) error {
+	return r.AddTargetBytesTo(metadata.TARGETS, name, data, meta)
+}
+
+// AddTargetBytesTo is AddTargetTo for data in memory.
+func (r *Repo) AddTargetBytesTo(role, name string, data []byte, meta tuf.Meta) error {
+	return r.withTempFile(data, func(p string) error { return r.AddTargetTo(role, name, p, meta) })
+}
+
+func (r *Repo) withTempFile(data []byte, fn func(string) error) error {
 	f, err := os.CreateTemp(r.dir, ".add-*")
 	if err != nil {
 		return err
@@ -493,7 +550,7 @@ func (r *Repo) AddTargetBytes(name string, data []byte, meta tuf.Meta) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return r.AddTarget(name, f.Name(), meta)
+	return fn(f.Name())
 }
 
 // storeTarget copies src into the targets directory, hashing as it goes, and
@@ -560,30 +617,65 @@ func (r *Repo) storeTarget(name, src string) (*metadata.TargetFiles, error) {
 // Remove unstages target name; Commit publishes the removal. The files stay
 // for clients still on an older snapshot.
 func (r *Repo) Remove(name string) error {
-	if _, ok := r.staged.Signed.Targets[name]; !ok {
-		return fmt.Errorf("remove %s: no such target", name)
+	for _, role := range append([]string{metadata.TARGETS}, r.DelegatedRoles()...) {
+		md, _ := r.stagedRole(role)
+		if _, ok := md.Signed.Targets[name]; !ok {
+			continue
+		}
+		delete(md.Signed.Targets, name)
+		if err := r.saveStagedRole(role); err != nil {
+			return fmt.Errorf("remove %s: %w", name, err)
+		}
+		return nil
 	}
-	delete(r.staged.Signed.Targets, name)
-	if err := r.saveStaged(); err != nil {
-		return fmt.Errorf("remove %s: %w", name, err)
-	}
-	return nil
+	return fmt.Errorf("remove %s: no such target", name)
 }
 
 // Pending reports whether the staged targets differ from the published ones.
 func (r *Repo) Pending() bool {
-	a, _ := json.Marshal(r.staged.Signed.Targets)
-	b, _ := json.Marshal(r.targets.Signed.Targets)
-	return !bytes.Equal(a, b) || r.resign[metadata.TARGETS]
+	if r.rolePending(metadata.TARGETS) {
+		return true
+	}
+	for _, role := range r.DelegatedRoles() {
+		if r.rolePending(role) {
+			return true
+		}
+	}
+	return false
+}
+
+// rolePending reports whether role's staged targets (and, for the top-level
+// role, delegations) differ from the published ones.
+func (r *Repo) rolePending(role string) bool {
+	staged, published := r.staged, r.targets
+	if role != metadata.TARGETS {
+		staged, published = r.stagedDelegated[role], r.delegated[role]
+		if published == nil {
+			return true
+		}
+	}
+	a, _ := json.Marshal(staged.Signed.Targets)
+	b, _ := json.Marshal(published.Signed.Targets)
+	if role == metadata.TARGETS {
+		da, _ := json.Marshal(staged.Signed.Delegations)
+		db, _ := json.Marshal(published.Signed.Delegations)
+		a, b = append(a, da...), append(b, db...)
+	}
+	return !bytes.Equal(a, b) || r.resign[role]
 }
 
 // Commit publishes the staged targets: a new targets version if anything
 // changed (or its keys changed, or less than half its validity is left), then
 // a new snapshot and timestamp.
 func (r *Repo) Commit() error {
+	if err := r.commitDelegated(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
 	left := r.targets.Signed.Expires.Sub(r.now())
-	if r.Pending() || left < time.Duration(r.opts.Expiry[metadata.TARGETS])/2 {
-		r.targets.Signed.Targets = cloneTargets(r.staged).Signed.Targets
+	if r.rolePending(metadata.TARGETS) || left < time.Duration(r.opts.Expiry[metadata.TARGETS])/2 {
+		staged := cloneTargets(r.staged)
+		r.targets.Signed.Targets = staged.Signed.Targets
+		r.targets.Signed.Delegations = staged.Signed.Delegations
 		r.targets.Signed.Version++
 		r.targets.Signed.Expires = r.expires(metadata.TARGETS)
 		if err := r.writeTargets(); err != nil {

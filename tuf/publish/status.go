@@ -11,61 +11,87 @@ import (
 // RoleStatus describes one published role.
 type RoleStatus struct {
 	Role      string
-	Version   int64
+	Version   int64 // 0: delegated role not yet published
 	Expires   time.Time
 	Threshold int
-	Keys      int // keys listed in root
-	KeysHere  int // private keys available to this Repo
+	Keys      int      // keys listed in root (or in the delegation)
+	KeysHere  int      // private keys available to this Repo
+	Paths     []string // delegated roles: the target paths they are trusted for
 }
 
 // Status describes a repository: its roles, its targets and what needs
 // attention.
 type Status struct {
-	Roles    []RoleStatus
-	Targets  []string // published target names, sorted
-	Added    []string // staged, not yet committed
-	Removed  []string
-	Warnings []string
+	Roles      []RoleStatus      // top-level roles, then delegated roles in delegation order
+	Targets    []string          // published target names, sorted
+	TargetRole map[string]string // published target name -> role that signs it
+	Added      []string          // staged, not yet committed
+	Removed    []string
+	Warnings   []string
 }
 
-// Status reports versions and expiries of every role and warns about roles
-// that expired or will within a quarter of their validity, and about
-// uncommitted changes.
+// Status reports versions and expiries of every role (delegated roles
+// included) and warns about roles that expired or will within a quarter of
+// their validity, and about uncommitted changes.
 func (r *Repo) Status() Status {
 	now := r.now()
-	var s Status
-	add := func(role string, version int64, expires time.Time) {
-		rr := r.root.Signed.Roles[role]
-		s.Roles = append(s.Roles, RoleStatus{
-			Role: role, Version: version, Expires: expires,
-			Threshold: rr.Threshold, Keys: len(rr.KeyIDs), KeysHere: len(r.keys[role]),
-		})
-		validity := time.Duration(r.opts.Expiry[role])
-		switch left := expires.Sub(now); {
+	s := Status{TargetRole: map[string]string{}}
+	add := func(rs RoleStatus, validity time.Duration) {
+		s.Roles = append(s.Roles, rs)
+		if rs.Version == 0 {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: delegated role not published yet (run commit)", rs.Role))
+			return
+		}
+		switch left := rs.Expires.Sub(now); {
 		case left <= 0:
-			s.Warnings = append(s.Warnings, fmt.Sprintf("%s expired at %s", role, expires.Format(time.RFC3339)))
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s expired at %s", rs.Role, rs.Expires.Format(time.RFC3339)))
 		case left < validity/4:
-			s.Warnings = append(s.Warnings, fmt.Sprintf("%s expires in %s (at %s)", role, left.Round(time.Minute), expires.Format(time.RFC3339)))
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s expires in %s (at %s)", rs.Role, left.Round(time.Minute), rs.Expires.Format(time.RFC3339)))
 		}
-		if len(r.keys[role]) < rr.Threshold && role != metadata.ROOT {
-			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: only %d of %d signing keys available here", role, len(r.keys[role]), rr.Threshold))
-		}
-	}
-	add(metadata.ROOT, r.root.Signed.Version, r.root.Signed.Expires)
-	add(metadata.TARGETS, r.targets.Signed.Version, r.targets.Signed.Expires)
-	add(metadata.SNAPSHOT, r.snapshot.Signed.Version, r.snapshot.Signed.Expires)
-	add(metadata.TIMESTAMP, r.timestamp.Signed.Version, r.timestamp.Signed.Expires)
-	for name, tf := range r.targets.Signed.Targets {
-		s.Targets = append(s.Targets, name)
-		if st, ok := r.staged.Signed.Targets[name]; !ok {
-			s.Removed = append(s.Removed, name)
-		} else if !st.Equal(*tf) {
-			s.Added = append(s.Added, name)
+		if rs.KeysHere < rs.Threshold && rs.Role != metadata.ROOT {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: only %d of %d signing keys available here", rs.Role, rs.KeysHere, rs.Threshold))
 		}
 	}
-	for name := range r.staged.Signed.Targets {
-		if _, ok := r.targets.Signed.Targets[name]; !ok {
-			s.Added = append(s.Added, name)
+	top := func(role string, version int64, expires time.Time) {
+		rr := r.root.Signed.Roles[role]
+		add(RoleStatus{Role: role, Version: version, Expires: expires,
+			Threshold: rr.Threshold, Keys: len(rr.KeyIDs), KeysHere: len(r.keys[role])},
+			time.Duration(r.opts.Expiry[role]))
+	}
+	top(metadata.ROOT, r.root.Signed.Version, r.root.Signed.Expires)
+	top(metadata.TARGETS, r.targets.Signed.Version, r.targets.Signed.Expires)
+	top(metadata.SNAPSHOT, r.snapshot.Signed.Version, r.snapshot.Signed.Expires)
+	top(metadata.TIMESTAMP, r.timestamp.Signed.Version, r.timestamp.Signed.Expires)
+	roles := append([]string{metadata.TARGETS}, r.DelegatedRoles()...)
+	for _, role := range roles[1:] {
+		dr := r.delegation(role)
+		rs := RoleStatus{Role: role, Threshold: dr.Threshold, Keys: len(dr.KeyIDs), KeysHere: len(r.keys[role]), Paths: dr.Paths}
+		if md := r.delegated[role]; md != nil {
+			rs.Version, rs.Expires = md.Signed.Version, md.Signed.Expires
+		}
+		add(rs, time.Duration(r.opts.Expiry[metadata.TARGETS]))
+	}
+	for _, role := range roles {
+		published := r.targets
+		if role != metadata.TARGETS {
+			published = r.delegated[role]
+		}
+		staged, _ := r.stagedRole(role)
+		if published != nil {
+			for name, tf := range published.Signed.Targets {
+				s.Targets = append(s.Targets, name)
+				s.TargetRole[name] = role
+				if st, ok := staged.Signed.Targets[name]; !ok {
+					s.Removed = append(s.Removed, name)
+				} else if !st.Equal(*tf) {
+					s.Added = append(s.Added, name)
+				}
+			}
+		}
+		for name := range staged.Signed.Targets {
+			if published == nil || published.Signed.Targets[name] == nil {
+				s.Added = append(s.Added, name)
+			}
 		}
 	}
 	slices.Sort(s.Targets)

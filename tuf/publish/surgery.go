@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/fieldgate/fieldgate/tuf"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -73,4 +74,21 @@ func clone[T metadata.Roles](md *metadata.Metadata[T]) *metadata.Metadata[T] {
 		panic(err)
 	}
 	return c
+}
+
+// DelegatedMetadata returns a copy of delegated role's published metadata,
+// or nil if it is not published.
+func (r *Repo) DelegatedMetadata(role string) *metadata.Metadata[metadata.TargetsType] {
+	md := r.delegated[role]
+	if md == nil {
+		return nil
+	}
+	return clone(md)
+}
+
+// AddTargetBytesUnchecked stages a target in role without checking that the
+// role is trusted for its path or that no other role lists it: test
+// fixtures use it to build claims a client must refuse.
+func (r *Repo) AddTargetBytesUnchecked(role, name string, data []byte, meta tuf.Meta) error {
+	return r.withTempFile(data, func(p string) error { return r.addTarget(role, name, p, meta) })
 }

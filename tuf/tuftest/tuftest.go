@@ -133,6 +133,34 @@ func (r *Repo) AddRaw(name string, data []byte, custom []byte) {
 	}
 }
 
+// Delegate stages a delegation from the top-level targets role to role,
+// with fresh keys (see publish.Delegation); Commit publishes it.
+func (r *Repo) Delegate(role string, d publish.Delegation) {
+	r.t.Helper()
+	if err := r.Pub.Delegate(role, d); err != nil {
+		r.t.Fatalf("tuftest: %v", err)
+	}
+}
+
+// AddTo stages a target signed by role ("targets" or a delegated role).
+func (r *Repo) AddTo(role, name string, data []byte, meta tuf.Meta) {
+	r.t.Helper()
+	if err := r.Pub.AddTargetBytesTo(role, name, data, meta); err != nil {
+		r.t.Fatalf("tuftest: %v", err)
+	}
+}
+
+// Export writes an offline bundle with the named targets (all if none) to
+// a new directory under t.TempDir() and returns its path.
+func (r *Repo) Export(names ...string) string {
+	r.t.Helper()
+	out := filepath.Join(r.t.TempDir(), "bundle")
+	if _, err := r.Pub.Export(out, names); err != nil {
+		r.t.Fatalf("tuftest: %v", err)
+	}
+	return out
+}
+
 // Remove stages the removal of a target.
 func (r *Repo) Remove(name string) {
 	r.t.Helper()

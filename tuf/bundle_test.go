@@ -1,0 +1,167 @@
+package tuf_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/fieldgate/fieldgate/tuf"
+	"github.com/fieldgate/fieldgate/tuf/publish"
+	"github.com/fieldgate/fieldgate/tuf/tuftest"
+)
+
+// bundleRepo publishes a top-level and a delegated target.
+func bundleRepo(t *testing.T) (*tuftest.Repo, []byte) {
+	t.Helper()
+	repo := tuftest.New(t)
+	repo.Delegate("acme", publish.Delegation{Paths: []string{"acme-io16/*"}})
+	fw := payload(300000, 5)
+	repo.AddTo("acme", vendorFw, fw, tuftest.Meta("acme-io16-rev3", "2.5.0", 4))
+	repo.Add("plc/fw-1.0.bin", []byte("plc image"), tuftest.Meta("plc", "1.0", 1))
+	repo.Commit()
+	if err := repo.Pub.Rotate("root"); err != nil { // the gateway must walk 1 → 2
+		t.Fatal(err)
+	}
+	return repo, fw
+}
+
+func TestImportBundle(t *testing.T) {
+	repo, fw := bundleRepo(t)
+	dir := repo.Export(vendorFw)
+	repo.Server.Close() // offline: everything comes from the bundle
+
+	var info publish.BundleInfo
+	if data, err := os.ReadFile(filepath.Join(dir, tuf.BundleManifest)); err != nil || json.Unmarshal(data, &info) != nil {
+		t.Fatalf("bundle.json unreadable: %v", err)
+	}
+	if info.Format != publish.BundleFormat || info.RootVersion != 2 || len(info.Targets) != 1 || info.Targets[0].Role != "acme" {
+		t.Errorf("bundle.json = %+v, want root 2 and one target from acme", info)
+	}
+
+	md := filepath.Join(t.TempDir(), "md")
+	c := repo.Client(t, func(cfg *tuf.Config) { cfg.MetadataDir = md }) // only the shipped 1.root.json
+	imp, err := tuf.ImportBundle(context.Background(), c, dir)
+	if err != nil {
+		t.Fatalf("ImportBundle() = %v", err)
+	}
+	if imp.Snapshot.Versions["root"] != 2 || imp.Snapshot.Versions["acme"] != 1 {
+		t.Errorf("ImportBundle() versions = %v, want root 2, acme 1", imp.Snapshot.Versions)
+	}
+	if len(imp.Staged) != 1 || imp.Staged[0].Target.Name != vendorFw {
+		t.Fatalf("ImportBundle() staged %v, want only %s (the bundle does not carry plc/fw-1.0.bin)", imp.Staged, vendorFw)
+	}
+	if got, _ := os.ReadFile(imp.Staged[0].Path); !bytes.Equal(got, fw) {
+		t.Errorf("staged blob differs from the target")
+	}
+	if imp.Staged[0].Path != c.BlobPath(imp.Staged[0].Target.SHA256()) {
+		t.Errorf("staged path = %s, want the client's blob store", imp.Staged[0].Path)
+	}
+
+	// The daemon's path: the same, by hand.
+	mdURL, tgURL, err := tuf.BundleURLs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := c.WithSource(mdURL, tgURL).Refresh(context.Background())
+	if err != nil {
+		t.Fatalf("WithSource(bundle).Refresh() = %v", err)
+	}
+	if _, err := c.WithSource(mdURL, tgURL).Fetch(context.Background(), findTarget(t, snap, vendorFw), nil); err != nil {
+		t.Errorf("WithSource(bundle).Fetch() = %v", err)
+	}
+	// What the bundle taught the gateway is in its own cache: the original
+	// client now trusts root 2 and refuses anything older.
+	if c.TimeFloor().IsZero() {
+		t.Errorf("TimeFloor() is zero after an import, want it raised")
+	}
+	if root, err := metadata.Root().FromFile(filepath.Join(md, "root.json")); err != nil || root.Signed.Version != 2 {
+		t.Errorf("gateway cache root.json after import is not version 2 (err %v)", err)
+	}
+
+	if _, _, err := tuf.BundleURLs(t.TempDir()); err == nil {
+		t.Errorf("BundleURLs(empty dir) = nil, want an error")
+	}
+}
+
+func TestImportBundleRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		prepare func(t *testing.T, repo *tuftest.Repo, dir string) *tuf.Client
+		is      error
+		msg     string
+	}{
+		{
+			name: "expired",
+			prepare: func(t *testing.T, repo *tuftest.Repo, dir string) *tuf.Client {
+				return repo.Client(t, func(cfg *tuf.Config) {
+					cfg.Now = func() time.Time { return time.Now().Add(publish.DefaultTimestampExpiry + time.Hour) }
+				})
+			},
+			is: &metadata.ErrExpiredMetadata{}, msg: "expired",
+		},
+		{
+			name: "rolled back",
+			prepare: func(t *testing.T, repo *tuftest.Repo, dir string) *tuf.Client {
+				repo.Publish("plc/fw-1.1.bin", []byte("newer"), tuftest.Meta("plc", "1.1", 1))
+				c := repo.Client(t, nil)
+				if _, err := c.Refresh(context.Background()); err != nil { // online, newer than the bundle
+					t.Fatal(err)
+				}
+				return c
+			},
+			is: &metadata.ErrBadVersionNumber{}, msg: "rollback",
+		},
+		{
+			name: "tampered target",
+			prepare: func(t *testing.T, repo *tuftest.Repo, dir string) *tuf.Client {
+				files, _ := filepath.Glob(filepath.Join(dir, "targets", "acme-io16", "*"))
+				if len(files) == 0 {
+					t.Fatal("no target in bundle")
+				}
+				for _, f := range files {
+					data, _ := os.ReadFile(f)
+					data[100] ^= 1
+					os.WriteFile(f, data, 0o644)
+				}
+				return repo.Client(t, nil)
+			},
+			is: tuf.ErrTargetMismatch, msg: "tampered",
+		},
+		{
+			name: "unknown root",
+			prepare: func(t *testing.T, repo *tuftest.Repo, dir string) *tuf.Client {
+				other := tuftest.New(t) // another repository, other keys
+				return other.Client(t, nil)
+			},
+			is: &metadata.ErrUnsignedMetadata{}, msg: "not signed by keys this gateway trusts",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			repo, _ := bundleRepo(t)
+			dir := repo.Export(vendorFw)
+			c := tc.prepare(t, repo, dir)
+			imp, err := tuf.ImportBundle(context.Background(), c, dir)
+			if err == nil {
+				t.Fatalf("ImportBundle(%s) = %+v, want an error", tc.name, imp)
+			}
+			t.Logf("ImportBundle(%s) = %v", tc.name, err)
+			if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("ImportBundle(%s) = %v, want %T saying %q", tc.name, err, tc.is, tc.msg)
+			}
+			blobs, _ := filepath.Glob(filepath.Join(c.BlobPath("x"), "..", "*"))
+			for _, b := range blobs {
+				if !strings.HasSuffix(b, ".partial") {
+					t.Errorf("blob %s staged by a refused bundle", b)
+				}
+			}
+		})
+	}
+}
