@@ -27,6 +27,10 @@ type Source interface {
 	Fetch(ctx context.Context, t tuf.Target, progress func(done, total int64)) (string, error)
 }
 
+// Importer verifies an offline bundle with the gateway's current trust
+// and stages its targets (tuf.ImportBundle).
+type Importer func(ctx context.Context, dir string) (*tuf.Snapshot, error)
+
 // Indicator shows the gateway's state to a person on site (the board's
 // LEDs, systemd's STATUS= line).
 type Indicator interface {
@@ -59,6 +63,7 @@ type Deps struct {
 	Config    *config.Config
 	Store     *store.Store
 	Source    Source
+	Importer  Importer                  // may be nil: offline bundles not supported
 	Devices   map[string]devices.Device // by device id
 	Indicator Indicator                 // may be nil
 	Buttons   Buttons                   // may be nil
@@ -71,17 +76,18 @@ type Deps struct {
 
 // Daemon is the update cycle. Create it with New and call Run once.
 type Daemon struct {
-	cfg     *config.Config
-	st      *store.Store
-	src     Source
-	devs    map[string]devices.Device
-	ind     Indicator
-	buttons Buttons
-	broker  interface{ Connected() bool }
-	runners []Runner
-	version string
-	log     *slog.Logger
-	now     func() time.Time
+	cfg      *config.Config
+	st       *store.Store
+	src      Source
+	importer Importer
+	devs     map[string]devices.Device
+	ind      Indicator
+	buttons  Buttons
+	broker   interface{ Connected() bool }
+	runners  []Runner
+	version  string
+	log      *slog.Logger
+	now      func() time.Time
 
 	windows  map[string]*Window // by window name
 	groups   map[string]config.Group
@@ -103,6 +109,7 @@ type Daemon struct {
 	lastRefresh time.Time
 	lastGateway string            // last published gateway document, without volatile fields
 	running     map[string]string // device id -> job id of its running worker
+	lastBundle  string            // timestamp hash of the last bundle seen in the import dir
 }
 
 // New builds a daemon from its parts.
@@ -111,7 +118,7 @@ func New(d Deps) (*Daemon, error) {
 		d.Now = time.Now
 	}
 	dm := &Daemon{
-		cfg: d.Config, st: d.Store, src: d.Source, devs: d.Devices, ind: d.Indicator, buttons: d.Buttons,
+		cfg: d.Config, st: d.Store, src: d.Source, importer: d.Importer, devs: d.Devices, ind: d.Indicator, buttons: d.Buttons,
 		broker: d.Broker, runners: d.Runners, version: d.Version, log: d.Log, now: d.Now,
 		windows: map[string]*Window{}, groups: map[string]config.Group{}, devCfg: map[string]config.Device{},
 		backups:  filepath.Join(d.Config.Gateway.StateDir, "backups"),
@@ -188,6 +195,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 	refresh := time.NewTimer(0)
 	inventory := time.NewTicker(d.cfg.Gateway.InventoryInterval)
 	tick := time.NewTicker(time.Second)
+	importTick := time.NewTicker(5 * time.Second)
+	defer importTick.Stop()
 	defer refresh.Stop()
 	defer inventory.Stop()
 	defer tick.Stop()
@@ -211,6 +220,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 			}
 		case <-inventory.C:
 			d.inventory(ctx)
+		case <-importTick.C:
+			d.watchImportDir(ctx)
 		case <-d.kicks:
 		case <-tick.C:
 		}

@@ -96,3 +96,21 @@ func TestEndToEndTamperedTarget(t *testing.T) {
 		t.Errorf("fieldgatectl status does not show verification-failed:\n%s", res.Status)
 	}
 }
+
+// TestEndToEndOfflineBundle updates a device from an offline bundle on a
+// gateway without an uplink to the repository.
+func TestEndToEndOfflineBundle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test builds and runs every binary")
+	}
+	bin := buildAll(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Options{Bin: bin, Work: filepath.Join(t.TempDir(), "work"), Out: output(t), Devices: 1, Offline: true})
+	if err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if d := res.Devices["io16-a"]; d.Version != newVersion {
+		t.Errorf("device version = %q after an offline import, want %q", d.Version, newVersion)
+	}
+}

@@ -28,6 +28,9 @@ type Options struct {
 	Out     io.Writer // progress for a person
 	Devices int       // number of simulated serial devices
 	Baud    int       // line rate the simulated devices are paced at; 0: 115200, -1: unpaced
+	// Offline serves no repository: the update arrives as an offline
+	// bundle (fieldgate-repo export) imported with fieldgatectl import.
+	Offline bool
 	// Broker is an external MQTT broker URL (tcp://host:port) for
 	// fieldgated; empty starts fieldgated's embedded broker.
 	Broker string
@@ -89,6 +92,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := env.StartDaemon(); err != nil {
 		return nil, err
 	}
+	if o.Offline {
+		if err := env.importBundle(ctx); err != nil {
+			return nil, err
+		}
+	}
 	env.say("watching retained MQTT state as a central dashboard would (fieldgate/v1/demo/gw1/#)")
 	res := &Result{Version: newVersion, Devices: map[string]api.Device{}, Jobs: map[string]api.Job{}, Seen: map[string][]string{}}
 	until := o.Until
@@ -121,6 +129,29 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 }
 
 func (e *Env) say(format string, a ...any) { fmt.Fprintf(e.o.Out, "==> "+format+"\n", a...) }
+
+// importBundle imports the exported bundle through fieldgatectl once the
+// daemon's socket answers.
+func (e *Env) importBundle(ctx context.Context) error {
+	bundle := filepath.Join(e.Work, "bundle")
+	e.say("importing the bundle: fieldgatectl import %s", bundle)
+	for {
+		var out bytes.Buffer
+		err := runToolTo(ctx, e.o, &out, "fieldgatectl", "--socket", e.Socket, "import", bundle)
+		if err == nil {
+			fmt.Fprintf(e.o.Out, "      %s", out.String())
+			return nil
+		}
+		if !strings.Contains(out.String(), "is fieldgated running") {
+			return fmt.Errorf("%w: %s", err, out.String())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
 
 // Close stops every process the scenario started.
 func (e *Env) Close() { e.procs.stop() }
@@ -195,7 +226,12 @@ func Setup(ctx context.Context, o Options) (*Env, error) {
 	if err != nil {
 		return e, err
 	}
-	if _, err := e.procs.start(o, repoLog, "repo", "fieldgate-repo", "serve", repo, "--listen", repoAddr); err != nil {
+	if o.Offline {
+		say("exporting an offline bundle (no repository server: the gateway has no uplink)")
+		if err := runTool(ctx, o, o.Out, "fieldgate-repo", "export", repo, filepath.Join(work, "bundle")); err != nil {
+			return e, err
+		}
+	} else if _, err := e.procs.start(o, repoLog, "repo", "fieldgate-repo", "serve", repo, "--listen", repoAddr); err != nil {
 		return e, err
 	}
 

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -144,7 +145,23 @@ func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
 			return nil
 		},
 	}
-	return []*cobra.Command{approve, cancel, deferCmd, stop, resume, refresh, boardCmd, audit, windows, jobs}
+	importCmd := &cobra.Command{
+		Use: "import DIR", Short: "Verify an offline bundle (fieldgate-repo export) with the gateway's trust and stage its updates",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			rep, err := client().Post(cmd.Context(), "/v1/import", api.Request{Dir: dir})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "bundle verified: %d target(s); jobs staged for the devices they fit\n", rep.Count)
+			return nil
+		},
+	}
+	return []*cobra.Command{importCmd, approve, cancel, deferCmd, stop, resume, refresh, boardCmd, audit, windows, jobs}
 }
 
 // parseUntil reads an RFC 3339 time or a duration from now.

@@ -75,6 +75,7 @@ func newRoot(stdout io.Writer) *cobra.Command {
 	status.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
 	root.AddCommand(status)
 	root.AddCommand(controlCommands(&socket, stdout)...)
+	root.AddCommand(remoteCommand(stdout))
 	root.AddCommand(&cobra.Command{
 		Use:                "tuf [--ref-time T] --metadata-dir DIR [--metadata-url URL] init|refresh|download …",
 		Short:              "TUF client-under-test command line (conformance harnesses), using fieldgate's own verified download",

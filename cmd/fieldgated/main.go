@@ -186,7 +186,14 @@ func serve(ctx context.Context, cfg *config.Config, registry devices.Registry, l
 		mqtt.WithCommandHandler(func(topic string, payload []byte) { d.CommandHandler()(topic, payload) }))
 
 	ind := &indicator{board: bd, notify: notify}
-	d, err = daemon.New(daemon.Deps{
+	importer := func(ctx context.Context, dir string) (*tuf.Snapshot, error) {
+		imp, err := tuf.ImportBundle(ctx, src, dir)
+		if err != nil {
+			return nil, err
+		}
+		return imp.Snapshot, nil
+	}
+	d, err = daemon.New(daemon.Deps{Importer: importer,
 		Config: cfg, Store: st, Source: src, Devices: devs, Indicator: ind, Buttons: bd, Broker: session,
 		Version: version, Log: log,
 	})

@@ -32,6 +32,7 @@ type Backend interface {
 	ExportAudit(w io.Writer) error
 	VerifyAudit() (int, error)
 	Windows() []WindowInfo
+	Import(ctx context.Context, dir, actor string) (int, error)
 }
 
 // WindowInfo is one group's window as `fieldgatectl windows` shows it.
@@ -50,6 +51,7 @@ type Request struct {
 	Until  time.Time     `json:"until,omitempty"`
 	Button string        `json:"button,omitempty"`
 	Hold   time.Duration `json:"hold,omitempty"`
+	Dir    string        `json:"dir,omitempty"`
 }
 
 // Reply is the body of every POST answer.
@@ -146,6 +148,20 @@ func (s *Server) handler() http.Handler {
 	post("/v1/resume", func(q Request, a string) (Reply, error) { return Reply{}, s.Backend.Resume(a) })
 	post("/v1/refresh", func(q Request, a string) (Reply, error) { s.Backend.Refresh(a); return Reply{}, nil })
 	post("/v1/board/press", func(q Request, a string) (Reply, error) { return Reply{}, s.Backend.Press(q.Button, q.Hold) })
+	mux.HandleFunc("POST /v1/import", func(w http.ResponseWriter, r *http.Request) {
+		var req Request
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil || req.Dir == "" {
+			writeJSON(w, http.StatusBadRequest, Reply{Error: "bad request: want {\"dir\": PATH}"})
+			return
+		}
+		actor, _ := r.Context().Value(actorKey{}).(string)
+		n, err := s.Backend.Import(r.Context(), req.Dir, actor)
+		if err != nil {
+			writeJSON(w, http.StatusConflict, Reply{Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, Reply{OK: true, Count: n})
+	})
 	post("/v1/audit/verify", func(q Request, a string) (Reply, error) {
 		n, err := s.Backend.VerifyAudit()
 		return Reply{Count: n}, err

@@ -47,6 +47,9 @@ type TUF struct {
 	TargetsURL  string        `yaml:"targets_url" mapstructure:"targets_url"`
 	TrustedRoot string        `yaml:"trusted_root" mapstructure:"trusted_root"`
 	HTTPTimeout time.Duration `yaml:"http_timeout" mapstructure:"http_timeout"`
+	// ImportDir is watched for offline bundles (a USB stick mount point);
+	// a bundle that appears there is verified and imported. Empty: off.
+	ImportDir string `yaml:"import_dir" mapstructure:"import_dir"`
 }
 
 // MQTT configures the uplink to the central broker. An empty Broker starts
