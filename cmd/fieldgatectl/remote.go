@@ -504,9 +504,9 @@ func watchCommand(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "watch --broker URL [--gateway PREFIX | --site SITE]",
 		Short: "Print gateways' status, devices, jobs and events as they change",
-		Long: `Print what gateways publish, one line per change: gateway status (online,
-health), device state and version, job phase and per-device steps, audit
-events and command results. Retained state arrives first, then changes live.
+		Long: `Print what gateways publish, one line per change, in UTC: gateway status
+(online, health), device state and version, job phase and per-device steps,
+audit events, command requests and results. Retained state arrives first, then changes live.
 Without --gateway or --site it watches every gateway under fieldgate/v1/.
 Lines that repeat the previous state of a topic, and events whose seq is not
 above the highest seen from that gateway (at-least-once duplicates), are not
@@ -577,11 +577,12 @@ type watchPrinter struct {
 	commands bool
 	last     map[string]string // topic -> last line printed
 	maxSeq   map[string]uint64 // gateway prefix -> highest event seq printed
+	now      func() time.Time  // for messages that carry no time
 }
 
 func newWatchPrinter(out io.Writer, asJSON, dedupe, commands bool) *watchPrinter {
 	return &watchPrinter{out: out, json: asJSON, dedupe: dedupe, commands: commands,
-		last: map[string]string{}, maxSeq: map[string]uint64{}}
+		last: map[string]string{}, maxSeq: map[string]uint64{}, now: time.Now}
 }
 
 // handle prints the message if it says something new and reports whether
@@ -615,11 +616,11 @@ func (p *watchPrinter) handle(topic string, payload []byte, retained bool) bool 
 		}
 		p.last[topic] = r.line
 	}
-	when := "--:--:--"
-	if !r.time.IsZero() {
-		when = r.time.UTC().Format("15:04:05")
+	when := r.time
+	if when.IsZero() {
+		when = p.now()
 	}
-	fmt.Fprintf(p.out, "%s %s  %s\n", when, gatewayLabel(r.gateway), r.line)
+	fmt.Fprintf(p.out, "%s %s  %s\n", when.UTC().Format("15:04:05"), gatewayLabel(r.gateway), r.line)
 	return true
 }
 
@@ -732,6 +733,9 @@ func statusLine(g api.Gateway, reason string) string {
 		return "status OFFLINE (" + reason + ")"
 	}
 	s := "status online"
+	if g.ID == "" {
+		return s // the transport's first status, before the daemon's own
+	}
 	if g.Healthy {
 		s += " healthy"
 	} else {
@@ -740,7 +744,6 @@ func statusLine(g api.Gateway, reason string) string {
 	if g.Version != "" {
 		s += " fieldgated " + g.Version
 	}
-	s += fmt.Sprintf(" outbox %d", g.OutboxDepth)
 	for _, c := range g.Health {
 		s += " | " + c.Severity + " " + c.Name
 		if c.Subject != "" {

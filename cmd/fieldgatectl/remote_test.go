@@ -136,8 +136,9 @@ func TestDescribe(t *testing.T) {
 	}{
 		{p + "/status", `{"online":true,"gateway":"gw1","version":"0.3.0","healthy":false,"outbox_depth":2,"time":"2026-05-01T12:00:03Z",` +
 			`"health":[{"name":"device-unreachable","severity":"warning","subject":"io16-b","message":"x","since":"2026-05-01T12:00:00Z"}]}`,
-			"status online NOT HEALTHY fieldgated 0.3.0 outbox 2 | warning device-unreachable[io16-b]", 0},
+			"status online NOT HEALTHY fieldgated 0.3.0 | warning device-unreachable[io16-b]", 0},
 		{p + "/status", `{"online":false,"client_id":"fieldgated-gw1","reason":"lost"}`, "status OFFLINE (lost)", 0},
+		{p + "/status", `{"online":true,"client_id":"fieldgated-gw1","time":"2026-05-01T12:00:03Z"}`, "status online", 0},
 		{p + "/status", ``, "status cleared", 0},
 		{p + "/devices/io16-a", `{"id":"io16-a","version":"1.0.0","state":"transfer","job":"j1","progress":{"done":10240,"total":40960}}`,
 			"device io16-a version 1.0.0 state transfer 25% job j1", 0},
@@ -174,6 +175,7 @@ func TestWatchPrinterDropsRepeatsAndDuplicateEvents(t *testing.T) {
 	const p = "fieldgate/v1/demo/gw1"
 	var out bytes.Buffer
 	w := newWatchPrinter(&out, false, true, true)
+	w.now = func() time.Time { return time.Date(2026, 5, 1, 12, 0, 9, 0, time.UTC) }
 	msgs := []struct{ topic, payload string }{
 		{p + "/devices/a", `{"id":"a","version":"1","state":"idle","updated":"2026-05-01T12:00:00Z"}`},
 		{p + "/devices/a", `{"id":"a","version":"1","state":"idle","updated":"2026-05-01T12:00:05Z"}`}, // same state
@@ -181,6 +183,7 @@ func TestWatchPrinterDropsRepeatsAndDuplicateEvents(t *testing.T) {
 		{p + "/events", `{"seq":2,"type":"y","time":"2026-05-01T12:00:07Z"}`},
 		{p + "/events", `{"seq":2,"type":"y","time":"2026-05-01T12:00:07Z"}`}, // redelivered
 		{p + "/devices/a", `{"id":"a","version":"2","state":"idle","updated":"2026-05-01T12:00:08Z"}`},
+		{p + "/cmd/c1", `{"id":"c1","action":"refresh","key":"ops","expires":"2026-05-01T12:10:00Z"}`}, // no time: when received
 	}
 	printed := 0
 	for _, m := range msgs {
@@ -191,8 +194,9 @@ func TestWatchPrinterDropsRepeatsAndDuplicateEvents(t *testing.T) {
 	want := "12:00:00 demo/gw1  device a version 1 state idle\n" +
 		"12:00:06 demo/gw1  event #1 x\n" +
 		"12:00:07 demo/gw1  event #2 y\n" +
-		"12:00:08 demo/gw1  device a version 2 state idle\n"
-	if out.String() != want || printed != 4 {
+		"12:00:08 demo/gw1  device a version 2 state idle\n" +
+		"12:00:09 demo/gw1  cmd c1 refresh requested (key ops, expires 2026-05-01T12:10:00Z)\n"
+	if out.String() != want || printed != 5 {
 		t.Errorf("watch output (%d lines) =\n%s\nwant\n%s", printed, out.String(), want)
 	}
 }
@@ -401,7 +405,7 @@ func TestRemoteWatchPrintsRetainedState(t *testing.T) {
 	defer cancel()
 	cfg := mqtt.Config{Broker: b.URL()}
 	for _, m := range []mqtt.Message{
-		{Topic: p + "/status", Payload: []byte(`{"online":true,"healthy":true,"version":"0.3.0","time":"2026-05-01T12:00:00Z"}`), Retained: true, QoS: 1},
+		{Topic: p + "/status", Payload: []byte(`{"online":true,"gateway":"gw1","healthy":true,"version":"0.3.0","time":"2026-05-01T12:00:00Z"}`), Retained: true, QoS: 1},
 		{Topic: p + "/devices/io16-a", Payload: []byte(`{"id":"io16-a","version":"2.4.1","state":"idle","updated":"2026-05-01T12:00:01Z"}`), Retained: true, QoS: 1},
 		{Topic: "fieldgate/v1/other/gw9/status", Payload: []byte(`{"online":false,"reason":"lost"}`), Retained: true, QoS: 1},
 	} {
@@ -414,7 +418,7 @@ func TestRemoteWatchPrintsRetainedState(t *testing.T) {
 		t.Fatalf("watch: %v\n%s", err, errOut.String())
 	}
 	for _, want := range []string{
-		"12:00:00 demo/gw1  status online healthy fieldgated 0.3.0 outbox 0\n",
+		"12:00:00 demo/gw1  status online healthy fieldgated 0.3.0\n",
 		"12:00:01 demo/gw1  device io16-a version 2.4.1 state idle\n",
 	} {
 		if !strings.Contains(out.String(), want) {
