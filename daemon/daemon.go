@@ -104,12 +104,13 @@ type Daemon struct {
 
 	pollInterval time.Duration // interlock and soak probes
 
-	mu          sync.Mutex // guards the fields below
-	snapshot    *tuf.Snapshot
-	lastRefresh time.Time
-	lastGateway string            // last published gateway document, without volatile fields
-	running     map[string]string // device id -> job id of its running worker
-	lastBundle  string            // timestamp hash of the last bundle seen in the import dir
+	mu              sync.Mutex // guards the fields below
+	snapshot        *tuf.Snapshot
+	lastRefresh     time.Time
+	lastGateway     string            // last published gateway document, without volatile fields
+	running         map[string]string // device id -> job id of its running worker
+	lastBundle      string            // timestamp hash of the last bundle seen in the import dir
+	brokerDownSince time.Time         // loop goroutine only
 }
 
 // New builds a daemon from its parts.
@@ -201,6 +202,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 	defer inventory.Stop()
 	defer tick.Stop()
 	for {
+		d.checkHealth()
 		d.publishGateway()
 		d.showState()
 		select {
@@ -330,6 +332,34 @@ func (d *Daemon) devicesInOpenJobs() map[string]bool {
 		}
 	}
 	return busy
+}
+
+// brokerGrace is how long the broker may be unreachable before it shows
+// as a health condition (reconnects after a blip are normal).
+const brokerGrace = time.Minute
+
+// checkHealth raises or clears the conditions that follow from time
+// passing: an uplink down too long, trusted metadata past its expiry.
+func (d *Daemon) checkHealth() {
+	now := d.now()
+	if d.broker != nil {
+		if d.broker.Connected() {
+			d.brokerDownSince = time.Time{}
+			d.health.clear(condBroker, "")
+		} else if d.brokerDownSince.IsZero() {
+			d.brokerDownSince = now
+		} else if now.Sub(d.brokerDownSince) > brokerGrace {
+			d.health.set(condBroker, "", "warning", "no MQTT broker connection since "+d.brokerDownSince.UTC().Format(time.RFC3339)+"; reports wait in the outbox")
+		}
+	}
+	d.mu.Lock()
+	snap := d.snapshot
+	d.mu.Unlock()
+	if snap != nil && !snap.Expires.IsZero() && now.After(snap.Expires) {
+		d.health.set(condExpired, "", "error", "trusted metadata expired "+snap.Expires.UTC().Format(time.RFC3339)+"; no new updates until a refresh succeeds")
+	} else {
+		d.health.clear(condExpired, "")
+	}
 }
 
 // showState derives the LED state from health and jobs.

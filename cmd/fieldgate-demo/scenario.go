@@ -158,7 +158,11 @@ func (e *Env) Close() { e.procs.stop() }
 
 // StartDaemon starts fieldgated with the scenario's configuration.
 func (e *Env) StartDaemon() error {
-	e.say("starting fieldgated (embedded MQTT broker on %s, window 'always' open now)", e.BrokerAddr)
+	broker := "embedded MQTT broker on " + e.BrokerAddr
+	if e.o.Broker != "" {
+		broker = "MQTT broker " + e.o.Broker
+	}
+	e.say("starting fieldgated (%s, window 'always' open now)", broker)
 	cmd, err := e.procs.start(e.o, e.o.Out, "fieldgated", "fieldgated", "--config", e.Config)
 	e.daemon = cmd
 	return err

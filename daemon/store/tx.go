@@ -109,7 +109,7 @@ func (t *Tx) compact() error {
 	excess := n - MaxOutbox*9/10 // compact in batches, not on every enqueue
 	var drop [][]byte
 	var summaryTopic string
-	var events, first, last uint64
+	var events, first, last uint64 // first/last: the dropped events' own "seq" (audit numbers), when they carry one
 	c := b.Cursor()
 	for k, v := c.First(); k != nil && len(drop) < excess; k, v = c.Next() {
 		var m Message
@@ -124,12 +124,18 @@ func (t *Tx) compact() error {
 			continue
 		}
 		if summaryTopic == "" {
-			summaryTopic, first = m.Topic, m.Seq
+			summaryTopic = m.Topic
 		}
 		if m.Topic == summaryTopic {
 			drop = append(drop, append([]byte(nil), k...))
 			events++
-			last = m.Seq
+			var p struct{ Seq uint64 }
+			if json.Unmarshal(m.Payload, &p) == nil && p.Seq != 0 {
+				if first == 0 {
+					first = p.Seq
+				}
+				last = p.Seq
+			}
 		}
 	}
 	for _, k := range drop {
@@ -143,8 +149,11 @@ func (t *Tx) compact() error {
 	if events == 0 {
 		return nil
 	}
-	summary := map[string]any{"type": "outbox-compacted", "dropped": events, "first_seq": first, "last_seq": last,
+	summary := map[string]any{"type": "outbox-compacted", "dropped": events,
 		"reason": "outbox full while the broker was unreachable"}
+	if first != 0 {
+		summary["first_seq"], summary["last_seq"] = first, last
+	}
 	_, err := t.Enqueue(summaryTopic, summary, false)
 	return err
 }
