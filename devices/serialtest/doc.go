@@ -1,0 +1,15 @@
+// Package serialtest is a serial-line test bench, in the spirit of
+// net/http/httptest: pseudo-terminals in raw mode that a driver opens like a
+// real serial port, and a Line that relays bytes between two ends at the
+// pace of a real line (10 bits per byte per baud, 8N1), in small slices,
+// injecting faults on request (drop or corrupt every Nth byte, a stall, a
+// disconnect).
+//
+// Ptys move bytes at memory speed and ignore baud settings; a Line in
+// between restores the timing that makes protocol tests honest. Tools such
+// as lrzsz must be given a pipe rather than a pty (they flush the tty after
+// their last ACK), so an end of a Line can also be a child process's
+// stdin/stdout (StartProcess).
+//
+// fieldgate-sim uses the same Line in front of its simulated serial devices.
+package serialtest
