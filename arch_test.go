@@ -21,7 +21,7 @@ var leaves = []string{"tuf", "devices", "board", "systemd"}
 var owners = map[string]string{
 	"github.com/theupdateframework/go-tuf": "tuf",
 	"github.com/eclipse/paho.mqtt.golang":  "daemon/mqtt",
-	"github.com/mochi-mqtt/server":          "daemon/mqtt",
+	"github.com/mochi-mqtt/server":         "daemon/mqtt",
 	"periph.io/x/":                         "board",
 	"github.com/spf13/viper":               "daemon/config",
 	"go.etcd.io/bbolt":                     "daemon/store",
