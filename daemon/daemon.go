@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -338,6 +339,21 @@ func (d *Daemon) devicesInOpenJobs() map[string]bool {
 // as a health condition (reconnects after a blip are normal).
 const brokerGrace = time.Minute
 
+// Below these, the state directory counts as full: state, audit records,
+// backups and blobs might not be written, so no device step starts.
+const (
+	minFreeBytes   = 64 << 20
+	minFreePercent = 2
+)
+
+func diskSpace(dir string) (free, total uint64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
+}
+
 // checkHealth raises or clears the conditions that follow from time
 // passing: an uplink down too long, trusted metadata past its expiry.
 func (d *Daemon) checkHealth() {
@@ -350,6 +366,13 @@ func (d *Daemon) checkHealth() {
 			d.brokerDownSince = now
 		} else if now.Sub(d.brokerDownSince) > brokerGrace {
 			d.health.set(condBroker, "", "warning", "no MQTT broker connection since "+d.brokerDownSince.UTC().Format(time.RFC3339)+"; reports wait in the outbox")
+		}
+	}
+	if free, total, err := diskSpace(d.cfg.Gateway.StateDir); err == nil {
+		if free < minFreeBytes || free*100 < total*minFreePercent {
+			d.health.set(condDisk, "", "error", fmt.Sprintf("%d MiB free of %d MiB in %s: no device step starts", free>>20, total>>20, d.cfg.Gateway.StateDir))
+		} else {
+			d.health.clear(condDisk, "")
 		}
 	}
 	d.mu.Lock()

@@ -19,6 +19,7 @@ const (
 	condUnreachable = "device-unreachable"
 	condVerify      = "verification-failed"
 	condAudit       = "audit-unwritable"
+	condDisk        = "disk-low"
 	condRollback    = "rollback"
 )
 

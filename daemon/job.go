@@ -276,6 +276,8 @@ func (d *Daemon) mayStart(ctx context.Context, j store.Job, id string) (bool, st
 		return false, "emergency stop is active"
 	case d.health.has(condAudit):
 		return false, "audit log unwritable"
+	case d.health.has(condDisk):
+		return false, "state directory almost full"
 	case d.health.has(condClock):
 		return false, "clock unsynced"
 	case now.Before(j.NotBefore):

@@ -40,7 +40,7 @@ func TestEndToEnd(t *testing.T) {
 	bin := buildAll(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, err := Run(ctx, Options{Bin: bin, Work: filepath.Join(t.TempDir(), "work"), Out: output(t), Devices: 2})
+	res, err := Run(ctx, Options{Bin: bin, Work: filepath.Join(t.TempDir(), "work"), Out: output(t), Devices: 2, Approval: "local"})
 	if err != nil {
 		t.Fatalf("Run = %v", err)
 	}
@@ -55,6 +55,9 @@ func TestEndToEnd(t *testing.T) {
 		if !slices.Contains(res.Seen[id], "transfer") || !slices.Contains(res.Seen[id], "verify") {
 			t.Errorf("device %s states seen = %v, want transfer and verify among them", id, res.Seen[id])
 		}
+	}
+	if !strings.Contains(res.Status, "approved (local) by button approve") {
+		t.Errorf("fieldgatectl status does not show the button's local approval:\n%s", res.Status)
 	}
 	if !strings.Contains(res.Status, newVersion) || !strings.Contains(res.Status, "succeeded") {
 		t.Errorf("fieldgatectl status does not show the new version and a succeeded job:\n%s", res.Status)

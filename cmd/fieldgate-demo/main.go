@@ -33,6 +33,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	bin := fs.String("bin", "dist", "directory holding the fieldgate binaries")
 	work := fs.String("work", ".demo", "work directory (wiped first)")
 	timeout := fs.Duration("timeout", 90*time.Second, "give up after this long")
+	approval := fs.String("approval", "local", "approval policy of the demo's device group: auto, or local (the demo presses the virtual button)")
 	emulator := fs.String("emulator", "", "run the binaries through this emulator (e.g. qemu-aarch64-static)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -43,7 +44,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	res, err := Run(ctx, Options{Bin: absBin, Work: *work, Out: out, Devices: 2, Emulator: *emulator})
+	res, err := Run(ctx, Options{Bin: absBin, Work: *work, Out: out, Devices: 2, Emulator: *emulator, Approval: *approval})
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,10 @@ type Options struct {
 	Out     io.Writer // progress for a person
 	Devices int       // number of simulated serial devices
 	Baud    int       // line rate the simulated devices are paced at; 0: 115200, -1: unpaced
+	// Approval is the device group's approval policy; "" means auto.
+	// With "local" the scenario approves like a field engineer: it holds
+	// the virtual board's approve button for 3 s once the job waits.
+	Approval string
 	// Offline serves no repository: the update arrives as an offline
 	// bundle (fieldgate-repo export) imported with fieldgatectl import.
 	Offline bool
@@ -97,6 +101,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	if o.Approval == "local" {
+		go env.approveByButton(ctx)
+	}
 	env.say("watching retained MQTT state as a central dashboard would (fieldgate/v1/demo/gw1/#)")
 	res := &Result{Version: newVersion, Devices: map[string]api.Device{}, Jobs: map[string]api.Job{}, Seen: map[string][]string{}}
 	until := o.Until
@@ -153,6 +160,27 @@ func (e *Env) importBundle(ctx context.Context) error {
 	}
 }
 
+// approveByButton waits until a job awaits approval, then holds the
+// virtual approve button for 3 s, as a field engineer would.
+func (e *Env) approveByButton(ctx context.Context) {
+	for ctx.Err() == nil {
+		var out bytes.Buffer
+		if runToolTo(ctx, e.o, &out, "fieldgatectl", "--socket", e.Socket, "jobs") == nil &&
+			strings.Contains(out.String(), "awaiting-approval") {
+			e.say("a job awaits local approval: holding the approve button for 3 s (fieldgatectl board press approve --hold 3s)")
+			var press bytes.Buffer
+			if err := runToolTo(ctx, e.o, &press, "fieldgatectl", "--socket", e.Socket, "board", "press", "approve", "--hold", "3s"); err != nil {
+				fmt.Fprintf(e.o.Out, "      press failed: %v %s", err, press.String())
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
 // Close stops every process the scenario started.
 func (e *Env) Close() { e.procs.stop() }
 
@@ -191,6 +219,10 @@ func Setup(ctx context.Context, o Options) (*Env, error) {
 		}
 	}
 	say := e.say
+	approval := o.Approval
+	if approval == "" {
+		approval = "auto"
+	}
 	baud := o.Baud
 	switch baud {
 	case 0:
@@ -294,9 +326,9 @@ mqtt:
 windows:
   - {name: always, start: "0 0 * * *", duration: 24h, timezone: UTC}
 groups:
-  - {name: line1, window: always, approval: auto}
+  - {name: line1, window: always, approval: %s}
 devices:
-`, filepath.Join(work, "state"), sock, repoAddr, repoAddr, filepath.Join(repo, "repository", "metadata", "1.root.json"), mqttCfg)
+`, filepath.Join(work, "state"), sock, repoAddr, repoAddr, filepath.Join(repo, "repository", "metadata", "1.root.json"), mqttCfg, approval)
 	for _, id := range ids {
 		cfg += fmt.Sprintf("  - {id: %s, group: line1, protocol: xmodem, hardware_id: %s, address: %s, baud: %d}\n",
 			id, hardware, filepath.Join(work, "dev", id), baud)

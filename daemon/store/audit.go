@@ -26,7 +26,21 @@ type Event struct {
 	Hash   string            `json:"hash"`
 }
 
-var keyAuditHead = []byte("audit-head")
+var (
+	keyAuditHead   = []byte("audit-head")
+	keyAuditAnchor = []byte("audit-anchor") // {first kept seq, hash of the record before it}
+)
+
+// MaxAudit bounds the audit log. Past it, the oldest tenth is pruned; the
+// chain stays verifiable from an anchor (the first kept sequence number and
+// the hash of the record before it), and the pruning is itself audited.
+// Export the log regularly (fieldgatectl audit export) to keep it all.
+var MaxAudit uint64 = 200000
+
+type auditAnchor struct {
+	Seq  uint64 `json:"seq"`
+	Prev string `json:"prev"`
+}
 
 func (e Event) digest() string {
 	e.Hash = ""
@@ -55,7 +69,48 @@ func (t *Tx) Audit(ev Event) (Event, error) {
 	if err := t.tx.Bucket(bucketMeta).Put(keyAuditHead, []byte(ev.Hash)); err != nil {
 		return Event{}, err
 	}
+	if ev.Type != "audit-pruned" {
+		if err := t.pruneAudit(seq); err != nil {
+			return Event{}, err
+		}
+	}
 	return ev, nil
+}
+
+func (t *Tx) anchor() auditAnchor {
+	a := auditAnchor{Seq: 1}
+	if raw := t.tx.Bucket(bucketMeta).Get(keyAuditAnchor); raw != nil {
+		json.Unmarshal(raw, &a)
+	}
+	return a
+}
+
+// pruneAudit drops the oldest tenth of the log once it holds more than
+// MaxAudit records, moving the anchor past them.
+func (t *Tx) pruneAudit(last uint64) error {
+	a := t.anchor()
+	if last-a.Seq+1 <= MaxAudit {
+		return nil
+	}
+	b := t.tx.Bucket(bucketAudit)
+	n := max(MaxAudit/10, 1)
+	var prev string
+	for seq := a.Seq; seq < a.Seq+n; seq++ {
+		var e Event
+		if err := getJSON(b, u64(seq), &e); err == nil {
+			prev = e.Hash
+		}
+		if err := b.Delete(u64(seq)); err != nil {
+			return err
+		}
+	}
+	raw, _ := json.Marshal(auditAnchor{Seq: a.Seq + n, Prev: prev})
+	if err := t.tx.Bucket(bucketMeta).Put(keyAuditAnchor, raw); err != nil {
+		return err
+	}
+	_, err := t.Audit(Event{Type: "audit-pruned", Detail: map[string]string{
+		"records": fmt.Sprint(n), "first_kept": fmt.Sprint(a.Seq + n)}})
+	return err
 }
 
 // ExportAudit writes every audit record as JSON lines, oldest first.
@@ -76,8 +131,9 @@ func (s *Store) ExportAudit(w io.Writer) error {
 // fit: an edited record, a gap or reordering, or a head that does not match.
 func (s *Store) VerifyAudit() (n int, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		prev := ""
-		var want uint64 = 1
+		a := (&Tx{tx: tx}).anchor()
+		prev := a.Prev
+		want := a.Seq
 		err := tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
 			var e Event
 			if err := json.Unmarshal(v, &e); err != nil {

@@ -205,3 +205,36 @@ func TestOutboxCompactsWithACountedSummary(t *testing.T) {
 		t.Errorf("Retained() = %v, want the newest status kept", ret)
 	}
 }
+
+func TestAuditIsBoundedAndStillVerifies(t *testing.T) {
+	old := MaxAudit
+	MaxAudit = 50
+	defer func() { MaxAudit = old }()
+	s := openTest(t)
+	auditN(t, s, 120)
+	n, err := s.VerifyAudit()
+	if err != nil {
+		t.Fatalf("VerifyAudit after pruning = %v", err)
+	}
+	if n > 60 || n < 40 {
+		t.Errorf("VerifyAudit counted %d records, want about MaxAudit (50)", n)
+	}
+	var buf bytes.Buffer
+	s.ExportAudit(&buf)
+	if !strings.Contains(buf.String(), `"audit-pruned"`) {
+		t.Error("pruning left no audit-pruned record")
+	}
+	// Tampering with a kept record is still caught.
+	s.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAudit).Cursor()
+		k, v := c.Last()
+		var e Event
+		json.Unmarshal(v, &e)
+		e.Type = "edited"
+		raw, _ := json.Marshal(e)
+		return tx.Bucket(bucketAudit).Put(k, raw)
+	})
+	if _, err := s.VerifyAudit(); err == nil {
+		t.Error("VerifyAudit after editing a kept record = nil, want an error")
+	}
+}
