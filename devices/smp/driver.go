@@ -1,0 +1,604 @@
+package smp
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/fieldgate/fieldgate/devices"
+)
+
+// Driver names.
+const (
+	NameUDP    = "smp-udp"
+	NameSerial = "smp-serial"
+)
+
+// Option keys accepted in devices.Config.Options (values in parentheses are
+// the defaults):
+//
+//	timeout       one request attempt, Go duration, plus on serial lines
+//	              the time the frames take at Config.Baud ("2s")
+//	retries       retransmissions after a timeout ("3")
+//	boot_timeout  how long to wait for the device after a reset ("60s")
+//	max_packet    cap on the SMP packet size in bytes, below the device's
+//	              buf_size, e.g. a smaller serial MTU ("0": buf_size only)
+//	hardware_id   where Identify takes the hardware id from: "config"
+//	              (Config.HardwareID) or "os-info" (the board name from OS
+//	              information, format "b") ("config")
+const (
+	OptTimeout     = "timeout"
+	OptRetries     = "retries"
+	OptBootTimeout = "boot_timeout"
+	OptMaxPacket   = "max_packet"
+	OptHardwareID  = "hardware_id"
+)
+
+// DefaultBaud is the serial rate when Config.Baud is 0.
+const DefaultBaud = 115200
+
+// defaultBufSize is used when the device does not implement params.
+const defaultBufSize = 384
+
+// maxImage bounds what Transfer reads into memory: MCUboot slots are
+// flash partitions of a few MiB at most.
+const maxImage = 64 << 20
+
+// bootPoll is the pause between image list polls while the device boots.
+const bootPoll = 100 * time.Millisecond
+
+type options struct {
+	timeout     time.Duration
+	retries     int
+	bootTimeout time.Duration
+	maxPacket   int
+	hwFromOS    bool
+}
+
+func parseOptions(m map[string]string) (options, error) {
+	o := options{timeout: 2 * time.Second, retries: 3, bootTimeout: 60 * time.Second}
+	var errs []error
+	dur := func(k, v string, dst *time.Duration) {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("option %s=%q: want a positive duration", k, v))
+			return
+		}
+		*dst = d
+	}
+	num := func(k, v string, dst *int) {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("option %s=%q: want a non-negative integer", k, v))
+			return
+		}
+		*dst = n
+	}
+	for k, v := range m {
+		switch k {
+		case OptTimeout:
+			dur(k, v, &o.timeout)
+		case OptBootTimeout:
+			dur(k, v, &o.bootTimeout)
+		case OptRetries:
+			num(k, v, &o.retries)
+		case OptMaxPacket:
+			num(k, v, &o.maxPacket)
+			if o.maxPacket != 0 && o.maxPacket < 64 {
+				errs = append(errs, fmt.Errorf("option %s=%q: below 64 bytes", k, v))
+			}
+		case OptHardwareID:
+			switch v {
+			case "config":
+			case "os-info":
+				o.hwFromOS = true
+			default:
+				errs = append(errs, fmt.Errorf("option %s=%q: want config or os-info", k, v))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("unknown option %q", k))
+		}
+	}
+	return o, errors.Join(errs...)
+}
+
+// UDPDriver returns the "smp-udp" driver: Config.Address is host[:port]
+// (port 1337 by default).
+func UDPDriver() devices.Driver {
+	return devices.Driver{Name: NameUDP, Check: check(false), Open: open(false)}
+}
+
+// SerialDriver returns the "smp-serial" driver: Config.Address is the
+// serial port, Config.Baud its rate (115200 by default).
+func SerialDriver() devices.Driver {
+	return devices.Driver{Name: NameSerial, Check: check(true), Open: open(true)}
+}
+
+func check(serial bool) func(devices.Config) error {
+	return func(cfg devices.Config) error {
+		var errs []error
+		if cfg.Address == "" {
+			errs = append(errs, errors.New("address is empty"))
+		} else if !serial {
+			if host, port, err := net.SplitHostPort(cfg.Address); err == nil {
+				if host == "" {
+					errs = append(errs, fmt.Errorf("address %q has no host", cfg.Address))
+				}
+				if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+					errs = append(errs, fmt.Errorf("address %q: bad port", cfg.Address))
+				}
+			}
+		}
+		if cfg.Baud < 0 {
+			errs = append(errs, fmt.Errorf("baud %d is negative", cfg.Baud))
+		}
+		if _, err := parseOptions(cfg.Options); err != nil {
+			errs = append(errs, err)
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("device %s: %w", cfg.ID, err)
+		}
+		return nil
+	}
+}
+
+func open(serial bool) func(devices.Config, *slog.Logger) (devices.Device, error) {
+	return func(cfg devices.Config, log *slog.Logger) (devices.Device, error) {
+		if err := check(serial)(cfg); err != nil {
+			return nil, err
+		}
+		o, _ := parseOptions(cfg.Options)
+		if cfg.Baud == 0 {
+			cfg.Baud = DefaultBaud
+		}
+		return &Device{cfg: cfg, opts: o, serial: serial, log: log.With("device", cfg.ID)}, nil
+	}
+}
+
+// Device is an SMP/MCUboot device. It remembers, between steps, the hash
+// of the image it transferred; after a restart of the daemon it works it
+// out from the device's image list. Not safe for concurrent use.
+type Device struct {
+	cfg    devices.Config
+	opts   options
+	serial bool
+	log    *slog.Logger
+	c      *Client
+
+	want []byte // TLV hash of the transferred image
+	prev []byte // TLV hash of the image running before Activate
+}
+
+var _ devices.Device = (*Device)(nil)
+
+// Capabilities: two slots (MCUboot swap), resumable upload, no read-back
+// (SMP cannot read an image back; the previous image stays in slot 1
+// after the swap, which is what Revert uses).
+func (d *Device) Capabilities() devices.Capabilities {
+	return devices.Capabilities{Slots: 2, Resume: true, Health: true}
+}
+
+// client returns the device's client; its transport opens on first use
+// and reopens after I/O errors (see Reopener).
+func (d *Device) client() (*Client, error) {
+	if d.c != nil {
+		return d.c, nil
+	}
+	open := func() (Transport, error) { return DialUDP(d.cfg.Address) }
+	if d.serial {
+		open = func() (Transport, error) {
+			return OpenSerial(d.cfg.Address, d.cfg.Baud, func(line []byte) {
+				d.log.Debug("device console", "line", string(line))
+			})
+		}
+	}
+	t := NewReopener(open, func(err error) { d.log.Debug("smp transport", "err", err) })
+	var seq [1]byte
+	rand.Read(seq[:])
+	d.c = NewClient(t, seq[0], d.log)
+	d.c.Timeout, d.c.Retries = d.opts.timeout, d.opts.retries
+	if d.serial {
+		d.c.LineRate = d.cfg.Baud / 10
+	}
+	return d.c, nil
+}
+
+// fail classifies err for the daemon and drops a broken transport so the
+// next step reopens it (a USB serial port may vanish across a reset).
+func (d *Device) fail(op string, err error) error {
+	var de *DeviceError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, ErrTimeout):
+		return devices.Transient(op, err)
+	case errors.As(err, &de):
+		if de.Temporary() {
+			return devices.Transient(op, err)
+		}
+		return devices.Permanent(op, err)
+	case errors.Is(err, ErrMalformed), errors.Is(err, ErrUnexpectedResponse),
+		errors.Is(err, ErrBadImage), errors.Is(err, ErrHashMismatch), errors.Is(err, ErrNotBooted):
+		return devices.Permanent(op, err)
+	default:
+		// Transport errors: port gone, network down.
+		if d.c != nil {
+			d.c.Close()
+			d.c = nil
+		}
+		return devices.Transient(op, err)
+	}
+}
+
+// Close releases the transport.
+func (d *Device) Close() error {
+	if d.c == nil {
+		return nil
+	}
+	err := d.c.Close()
+	d.c = nil
+	return err
+}
+
+func activeSlot(slots []Slot) (Slot, bool) {
+	for _, s := range slots {
+		if s.Image == 0 && s.Active {
+			return s, true
+		}
+	}
+	return Slot{}, false
+}
+
+func slotN(slots []Slot, n int) (Slot, bool) {
+	for _, s := range slots {
+		if s.Image == 0 && s.Slot == n {
+			return s, true
+		}
+	}
+	return Slot{}, false
+}
+
+// Identify reads the running image from the image list.
+func (d *Device) Identify(ctx context.Context) (devices.Identity, error) {
+	c, err := d.client()
+	if err != nil {
+		return devices.Identity{}, d.fail("identify", err)
+	}
+	slots, err := c.ImageList(ctx)
+	if err != nil {
+		return devices.Identity{}, d.fail("identify", err)
+	}
+	a, ok := activeSlot(slots)
+	if !ok {
+		return devices.Identity{}, d.fail("identify", fmt.Errorf("image list has no active slot: %w", ErrUnexpectedResponse))
+	}
+	id := devices.Identity{HardwareID: d.cfg.HardwareID, Version: a.Version, ImageSHA256: hex.EncodeToString(a.Hash)}
+	if d.opts.hwFromOS {
+		if id.HardwareID, err = c.OSInfo(ctx, "b"); err != nil {
+			return devices.Identity{}, d.fail("identify", err)
+		}
+	}
+	return id, nil
+}
+
+// Interlock is not part of SMP.
+func (d *Device) Interlock(context.Context) (bool, error) {
+	return false, fmt.Errorf("interlock: %w", devices.ErrUnsupported)
+}
+
+// Backup is not part of SMP: images cannot be read back.
+func (d *Device) Backup(context.Context, io.Writer) (int64, error) {
+	return 0, fmt.Errorf("backup: %w", devices.ErrUnsupported)
+}
+
+// Transfer checks img (size, file hash, MCUboot header and SHA-256 TLV) and
+// uploads it to slot 1, resuming an interrupted upload of the same file,
+// then checks that the device reports the image's TLV hash for slot 1.
+func (d *Device) Transfer(ctx context.Context, img devices.Image, r io.Reader, progress devices.Progress) error {
+	const op = "transfer"
+	if img.Size <= 0 || img.Size > maxImage {
+		return d.fail(op, fmt.Errorf("image %s: size %d out of range (1..%d): %w", img.Name, img.Size, maxImage, ErrBadImage))
+	}
+	b := make([]byte, img.Size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return devices.Permanent(op, fmt.Errorf("read image %s: %w", img.Name, err))
+	}
+	sum := sha256.Sum256(b)
+	if img.SHA256 != "" && hex.EncodeToString(sum[:]) != img.SHA256 {
+		return d.fail(op, fmt.Errorf("image %s has sha256 %x, want %s: %w", img.Name, sum, img.SHA256, ErrBadImage))
+	}
+	info, err := ParseImage(b)
+	if err != nil {
+		return d.fail(op, fmt.Errorf("image %s: %w", img.Name, err))
+	}
+	if want, err := ParseVersion(img.Version); err == nil && want != info.Version {
+		return d.fail(op, fmt.Errorf("image %s: MCUboot header says version %s, target says %s: %w", img.Name, info.Version, img.Version, ErrBadImage))
+	}
+	c, err := d.client()
+	if err != nil {
+		return d.fail(op, err)
+	}
+	size := defaultBufSize
+	if p, err := c.Params(ctx); err == nil && p.BufSize > 0 {
+		size = int(p.BufSize)
+	} else if err != nil {
+		var de *DeviceError
+		if !errors.As(err, &de) || de.RC != RCNotSup {
+			return d.fail(op, err)
+		}
+	}
+	if d.opts.maxPacket > 0 {
+		size = min(size, d.opts.maxPacket)
+	}
+	size = min(size, MaxPacket)
+	d.log.Info("smp upload", "image", img.Name, "version", info.Version.String(), "bytes", len(b), "packet", size)
+	var cb func(int64)
+	if progress != nil {
+		cb = func(off int64) { progress(off, img.Size) }
+	}
+	if err := c.Upload(ctx, b, size, cb); err != nil {
+		return d.fail(op, err)
+	}
+	slots, err := c.ImageList(ctx)
+	if err != nil {
+		return d.fail(op, err)
+	}
+	s1, ok := slotN(slots, 1)
+	if !ok {
+		return d.fail(op, fmt.Errorf("device %s lists no slot 1 after the upload: %w", d.cfg.ID, ErrHashMismatch))
+	}
+	if !bytes.Equal(s1.Hash, info.Hash[:]) {
+		return d.fail(op, fmt.Errorf("device %s reports sha256 %x, want %x: %w", d.cfg.ID, s1.Hash, info.Hash, ErrHashMismatch))
+	}
+	d.want = info.Hash[:]
+	return nil
+}
+
+// resetGrace is how long a device may keep answering in its pre-reset
+// state before the reset counts as lost and is sent again (Zephyr resets
+// about 250 ms after its reply).
+const resetGrace = time.Second
+
+// reset sends one reset request, never retransmitted: if the first copy
+// arrived and only the reply was lost, a second copy would reset the
+// device again after it booted the test image, and MCUboot would revert
+// it. A lost reply is not an error; waitBoot decides.
+func (d *Device) reset(ctx context.Context, c *Client) error {
+	retries := c.Retries
+	c.Retries = 0
+	err := c.Reset(ctx)
+	c.Retries = retries
+	if err != nil && !errors.Is(err, ErrTimeout) {
+		return err
+	}
+	return nil
+}
+
+// resetAndWait resets the device and polls the image list until done(slots)
+// holds or boot_timeout passes. A device that still answers in the state
+// before the reset (pre) after resetGrace did not get the reset, and is
+// sent another.
+func (d *Device) resetAndWait(ctx context.Context, c *Client, pre, done func([]Slot) bool) ([]Slot, error) {
+	if err := d.reset(ctx, c); err != nil {
+		return nil, err
+	}
+	sent := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, d.opts.bootTimeout)
+	defer cancel()
+	var lastErr error
+	for {
+		slots, err := c.ImageList(ctx)
+		switch {
+		case err == nil && done(slots):
+			return slots, nil
+		case err == nil && pre(slots) && time.Since(sent) > max(resetGrace, d.opts.timeout):
+			d.log.Info("smp device did not reset, resetting again")
+			if err := d.reset(ctx, c); err != nil {
+				return nil, err
+			}
+			sent = time.Now()
+		case err != nil:
+			var de *DeviceError
+			if errors.As(err, &de) || errors.Is(err, ErrUnexpectedResponse) {
+				return nil, err
+			}
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			if lastErr == nil {
+				lastErr = errors.New("device still shows the state before the reset")
+			}
+			return nil, fmt.Errorf("wait for reboot (%v): %w: %w", d.opts.bootTimeout, ErrTimeout, lastErr)
+		case <-time.After(bootPoll):
+		}
+	}
+}
+
+func noPending(slots []Slot) bool {
+	for _, s := range slots {
+		if s.Pending {
+			return false
+		}
+	}
+	_, ok := activeSlot(slots)
+	return ok
+}
+
+// Activate marks the transferred image for a test boot, resets the device,
+// waits for it, and checks that the new image runs, not yet confirmed.
+func (d *Device) Activate(ctx context.Context) error {
+	const op = "activate"
+	c, err := d.client()
+	if err != nil {
+		return d.fail(op, err)
+	}
+	slots, err := c.ImageList(ctx)
+	if err != nil {
+		return d.fail(op, err)
+	}
+	a, ok := activeSlot(slots)
+	if !ok {
+		return d.fail(op, fmt.Errorf("image list has no active slot: %w", ErrUnexpectedResponse))
+	}
+	s1, ok := slotN(slots, 1)
+	if d.want == nil {
+		if !ok || len(s1.Hash) == 0 {
+			return d.fail(op, fmt.Errorf("device %s has no image in slot 1 to activate: %w", d.cfg.ID, ErrNotBooted))
+		}
+		d.want = s1.Hash
+	}
+	if bytes.Equal(a.Hash, d.want) {
+		return d.fail(op, fmt.Errorf("device %s already runs image %x: %w", d.cfg.ID, d.want, ErrUnexpectedResponse))
+	}
+	d.prev = a.Hash
+	if slots, err = c.ImageTest(ctx, d.want); err != nil {
+		return d.fail(op, err)
+	}
+	if s1, ok = slotN(slots, 1); !ok || !s1.Pending || !bytes.Equal(s1.Hash, d.want) {
+		return d.fail(op, fmt.Errorf("device %s did not mark image %x pending: %w", d.cfg.ID, d.want, ErrUnexpectedResponse))
+	}
+	d.log.Info("smp test boot", "image", hex.EncodeToString(d.want))
+	pending := func(s []Slot) bool { return !noPending(s) }
+	if slots, err = d.resetAndWait(ctx, c, pending, noPending); err != nil {
+		return d.fail(op, err)
+	}
+	a, _ = activeSlot(slots)
+	switch {
+	case bytes.Equal(a.Hash, d.want) && !a.Confirmed:
+		return nil
+	case bytes.Equal(a.Hash, d.want):
+		return nil // confirmed already: the image confirms itself
+	case bytes.Equal(a.Hash, d.prev):
+		return d.fail(op, fmt.Errorf("device %s runs the previous image %x again: %w", d.cfg.ID, a.Hash, ErrNotBooted))
+	default:
+		return d.fail(op, fmt.Errorf("device %s reports sha256 %x, want %x: %w", d.cfg.ID, a.Hash, d.want, ErrHashMismatch))
+	}
+}
+
+// Health checks that the device answers an echo and runs the image fieldgate
+// transferred (when known).
+func (d *Device) Health(ctx context.Context) error {
+	const op = "health"
+	c, err := d.client()
+	if err != nil {
+		return d.fail(op, err)
+	}
+	if err := c.Echo(ctx, "fieldgate health"); err != nil {
+		return d.fail(op, err)
+	}
+	slots, err := c.ImageList(ctx)
+	if err != nil {
+		return d.fail(op, err)
+	}
+	a, ok := activeSlot(slots)
+	if !ok {
+		return d.fail(op, fmt.Errorf("image list has no active slot: %w", ErrUnexpectedResponse))
+	}
+	if d.want != nil && !bytes.Equal(a.Hash, d.want) {
+		return d.fail(op, fmt.Errorf("device %s reports sha256 %x, want %x: %w", d.cfg.ID, a.Hash, d.want, ErrHashMismatch))
+	}
+	return nil
+}
+
+// Commit confirms the running image and checks that the device says so.
+func (d *Device) Commit(ctx context.Context) error {
+	const op = "commit"
+	c, err := d.client()
+	if err != nil {
+		return d.fail(op, err)
+	}
+	slots, err := c.ImageConfirm(ctx, d.want)
+	if err != nil {
+		return d.fail(op, err)
+	}
+	a, ok := activeSlot(slots)
+	if !ok || !a.Confirmed {
+		return d.fail(op, fmt.Errorf("device %s: running image not confirmed after confirm: %w", d.cfg.ID, ErrUnexpectedResponse))
+	}
+	if d.want != nil && !bytes.Equal(a.Hash, d.want) {
+		return d.fail(op, fmt.Errorf("device %s reports sha256 %x, want %x: %w", d.cfg.ID, a.Hash, d.want, ErrHashMismatch))
+	}
+	return nil
+}
+
+// Revert returns the device to the image in the other slot:
+//   - a test image not booted yet: erase slot 1 (the pending mark goes with it);
+//   - a test-booted, unconfirmed image: reset, MCUboot swaps back;
+//   - the confirmed image this driver transferred: mark the other slot for a
+//     permanent swap and reset (a confirmed image of unknown origin is an
+//     error: the previous image cannot be told apart).
+//
+// It then checks that the previous image runs, confirmed.
+func (d *Device) Revert(ctx context.Context) error {
+	const op = "revert"
+	c, err := d.client()
+	if err != nil {
+		return d.fail(op, err)
+	}
+	slots, err := c.ImageList(ctx)
+	if err != nil {
+		return d.fail(op, err)
+	}
+	a, ok := activeSlot(slots)
+	if !ok {
+		return d.fail(op, fmt.Errorf("image list has no active slot: %w", ErrUnexpectedResponse))
+	}
+	s1, has1 := slotN(slots, 1)
+	var back []byte // the image that must run afterwards
+	switch {
+	case has1 && s1.Pending && !s1.Active:
+		if err := c.Erase(ctx, 1); err != nil {
+			return d.fail(op, err)
+		}
+		d.log.Info("smp revert: erased the pending image", "image", hex.EncodeToString(s1.Hash))
+		return nil
+	case !a.Confirmed:
+		if !has1 {
+			return d.fail(op, fmt.Errorf("device %s has no image to revert to: %w", d.cfg.ID, ErrUnexpectedResponse))
+		}
+		back = s1.Hash
+	case d.want == nil:
+		// A confirmed image runs and this driver did not transfer anything
+		// (the daemon restarted): after a commit and after an MCUboot
+		// revert the slots look the same, so swapping could install the
+		// very image being reverted.
+		return d.fail(op, fmt.Errorf("device %s runs confirmed image %x; without the transferred image's hash the previous one is unknown: %w",
+			d.cfg.ID, a.Hash, ErrUnexpectedResponse))
+	case !bytes.Equal(a.Hash, d.want):
+		d.log.Info("smp revert: device already runs another image", "image", hex.EncodeToString(a.Hash))
+		return nil
+	default:
+		if !has1 || len(s1.Hash) == 0 {
+			return d.fail(op, fmt.Errorf("device %s has no image to revert to: %w", d.cfg.ID, ErrUnexpectedResponse))
+		}
+		back = s1.Hash
+		if _, err := c.ImageConfirm(ctx, back); err != nil {
+			return d.fail(op, err)
+		}
+	}
+	d.log.Info("smp revert: reset", "back_to", hex.EncodeToString(back))
+	runs := a.Hash
+	slots, err = d.resetAndWait(ctx, c, func(s []Slot) bool {
+		a, ok := activeSlot(s)
+		return ok && bytes.Equal(a.Hash, runs) // not reset yet
+	}, func(s []Slot) bool {
+		a, ok := activeSlot(s)
+		return noPending(s) && ok && bytes.Equal(a.Hash, back)
+	})
+	if err != nil {
+		return d.fail(op, fmt.Errorf("device %s did not come back on image %x: %w", d.cfg.ID, back, err))
+	}
+	if a, _ := activeSlot(slots); !a.Confirmed {
+		return d.fail(op, fmt.Errorf("device %s runs image %x unconfirmed after revert: %w", d.cfg.ID, back, ErrUnexpectedResponse))
+	}
+	return nil
+}

@@ -1,0 +1,491 @@
+package smp_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/fieldgate/fieldgate/devices"
+	"github.com/fieldgate/fieldgate/devices/serialtest"
+	"github.com/fieldgate/fieldgate/devices/sim"
+	"github.com/fieldgate/fieldgate/devices/smp"
+)
+
+const hw = "acme-mcu-rev1"
+
+// quiet discards logs; FIELDGATE_TEST_LOG=1 sends DEBUG logs to stderr.
+var quiet = func() *slog.Logger {
+	if os.Getenv("FIELDGATE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}()
+
+type rig struct {
+	kind  string
+	spec  sim.Spec
+	dev   *sim.SMPDevice
+	stop  func()
+	drv   devices.Device
+	addr  string
+	extra map[string]string
+}
+
+// startSim runs a simulated SMP device of kind until the test ends (or
+// r.stop), with faults, and opens a driver to it.
+func startSim(t *testing.T, kind string, faults []string, opts map[string]string) *rig {
+	t.Helper()
+	return startSimBaud(t, kind, 0, faults, opts)
+}
+
+func startSimBaud(t testing.TB, kind string, baud int, faults []string, opts map[string]string) *rig {
+	t.Helper()
+	r := &rig{kind: kind, extra: opts, spec: sim.Spec{
+		ID: "mcu1", Kind: kind, HardwareID: hw, Version: "1.0.0",
+		StateDir: t.TempDir(), Address: "127.0.0.1:0", Faults: faults,
+		Options: map[string]string{"boot_delay": "50ms", "buf_size": "512"}, Baud: baud,
+	}}
+	if kind == sim.KindSMPSerial {
+		r.spec.Address = filepath.Join(t.TempDir(), "ttySMP")
+	}
+	r.restart(t)
+	return r
+}
+
+func (r *rig) restart(t testing.TB) {
+	t.Helper()
+	if r.stop != nil {
+		r.stop()
+	}
+	d, err := sim.NewSMPDevice(r.spec, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	select {
+	case <-d.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("sim Run: %v", err)
+	}
+	r.dev = d
+	r.spec.Address = d.Addr() // a restart keeps the port
+	r.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("sim Run() = %v, want nil on cancel", err)
+		}
+		r.stop = nil
+	}
+	t.Cleanup(func() {
+		if r.stop != nil {
+			r.stop()
+		}
+	})
+	if r.drv == nil {
+		r.addr = d.Addr()
+		r.drv = openDriver(t, r.kind, r.addr, r.extra)
+	}
+}
+
+func openDriver(t testing.TB, kind, addr string, extra map[string]string) devices.Device {
+	t.Helper()
+	opts := map[string]string{"timeout": "300ms", "retries": "3", "boot_timeout": "10s"}
+	for k, v := range extra {
+		opts[k] = v
+	}
+	drv := smp.UDPDriver()
+	if kind == sim.KindSMPSerial {
+		drv = smp.SerialDriver()
+	}
+	cfg := devices.Config{ID: "mcu1", Protocol: drv.Name, HardwareID: hw, Address: addr, Options: opts}
+	dev, err := drv.Open(cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	return dev
+}
+
+func newImage(t testing.TB, version string, payload int) ([]byte, devices.Image) {
+	t.Helper()
+	b, err := sim.SMPImage(hw, version, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return b, devices.Image{Name: "mcu/" + version, Version: version, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}
+}
+
+func tlvHash(t testing.TB, img []byte) string {
+	t.Helper()
+	info, err := smp.ParseImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(info.Hash[:])
+}
+
+func identify(t *testing.T, d devices.Device) devices.Identity {
+	t.Helper()
+	id, err := d.Identify(context.Background())
+	if err != nil {
+		t.Fatalf("Identify() = %v", err)
+	}
+	return id
+}
+
+func transfer(t *testing.T, d devices.Device, b []byte, img devices.Image) {
+	t.Helper()
+	if err := d.Transfer(context.Background(), img, bytes.NewReader(b), nil); err != nil {
+		t.Fatalf("Transfer(%s) = %v", img.Name, err)
+	}
+}
+
+var kinds = []string{sim.KindSMPUDP, sim.KindSMPSerial}
+
+func TestUpdateCommit(t *testing.T) {
+	tests := []struct {
+		name, kind string
+		baud       int
+	}{
+		{"udp", sim.KindSMPUDP, 0},
+		{"serial", sim.KindSMPSerial, 0},
+		{"serial-921600", sim.KindSMPSerial, 921600},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := startSimBaud(t, tt.kind, tt.baud, []string{sim.FaultChatty}, nil)
+			ctx := context.Background()
+			old := identify(t, r.drv)
+			if old.Version != "1.0.0" || old.HardwareID != hw {
+				t.Fatalf("Identify() = %+v, want version 1.0.0 hardware %s", old, hw)
+			}
+			b, img := newImage(t, "1.1.0", 40000)
+			transfer(t, r.drv, b, img)
+			if err := r.drv.Activate(ctx); err != nil {
+				t.Fatalf("Activate() = %v", err)
+			}
+			if id := identify(t, r.drv); id.Version != "1.1.0" || id.ImageSHA256 != tlvHash(t, b) {
+				t.Fatalf("Identify() after Activate = %+v, want 1.1.0 with hash %s", id, tlvHash(t, b))
+			}
+			if err := r.drv.Health(ctx); err != nil {
+				t.Fatalf("Health() = %v", err)
+			}
+			if err := r.drv.Commit(ctx); err != nil {
+				t.Fatalf("Commit() = %v", err)
+			}
+			// A power cycle keeps the confirmed image.
+			r.restart(t)
+			if id := identify(t, r.drv); id.Version != "1.1.0" {
+				t.Fatalf("Identify() after commit and restart = %+v, want 1.1.0", id)
+			}
+		})
+	}
+}
+
+func TestRevert(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			r := startSim(t, kind, nil, nil)
+			ctx := context.Background()
+			old := identify(t, r.drv)
+			b, img := newImage(t, "1.1.0", 20000)
+			transfer(t, r.drv, b, img)
+			if err := r.drv.Activate(ctx); err != nil {
+				t.Fatalf("Activate() = %v", err)
+			}
+			if err := r.drv.Revert(ctx); err != nil {
+				t.Fatalf("Revert() = %v", err)
+			}
+			if id := identify(t, r.drv); id != old {
+				t.Fatalf("Identify() after Revert = %+v, want %+v", id, old)
+			}
+		})
+	}
+}
+
+func TestRevertAfterCommit(t *testing.T) {
+	r := startSim(t, sim.KindSMPUDP, nil, nil)
+	ctx := context.Background()
+	old := identify(t, r.drv)
+	b, img := newImage(t, "1.2.0", 20000)
+	transfer(t, r.drv, b, img)
+	for _, step := range []func(context.Context) error{r.drv.Activate, r.drv.Commit, r.drv.Revert} {
+		if err := step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if id := identify(t, r.drv); id != old {
+		t.Fatalf("Identify() after Commit+Revert = %+v, want %+v", id, old)
+	}
+}
+
+func TestRevertBeforeBoot(t *testing.T) {
+	r := startSim(t, sim.KindSMPUDP, nil, nil)
+	ctx := context.Background()
+	b, img := newImage(t, "1.2.0", 2000)
+	transfer(t, r.drv, b, img)
+	// Mark the image for test through a second driver, then revert.
+	if err := r.drv.Revert(ctx); err != nil {
+		t.Fatalf("Revert() with nothing pending = %v", err)
+	}
+	if err := r.drv.Activate(ctx); err != nil {
+		t.Fatalf("Activate() = %v", err)
+	}
+	if err := r.drv.Revert(ctx); err != nil {
+		t.Fatalf("Revert() = %v", err)
+	}
+	if id := identify(t, r.drv); id.Version != "1.0.0" {
+		t.Fatalf("Identify() after Revert = %+v, want 1.0.0", id)
+	}
+}
+
+func TestUnconfirmedRevertsOnReset(t *testing.T) {
+	r := startSim(t, sim.KindSMPUDP, nil, nil)
+	b, img := newImage(t, "1.1.0", 5000)
+	transfer(t, r.drv, b, img)
+	if err := r.drv.Activate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.restart(t) // power cycle without confirm: MCUboot reverts
+	if id := identify(t, r.drv); id.Version != "1.0.0" {
+		t.Fatalf("Identify() after unconfirmed power cycle = %+v, want 1.0.0", id)
+	}
+}
+
+func TestBootFailReverts(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			r := startSim(t, kind, []string{sim.FaultBootFail}, nil)
+			b, img := newImage(t, "1.1.0", 5000)
+			transfer(t, r.drv, b, img)
+			err := r.drv.Activate(context.Background())
+			if !errors.Is(err, smp.ErrNotBooted) || devices.IsTransient(err) {
+				t.Fatalf("Activate() with boot-fail = %v, want permanent ErrNotBooted", err)
+			}
+			if id := identify(t, r.drv); id.Version != "1.0.0" {
+				t.Fatalf("Identify() after failed boot = %+v, want 1.0.0", id)
+			}
+		})
+	}
+}
+
+func TestTransferResume(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			r := startSim(t, kind, nil, nil)
+			b, img := newImage(t, "1.1.0", 60000)
+			ctx, cancel := context.WithCancel(context.Background())
+			err := r.drv.Transfer(ctx, img, bytes.NewReader(b), func(done, total int64) {
+				if done > total/2 {
+					cancel()
+				}
+			})
+			if !devices.IsTransient(err) || !errors.Is(err, context.Canceled) {
+				t.Fatalf("Transfer(interrupted) = %v, want transient context.Canceled", err)
+			}
+			rxBefore, _ := r.dev.Traffic()
+			first := int64(-1)
+			err = r.drv.Transfer(context.Background(), img, bytes.NewReader(b), func(done, total int64) {
+				if first < 0 {
+					first = done
+				}
+			})
+			if err != nil {
+				t.Fatalf("Transfer(resume) = %v", err)
+			}
+			rx, _ := r.dev.Traffic()
+			if first <= img.Size/2 || rx-rxBefore > img.Size*3/4 {
+				t.Errorf("Transfer(resume) first progress %d and %d bytes sent, want > %d and < %d", first, rx-rxBefore, img.Size/2, img.Size*3/4)
+			}
+		})
+	}
+}
+
+func TestRebootMidUpload(t *testing.T) {
+	r := startSim(t, sim.KindSMPUDP, []string{sim.FaultRebootMidUpload}, nil)
+	b, img := newImage(t, "1.1.0", 30000)
+	transfer(t, r.drv, b, img)
+	if err := r.drv.Activate(context.Background()); err != nil {
+		t.Fatalf("Activate() after an upload the device restarted = %v", err)
+	}
+}
+
+func TestLossyReplies(t *testing.T) {
+	r := startSim(t, sim.KindSMPUDP, []string{sim.FaultDropReplies}, nil)
+	ctx := context.Background()
+	b, img := newImage(t, "1.1.0", 10000)
+	transfer(t, r.drv, b, img)
+	for _, step := range []func(context.Context) error{r.drv.Activate, r.drv.Health, r.drv.Commit} {
+		if err := step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestWrongHash(t *testing.T) {
+	r := startSim(t, sim.KindSMPUDP, []string{sim.FaultWrongHash}, nil)
+	b, img := newImage(t, "1.1.0", 3000)
+	err := r.drv.Transfer(context.Background(), img, bytes.NewReader(b), nil)
+	if !errors.Is(err, smp.ErrHashMismatch) || devices.IsTransient(err) {
+		t.Fatalf("Transfer() to a device reporting another hash = %v, want permanent ErrHashMismatch", err)
+	}
+}
+
+func TestTransferRefusesBadImage(t *testing.T) {
+	r := startSim(t, sim.KindSMPUDP, nil, nil)
+	b, img := newImage(t, "1.1.0", 3000)
+	b[smp.BuildHeaderSize+100] ^= 1 // body no longer matches the hash TLV
+	sum := sha256.Sum256(b)
+	img.SHA256 = hex.EncodeToString(sum[:])
+	tests := []struct {
+		name string
+		img  devices.Image
+	}{
+		{"tlv mismatch", img},
+		{"file hash mismatch", devices.Image{Name: "x", Version: "1.1.0", Size: img.Size, SHA256: "00"}},
+		{"version mismatch", devices.Image{Name: "x", Version: "9.9.9", Size: img.Size}},
+	}
+	for _, tt := range tests {
+		err := r.drv.Transfer(context.Background(), tt.img, bytes.NewReader(b), nil)
+		if !errors.Is(err, smp.ErrBadImage) || devices.IsTransient(err) {
+			t.Errorf("Transfer(%s) = %v, want permanent ErrBadImage", tt.name, err)
+		}
+	}
+	if rx, _ := r.dev.Traffic(); rx != 0 {
+		t.Errorf("Transfer(bad images) sent %d bytes, want none", rx)
+	}
+}
+
+func TestIdentifyOSInfo(t *testing.T) {
+	r := startSim(t, sim.KindSMPUDP, nil, nil)
+	for _, tt := range []struct{ opt, want string }{{"config", "from-config"}, {"os-info", hw}} {
+		cfg := devices.Config{ID: "mcu1", Protocol: smp.NameUDP, HardwareID: "from-config", Address: r.addr,
+			Options: map[string]string{"hardware_id": tt.opt}}
+		d, err := smp.UDPDriver().Open(cfg, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if id := identify(t, d); id.HardwareID != tt.want {
+			t.Errorf("Identify(hardware_id=%s) = %+v, want hardware id %s", tt.opt, id, tt.want)
+		}
+	}
+}
+
+func TestDeviceGone(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			r := startSim(t, kind, nil, map[string]string{"timeout": "50ms", "retries": "1"})
+			r.stop()
+			_, err := r.drv.Identify(context.Background())
+			if !devices.IsTransient(err) {
+				t.Fatalf("Identify(no device) = %v, want a transient error", err)
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		drv     devices.Driver
+		cfg     devices.Config
+		wantErr bool
+	}{
+		{smp.UDPDriver(), devices.Config{ID: "a", Address: "10.0.0.5"}, false},
+		{smp.UDPDriver(), devices.Config{ID: "a", Address: "10.0.0.5:1337", Options: map[string]string{"timeout": "1s", "hardware_id": "os-info"}}, false},
+		{smp.UDPDriver(), devices.Config{ID: "a"}, true},
+		{smp.UDPDriver(), devices.Config{ID: "a", Address: "10.0.0.5:99999"}, true},
+		{smp.UDPDriver(), devices.Config{ID: "a", Address: "h", Options: map[string]string{"bogus": "1"}}, true},
+		{smp.UDPDriver(), devices.Config{ID: "a", Address: "h", Options: map[string]string{"timeout": "soon"}}, true},
+		{smp.UDPDriver(), devices.Config{ID: "a", Address: "h", Options: map[string]string{"max_packet": "10"}}, true},
+		{smp.UDPDriver(), devices.Config{ID: "a", Address: "h", Options: map[string]string{"hardware_id": "guess"}}, true},
+		{smp.SerialDriver(), devices.Config{ID: "a", Address: "/dev/ttyACM0", Baud: 115200}, false},
+		{smp.SerialDriver(), devices.Config{ID: "a", Address: "/dev/ttyACM0", Baud: -1}, true},
+	}
+	for _, tt := range tests {
+		err := tt.drv.Check(tt.cfg)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("%s.Check(%+v) = %v, want error %v", tt.drv.Name, tt.cfg, err, tt.wantErr)
+		}
+	}
+}
+
+// A new driver (the daemon restarted) still reverts a test-booted image,
+// and refuses to guess when a confirmed image runs.
+func TestRevertAfterDaemonRestart(t *testing.T) {
+	r := startSim(t, sim.KindSMPUDP, nil, nil)
+	ctx := context.Background()
+	b, img := newImage(t, "1.1.0", 5000)
+	transfer(t, r.drv, b, img)
+	if err := r.drv.Activate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fresh := openDriver(t, r.kind, r.addr, nil)
+	if err := fresh.Revert(ctx); err != nil {
+		t.Fatalf("Revert(new driver, unconfirmed image) = %v", err)
+	}
+	if id := identify(t, fresh); id.Version != "1.0.0" {
+		t.Fatalf("Identify() after Revert = %+v, want 1.0.0", id)
+	}
+	fresh2 := openDriver(t, r.kind, r.addr, nil)
+	if err := fresh2.Revert(ctx); err == nil || devices.IsTransient(err) {
+		t.Fatalf("Revert(new driver, confirmed image) = %v, want a permanent error", err)
+	}
+	if id := identify(t, fresh2); id.Version != "1.0.0" {
+		t.Fatalf("Identify() after refused Revert = %+v, want 1.0.0", id)
+	}
+}
+
+// TestNoisyLine runs an update through a serial line that corrupts and
+// drops bytes in both directions: broken frames fail their CRC (or base64)
+// and are retransmitted.
+func TestNoisyLine(t *testing.T) {
+	r := startSim(t, sim.KindSMPSerial, []string{sim.FaultChatty}, nil)
+	simEnd, err := os.OpenFile(r.addr, os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serialtest.MakeRaw(simEnd); err != nil {
+		t.Fatal(err)
+	}
+	drvEnd, err := serialtest.OpenPTY()
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "ttyNoisy")
+	if err := drvEnd.Link(link); err != nil {
+		t.Fatal(err)
+	}
+	line := serialtest.Connect(drvEnd, simEnd, serialtest.Config{
+		AtoB: serialtest.Faults{CorruptEvery: 5000, DropEvery: 9001},
+		BtoA: serialtest.Faults{CorruptEvery: 1500},
+	})
+	t.Cleanup(func() { line.Close(); drvEnd.Close() })
+	d := openDriver(t, sim.KindSMPSerial, link, map[string]string{"retries": "10"})
+	ctx := context.Background()
+	b, img := newImage(t, "1.1.0", 12000)
+	transfer(t, d, b, img)
+	for _, step := range []func(context.Context) error{d.Activate, d.Health, d.Commit} {
+		if err := step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if id := identify(t, d); id.Version != "1.1.0" {
+		t.Fatalf("Identify() after update over a noisy line = %+v, want 1.1.0", id)
+	}
+	if ab, ba := line.Bytes(); ab < 12000 || ba == 0 {
+		t.Errorf("line carried %d/%d bytes, want the image through it", ab, ba)
+	}
+}
