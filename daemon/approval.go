@@ -213,29 +213,17 @@ func (d *Daemon) Defer(jobID, actor string, t time.Time) error {
 // Stop is the emergency stop: no new device step starts until Resume. A
 // write already in flight finishes its step, so no device is left half
 // written. The stop is durable across restarts.
-func (d *Daemon) Stop(actor string) error {
-	err := d.st.Update(func(tx *store.Tx) error {
-		if err := tx.SetFlag("stop", actor); err != nil {
-			return err
-		}
-		ev, err := tx.Audit(store.Event{Type: "emergency-stop", Actor: actor})
-		if err != nil {
-			return err
-		}
-		_, err = tx.Enqueue(d.topic("events"), eventDoc(ev), false)
-		return err
-	})
-	d.kick()
-	return err
-}
+func (d *Daemon) Stop(actor string) error { return d.setStop(actor, actor, "emergency-stop") }
 
 // Resume lifts the emergency stop.
-func (d *Daemon) Resume(actor string) error {
+func (d *Daemon) Resume(actor string) error { return d.setStop(actor, "", "emergency-stop-lifted") }
+
+func (d *Daemon) setStop(actor, flag, event string) error {
 	err := d.st.Update(func(tx *store.Tx) error {
-		if err := tx.SetFlag("stop", ""); err != nil {
+		if err := tx.SetFlag("stop", flag); err != nil {
 			return err
 		}
-		ev, err := tx.Audit(store.Event{Type: "emergency-stop-lifted", Actor: actor})
+		ev, err := tx.Audit(store.Event{Type: event, Actor: actor})
 		if err != nil {
 			return err
 		}
