@@ -138,13 +138,9 @@ func (d *Daemon) approve(a Approval) error {
 		if err := tx.PutJob(j); err != nil {
 			return err
 		}
-		ev, err := tx.Audit(store.Event{Type: "approval", Job: j.ID, Actor: a.Actor, Detail: map[string]string{
+		if _, err := d.auditTx(tx, store.Event{Type: "approval", Job: j.ID, Actor: a.Actor, Detail: map[string]string{
 			"kind": a.Kind, "sha256": a.SHA256, "devices": strings.Join(got, ","), "window": a.Window,
-			"expires": rec.Expires.Format(time.RFC3339), "command": a.Command}})
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Enqueue(d.topic("events"), eventDoc(ev), false); err != nil {
+			"expires": rec.Expires.Format(time.RFC3339), "command": a.Command}}); err != nil {
 			return err
 		}
 		_, err = tx.Enqueue(d.topic("jobs", j.ID), d.jobDoc(j), true)
@@ -223,11 +219,7 @@ func (d *Daemon) setStop(actor, flag, event string) error {
 		if err := tx.SetFlag("stop", flag); err != nil {
 			return err
 		}
-		ev, err := tx.Audit(store.Event{Type: event, Actor: actor})
-		if err != nil {
-			return err
-		}
-		_, err = tx.Enqueue(d.topic("events"), eventDoc(ev), false)
+		_, err := d.auditTx(tx, store.Event{Type: event, Actor: actor})
 		return err
 	})
 	d.kick()

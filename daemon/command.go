@@ -172,15 +172,11 @@ func (d *Daemon) commandResult(id string, c mqtt.Command, status, reason string)
 		d.log.Info("command", "id", id, "action", c.Action, "status", status, "reason", reason)
 	}
 	err := d.st.Update(func(tx *store.Tx) error {
-		ev, err := tx.Audit(store.Event{Type: "command-" + status, Job: c.Job, Actor: res.Actor,
-			Detail: map[string]string{"command": id, "action": c.Action, "reason": reason}})
-		if err != nil {
+		if _, err := d.auditTx(tx, store.Event{Type: "command-" + status, Job: c.Job, Actor: res.Actor,
+			Detail: map[string]string{"command": id, "action": c.Action, "reason": reason}}); err != nil {
 			return err
 		}
-		if _, err := tx.Enqueue(d.topic("events"), eventDoc(ev), false); err != nil {
-			return err
-		}
-		_, err = tx.Enqueue(d.topic("cmd", id, "result"), res, false)
+		_, err := tx.Enqueue(d.topic("cmd", id, "result"), res, false)
 		return err
 	})
 	if err != nil {

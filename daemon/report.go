@@ -30,11 +30,8 @@ func (d *Daemon) recordTx(tx *store.Tx, j store.Job, i int, typ string, detail m
 	if i >= 0 {
 		ev.Device = j.Devices[i].Device
 	}
-	ev, err := tx.Audit(ev)
+	ev, err := d.auditTx(tx, ev)
 	if err != nil {
-		return err
-	}
-	if _, err := tx.Enqueue(d.topic("events"), eventDoc(ev), false); err != nil {
 		return err
 	}
 	if _, err := tx.Enqueue(d.topic("jobs", j.ID), d.jobDoc(j), true); err != nil {
@@ -49,14 +46,20 @@ func (d *Daemon) recordTx(tx *store.Tx, j store.Job, i int, typ string, detail m
 	return nil
 }
 
+// auditTx appends ev to the audit chain and queues it on the events topic.
+func (d *Daemon) auditTx(tx *store.Tx, ev store.Event) (store.Event, error) {
+	ev, err := tx.Audit(ev)
+	if err != nil {
+		return ev, err
+	}
+	_, err = tx.Enqueue(d.topic("events"), eventDoc(ev), false)
+	return ev, err
+}
+
 // audit records an event that belongs to no job.
 func (d *Daemon) audit(ev store.Event) {
 	err := d.st.Update(func(tx *store.Tx) error {
-		ev, err := tx.Audit(ev)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Enqueue(d.topic("events"), eventDoc(ev), false)
+		_, err := d.auditTx(tx, ev)
 		return err
 	})
 	if err != nil {
