@@ -6,7 +6,8 @@ BUILD_TIME ?= $(shell git log -1 --format=%cI 2>/dev/null)
 LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.buildTime=$(BUILD_TIME)
 BINARIES   := fieldgated fieldgatectl fieldgate-repo fieldgate-sim
 ARCHES     := amd64 arm64 arm
-export CGO_ENABLED := 0
+# Binaries never use cgo; the race detector in `make test` needs it.
+GOBUILD    := CGO_ENABLED=0 go build -trimpath
 
 .PHONY: help build cross test test-short test-crash interop bench demo lint ci clean
 
@@ -21,13 +22,13 @@ help:
 	@echo "make lint     gofmt and go vet"
 
 build:
-	go build -trimpath -ldflags '$(LDFLAGS)' -o dist/ $(addprefix ./cmd/,$(BINARIES))
-	go build -trimpath -o dist/ ./cmd/fieldgate-demo
+	$(GOBUILD) -ldflags '$(LDFLAGS)' -o dist/ $(addprefix ./cmd/,$(BINARIES))
+	$(GOBUILD) -o dist/ ./cmd/fieldgate-demo
 
 cross:
 	@for arch in $(ARCHES); do \
 		echo "linux/$$arch"; \
-		GOOS=linux GOARCH=$$arch GOARM=7 go build -trimpath -ldflags '$(LDFLAGS)' -o dist/$$arch/ $(addprefix ./cmd/,$(BINARIES)) || exit 1; \
+		GOOS=linux GOARCH=$$arch GOARM=7 $(GOBUILD) -ldflags '$(LDFLAGS)' -o dist/$$arch/ $(addprefix ./cmd/,$(BINARIES)) || exit 1; \
 	done
 	@file dist/*/* 2>/dev/null || ls -l dist/*/
 
