@@ -94,9 +94,12 @@ func binaryPath(stateDir, sha string) string {
 }
 
 // Handover decides, at start, which binary should run. self is the path of
-// the running executable. It returns the path to exec into, or "" to go on
-// as this binary. A trial that never confirmed is rolled back here.
-func Handover(stateDir, self string) (string, error) {
+// the running executable and version its version. It returns the path to
+// exec into, or "" to go on as this binary. A trial that never confirmed is
+// rolled back here. A committed self-update older than (or as old as) the
+// running binary is left alone: a package upgrade of /usr/bin/fieldgated
+// wins over it.
+func Handover(stateDir, self, version string) (string, error) {
 	s, err := LoadSelfState(stateDir)
 	if err != nil {
 		return "", fmt.Errorf("self-update state: %w", err)
@@ -123,6 +126,9 @@ func Handover(stateDir, self string) (string, error) {
 	}
 	if s.Current != "" {
 		cur := binaryPath(stateDir, s.Current)
+		if tuf.ValidVersion(version) == nil && tuf.ValidVersion(s.CurrentVer) == nil && tuf.CompareVersions(s.CurrentVer, version) <= 0 {
+			return "", nil
+		}
 		if self != cur {
 			if _, err := os.Stat(cur); err == nil {
 				return cur, nil

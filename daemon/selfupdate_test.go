@@ -20,15 +20,15 @@ func TestHandoverRollsBackATrialThatNeverCameUp(t *testing.T) {
 	}
 
 	// First start after staging: hand over to the trial.
-	if got, err := Handover(dir, packaged); err != nil || got != trial {
+	if got, err := Handover(dir, packaged, "1.0.0"); err != nil || got != trial {
 		t.Fatalf("Handover (first start) = %q, %v; want the trial %q", got, err, trial)
 	}
 	// The trial itself runs without handing over again.
-	if got, _ := Handover(dir, trial); got != "" {
+	if got, _ := Handover(dir, trial, "9.9.9"); got != "" {
 		t.Fatalf("Handover (as the trial) = %q, want \"\"", got)
 	}
 	// It died before confirming; systemd starts the packaged binary again.
-	got, err := Handover(dir, packaged)
+	got, err := Handover(dir, packaged, "1.0.0")
 	if err != nil || got != "" {
 		t.Fatalf("Handover (after the trial died) = %q, %v; want to run the packaged binary", got, err)
 	}
@@ -37,7 +37,7 @@ func TestHandoverRollsBackATrialThatNeverCameUp(t *testing.T) {
 		t.Errorf("state after rollback = %+v, want no trial, t1 marked bad, rollback of 9.9.9 to report", s)
 	}
 	// And it is never tried again.
-	if got, _ := Handover(dir, packaged); got != "" {
+	if got, _ := Handover(dir, packaged, "1.0.0"); got != "" {
 		t.Errorf("Handover after rollback = %q, want \"\"", got)
 	}
 }
@@ -48,10 +48,14 @@ func TestHandoverRunsTheCommittedBinary(t *testing.T) {
 	os.MkdirAll(filepath.Dir(cur), 0o755)
 	os.WriteFile(cur, []byte("x"), 0o755)
 	saveSelfState(dir, SelfState{Current: "c1", CurrentVer: "2.0.0"})
-	if got, _ := Handover(dir, "/usr/bin/fieldgated"); got != cur {
+	if got, _ := Handover(dir, "/usr/bin/fieldgated", "1.5.0"); got != cur {
 		t.Errorf("Handover = %q, want the committed %q", got, cur)
 	}
-	if got, _ := Handover(dir, cur); got != "" {
+	if got, _ := Handover(dir, cur, "2.0.0"); got != "" {
 		t.Errorf("Handover as the committed binary = %q, want \"\"", got)
+	}
+	// A package upgrade to 2.1.0 replaced /usr/bin/fieldgated: it wins.
+	if got, _ := Handover(dir, "/usr/bin/fieldgated", "2.1.0"); got != "" {
+		t.Errorf("Handover from a newer packaged binary = %q, want \"\"", got)
 	}
 }

@@ -96,7 +96,7 @@ func handover(stateDir string, args []string) error {
 	if err != nil {
 		return err
 	}
-	path, err := daemon.Handover(stateDir, self)
+	path, err := daemon.Handover(stateDir, self, version)
 	if err != nil || path == "" {
 		return err
 	}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# build.sh ARCH VERSION DISTDIR builds the Debian packages fieldgate and
+# fieldgate-tools for one architecture with nfpm (run from the Go module
+# proxy, so nothing is added to the daemon's go.mod).
+#
+#   ARCH     Go architecture of the binaries: amd64, arm64 or arm (armv7,
+#            Debian armhf)
+#   VERSION  `git describe --tags --always --dirty`; made Debian-shaped here
+#   DISTDIR  holds the binaries in DISTDIR/ARCH/ (`make cross`); the .deb
+#            files are written to DISTDIR/
+#
+# Environment: NFPM (an nfpm command to use instead of `go run`),
+# SOURCE_DATE_EPOCH (file times and changelog date; default: the last
+# commit's time).
+set -euo pipefail
+
+if [ $# -ne 3 ]; then
+	echo "usage: $0 ARCH VERSION DISTDIR" >&2
+	exit 2
+fi
+arch=$1 version=$2 dist=$3
+here=$(cd "$(dirname "$0")" && pwd)
+systemd_dir=$(dirname "$here")
+repo=$(dirname "$systemd_dir")
+nfpm=${NFPM:-go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2}
+
+# nfpm architecture (Go nomenclature, arm7 = armhf) and the ELF e_machine
+# the binaries must have, so that a mixed-up dist/ never gets packaged.
+case $arch in
+amd64) nfpm_arch=amd64 deb_arch=amd64 machine=62 ;;
+arm64) nfpm_arch=arm64 deb_arch=arm64 machine=183 ;;
+arm | armhf) arch=arm nfpm_arch=arm7 deb_arch=armhf machine=40 ;;
+*)
+	echo "build.sh: unknown architecture $arch (want amd64, arm64 or arm)" >&2
+	exit 2
+	;;
+esac
+
+# deb_version turns `git describe` output into a Debian version that sorts
+# the way the commits do: v1.2.3 -> 1.2.3, v1.2.3-4-gabc -> 1.2.3+4.gabc,
+# v1.3.0-rc1 -> 1.3.0~rc1 (before 1.3.0), an untagged abc123 -> 0.0.0+gabc123,
+# and -dirty -> .dirty/+dirty. A tag is told from a bare commit by its dots.
+deb_version() {
+	local v=${1#v} dirty=""
+	if [[ $v == *-dirty ]]; then
+		v=${v%-dirty} dirty=dirty
+	fi
+	if [[ $v =~ ^[0-9a-f]{7,40}$ || ! $v =~ ^[0-9] ]]; then
+		v="0.0.0+g$v" # no tag yet: describe gave an abbreviated commit
+	elif [[ $v =~ ^(.*)-([0-9]+)-g([0-9a-f]+)$ ]]; then
+		v="${BASH_REMATCH[1]//-/\~}+${BASH_REMATCH[2]}.g${BASH_REMATCH[3]}"
+	else
+		v=${v//-/\~}
+	fi
+	if [ -n "$dirty" ]; then
+		if [[ $v == *+* ]]; then v="$v.$dirty"; else v="$v+$dirty"; fi
+	fi
+	printf '%s\n' "$v"
+}
+debver=$(deb_version "$version")
+if command -v dpkg >/dev/null && ! dpkg --validate-version "$debver" 2>/dev/null; then
+	echo "build.sh: $version gives the invalid Debian version $debver" >&2
+	exit 1
+fi
+
+bindir=$dist/$arch
+for b in fieldgated fieldgatectl fieldgate-repo fieldgate-sim; do
+	f=$bindir/$b
+	if [ ! -f "$f" ]; then
+		echo "build.sh: $f is missing (run make cross first)" >&2
+		exit 1
+	fi
+	m=$(od -An -tu2 -j18 -N2 "$f" | tr -d ' ')
+	if [ "$m" != "$machine" ]; then
+		echo "build.sh: $f is not a linux/$arch binary (ELF machine $m, want $machine)" >&2
+		exit 1
+	fi
+done
+
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+	SOURCE_DATE_EPOCH=$(git -C "$repo" log -1 --format=%ct 2>/dev/null || echo 0)
+fi
+export SOURCE_DATE_EPOCH
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir "$stage/bin"
+cp "$bindir"/fieldgated "$bindir"/fieldgatectl "$bindir"/fieldgate-repo "$bindir"/fieldgate-sim "$stage/bin/"
+cp "$systemd_dir"/fieldgated.service "$systemd_dir"/fieldgate.sysusers.conf \
+	"$systemd_dir"/fieldgate.tmpfiles.conf "$systemd_dir"/fieldgate-gpio.rules "$stage/"
+cp "$repo/daemon/config/example.yaml" "$stage/fieldgated.yaml.example"
+cp "$here"/fieldgate.yaml "$here"/fieldgate-tools.yaml "$here"/postinst "$here"/prerm "$here"/postrm \
+	"$here"/*.lintian-overrides "$stage/"
+mkdir "$stage/man"
+for m in "$here"/man/*.[18]; do
+	gzip -9n <"$m" >"$stage/man/$(basename "$m").gz"
+done
+
+# The copyright years are those of the repository's first and last commit.
+last_year=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y)
+first_year=$(git -C "$repo" log --max-parents=0 --format=%cd --date=format:%Y 2>/dev/null | tail -1 || true)
+years=${first_year:-$last_year}
+if [ "$years" != "$last_year" ]; then years="$years-$last_year"; fi
+sed "s/@YEARS@/$years/" "$here/copyright" >"$stage/copyright"
+
+# A one-entry changelog: the packages are built from the repository, whose
+# history is the real change log.
+{
+	printf 'fieldgate (%s) unstable; urgency=medium\n\n' "$debver"
+	printf '  * Built from fieldgate %s.\n\n' "$version"
+	printf ' -- fieldgate maintainers <fieldgate@example.com>  %s\n' \
+		"$(LC_ALL=C date -u -R -d "@$SOURCE_DATE_EPOCH")"
+} | gzip -9n >"$stage/changelog.gz"
+
+# The package paths go to stdout, one a line; everything else to stderr.
+abs_dist=$(cd "$dist" && pwd)
+for pkg in fieldgate fieldgate-tools; do
+	deb=$abs_dist/${pkg}_${debver}_${deb_arch}.deb
+	(
+		cd "$stage"
+		FIELDGATE_DEB_ARCH=$nfpm_arch FIELDGATE_DEB_VERSION=$debver \
+			$nfpm package --config "$pkg.yaml" --packager deb --target "$deb" >&2
+	)
+	if [ "$(dpkg-deb -f "$deb" Architecture 2>/dev/null || echo "$deb_arch")" != "$deb_arch" ]; then
+		echo "build.sh: $deb is not for $deb_arch" >&2
+		exit 1
+	fi
+	echo "$deb"
+done

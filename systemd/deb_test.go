@@ -1,0 +1,380 @@
+package systemd
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// fieldgateBinaries are the commands the packages ship.
+var fieldgateBinaries = []string{"fieldgated", "fieldgatectl", "fieldgate-repo", "fieldgate-sim"}
+
+// needPeer returns the path of an external program a test runs, or skips
+// the test (fails it under CI=true) with what to install.
+func needPeer(t *testing.T, name, debian string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		msg := fmt.Sprintf("%s not found: install the Debian package %s", name, debian)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return p
+}
+
+// crossBuild builds the fieldgate commands for linux/goarch (armv7 for
+// "arm") the way `make cross` does, static and stripped, into dir.
+func crossBuild(t *testing.T, goarch, dir, version string, cmds ...string) {
+	t.Helper()
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w -X main.version=" + version, "-o", dir + string(os.PathSeparator)}
+	for _, c := range cmds {
+		args = append(args, "../cmd/"+c)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOARM=7")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build for linux/%s: %v\n%s", goarch, err, out)
+	}
+}
+
+// debEntry is one line of `dpkg-deb -c`.
+type debEntry struct {
+	mode  string // e.g. "-rwxr-xr-x"
+	owner string // e.g. "root/root"
+}
+
+// debContents lists a package's files by path without the leading ".".
+func debContents(t *testing.T, deb string) map[string]debEntry {
+	t.Helper()
+	out, err := exec.Command("dpkg-deb", "-c", deb).Output()
+	if err != nil {
+		t.Fatalf("dpkg-deb -c %s: %v", deb, err)
+	}
+	files := map[string]debEntry{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 {
+			t.Fatalf("dpkg-deb -c: unexpected line %q", line)
+		}
+		files[strings.TrimSuffix(strings.TrimPrefix(f[5], "."), "/")] = debEntry{mode: f[0], owner: f[1]}
+	}
+	return files
+}
+
+// debField returns one field of a package's control file.
+func debField(t *testing.T, deb, field string) string {
+	t.Helper()
+	out, err := exec.Command("dpkg-deb", "-f", deb, field).Output()
+	if err != nil {
+		t.Fatalf("dpkg-deb -f %s %s: %v", deb, field, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// buildDebs runs deb/build.sh for amd64 on freshly built binaries and
+// returns the paths of the fieldgate and fieldgate-tools packages.
+func buildDebs(t *testing.T, version string) (main, tools string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds four binaries and two packages")
+	}
+	needPeer(t, "dpkg-deb", "dpkg")
+	needPeer(t, "go", "golang-go (or Go from go.dev)")
+	dist := t.TempDir()
+	crossBuild(t, "amd64", filepath.Join(dist, "amd64"), version, fieldgateBinaries...)
+	cmd := exec.Command("bash", "deb/build.sh", "amd64", version, dist)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		msg := fmt.Sprintf("deb/build.sh amd64 %s: %v\n%s", version, err, stderr.String())
+		// nfpm comes from the Go module proxy; without network and an
+		// empty module cache there is nothing to build with.
+		if strings.Contains(stderr.String(), "nfpm@") && strings.Contains(stderr.String(), "dial tcp") && os.Getenv("CI") != "true" {
+			t.Skip("nfpm is not in the module cache and the proxy is unreachable: " + msg)
+		}
+		t.Fatal(msg)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		switch {
+		case strings.Contains(filepath.Base(p), "fieldgate-tools_"):
+			tools = p
+		case strings.HasPrefix(filepath.Base(p), "fieldgate_"):
+			main = p
+		}
+	}
+	if main == "" || tools == "" {
+		t.Fatalf("deb/build.sh printed %q, want the paths of both packages", out)
+	}
+	return main, tools
+}
+
+// TestDebPackages builds the amd64 packages and checks what they install:
+// paths and modes, the example configuration as a conffile (and no active
+// configuration), the maintainer scripts, the version and the dependencies;
+// that lintian finds nothing that is not overridden with a reason; and what
+// the maintainer scripts do in a scratch root (debInstall).
+func TestDebPackages(t *testing.T) {
+	main, tools := buildDebs(t, "v1.2.3-4-gabcdef0")
+	t.Run("install", func(t *testing.T) { debInstall(t, main) })
+
+	for _, c := range []struct{ deb, field, want string }{
+		{main, "Package", "fieldgate"},
+		{main, "Version", "1.2.3+4.gabcdef0"},
+		{main, "Architecture", "amd64"},
+		{main, "Depends", "systemd"},
+		{tools, "Package", "fieldgate-tools"},
+		{tools, "Version", "1.2.3+4.gabcdef0"},
+		{tools, "Architecture", "amd64"},
+		{tools, "Depends", ""},
+	} {
+		if got := debField(t, c.deb, c.field); got != c.want {
+			t.Errorf("%s field %s = %q, want %q", filepath.Base(c.deb), c.field, got, c.want)
+		}
+	}
+
+	files := debContents(t, main)
+	for path, mode := range map[string]string{
+		"/usr/bin/fieldgated":                           "-rwxr-xr-x",
+		"/usr/bin/fieldgatectl":                         "-rwxr-xr-x",
+		"/usr/lib/systemd/system/fieldgated.service":    "-rw-r--r--",
+		"/usr/lib/sysusers.d/fieldgate.conf":            "-rw-r--r--",
+		"/usr/lib/tmpfiles.d/fieldgate.conf":            "-rw-r--r--",
+		"/usr/lib/udev/rules.d/60-fieldgate-gpio.rules": "-rw-r--r--",
+		"/etc/fieldgate/fieldgated.yaml.example":        "-rw-r--r--",
+		"/usr/share/doc/fieldgate/copyright":            "-rw-r--r--",
+		"/usr/share/doc/fieldgate/changelog.gz":         "-rw-r--r--",
+		"/usr/share/lintian/overrides/fieldgate":        "-rw-r--r--",
+		"/usr/share/doc/fieldgate-tools/copyright":      "",
+		"/usr/bin/fieldgate-repo":                       "",
+		"/usr/bin/fieldgate-sim":                        "",
+		"/etc/fieldgate/fieldgated.yaml":                "",
+		"/usr/share/lintian/overrides/fieldgate-tools":  "",
+	} {
+		e, ok := files[path]
+		switch {
+		case mode == "" && ok:
+			t.Errorf("%s installs %s, want it absent", filepath.Base(main), path)
+		case mode != "" && !ok:
+			t.Errorf("%s does not install %s", filepath.Base(main), path)
+		case ok && (e.mode != mode || e.owner != "root/root"):
+			t.Errorf("%s: %s is %s %s, want %s root/root", filepath.Base(main), path, e.mode, e.owner, mode)
+		}
+	}
+	toolFiles := debContents(t, tools)
+	for _, path := range []string{"/usr/bin/fieldgate-repo", "/usr/bin/fieldgate-sim", "/usr/share/doc/fieldgate-tools/copyright"} {
+		if _, ok := toolFiles[path]; !ok {
+			t.Errorf("%s does not install %s", filepath.Base(tools), path)
+		}
+	}
+	if _, ok := toolFiles["/usr/bin/fieldgated"]; ok {
+		t.Errorf("%s installs the daemon, want it only in fieldgate", filepath.Base(tools))
+	}
+
+	// The shipped files are the repository's, byte for byte.
+	root := t.TempDir()
+	if out, err := exec.Command("dpkg-deb", "-x", main, root).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x: %v\n%s", err, out)
+	}
+	for src, dst := range map[string]string{
+		"fieldgated.service":              "usr/lib/systemd/system/fieldgated.service",
+		"fieldgate.sysusers.conf":         "usr/lib/sysusers.d/fieldgate.conf",
+		"fieldgate.tmpfiles.conf":         "usr/lib/tmpfiles.d/fieldgate.conf",
+		"fieldgate-gpio.rules":            "usr/lib/udev/rules.d/60-fieldgate-gpio.rules",
+		"../daemon/config/example.yaml":   "etc/fieldgate/fieldgated.yaml.example",
+		"deb/fieldgate.lintian-overrides": "usr/share/lintian/overrides/fieldgate",
+	} {
+		want, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(root, dst))
+		if err != nil {
+			t.Errorf("read %s from the package: %v", dst, err)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("/%s in the package differs from %s", dst, src)
+		}
+	}
+
+	// lintian with every tag shown; the exceptions are overrides, each
+	// explained in deb/*.lintian-overrides.
+	t.Run("lintian", func(t *testing.T) {
+		lintian := needPeer(t, "lintian", "lintian")
+		cmd := exec.Command(lintian, "--pedantic", "--display-info", "--fail-on", "error,warning,info,pedantic", main, tools)
+		out, err := cmd.CombinedOutput()
+		var tags []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if len(l) > 2 && l[1] == ':' && l[0] != 'N' && l[0] != 'O' {
+				tags = append(tags, l)
+			}
+		}
+		if err != nil || len(tags) > 0 {
+			t.Errorf("lintian: %v\n%s", err, strings.Join(tags, "\n"))
+		}
+	})
+
+	ctrl := t.TempDir()
+	if out, err := exec.Command("dpkg-deb", "-e", main, ctrl).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -e: %v\n%s", err, out)
+	}
+	conffiles, err := os.ReadFile(filepath.Join(ctrl, "conffiles"))
+	if err != nil {
+		t.Fatalf("%s has no conffiles: %v", filepath.Base(main), err)
+	}
+	if got := strings.Fields(string(conffiles)); !slices.Equal(got, []string{"/etc/fieldgate/fieldgated.yaml.example"}) {
+		t.Errorf("conffiles = %q, want only the example configuration", got)
+	}
+	for name, want := range map[string][]string{
+		"postinst": {"systemd-sysusers", "fieldgate.conf", "systemd-tmpfiles", "deb-systemd-helper", "enable", "/etc/fieldgate/fieldgated.yaml"},
+		"prerm":    {"deb-systemd-invoke stop fieldgated.service"},
+		"postrm":   {"deb-systemd-helper disable", "deb-systemd-helper purge", "daemon-reload"},
+	} {
+		p := filepath.Join(ctrl, name)
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("%s has no %s: %v", filepath.Base(main), name, err)
+			continue
+		}
+		if fi.Mode().Perm() != 0o755 {
+			t.Errorf("%s mode = %v, want 0755", name, fi.Mode().Perm())
+		}
+		b, _ := os.ReadFile(p)
+		for _, w := range want {
+			if !bytes.Contains(b, []byte(w)) {
+				t.Errorf("%s does not contain %q", name, w)
+			}
+		}
+		if out, err := exec.Command("sh", "-n", p).CombinedOutput(); err != nil {
+			t.Errorf("sh -n %s: %v\n%s", name, err, out)
+		}
+	}
+}
+
+// debInstall installs the package into a scratch root with dpkg
+// (maintainer scripts run against that root through $DPKG_ROOT), and
+// checks what the scripts did: the system user, the configuration
+// directory's owner and mode, the service enabled but not started, no
+// active configuration; that an upgrade keeps an administrator's disable;
+// then removes and purges it.
+func debInstall(t *testing.T, main string) {
+	needPeer(t, "dpkg", "dpkg")
+	needPeer(t, "systemd-sysusers", "systemd")
+	needPeer(t, "deb-systemd-helper", "init-system-helpers")
+	needPeer(t, "systemctl", "systemd")
+	if os.Geteuid() != 0 {
+		t.Skip("dpkg --root needs root to give the installed files their owners")
+	}
+	root := t.TempDir()
+	for _, d := range []string{"var/lib/dpkg/updates", "var/lib/dpkg/info", "var/lib/dpkg/triggers", "etc", "usr/bin"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"var/lib/dpkg/status", "var/lib/dpkg/available"} {
+		if err := os.WriteFile(filepath.Join(root, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The groups the sysusers snippet adds the user to, as base-passwd has them.
+	if err := os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\ndialout:x:20:\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dpkg := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("dpkg", append([]string{"--root=" + root, "--force-script-chrootless", "--force-depends", "--force-not-root"}, args...)...)
+		// dpkg refuses a PATH without the usual sbin directories.
+		cmd.Env = append(os.Environ(), "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("dpkg %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	exists := func(p string) bool {
+		_, err := os.Lstat(filepath.Join(root, p))
+		return err == nil
+	}
+	const wants = "etc/systemd/system/multi-user.target.wants/fieldgated.service"
+
+	out := dpkg("--install", main)
+	passwd := readDB(t, filepath.Join(root, "etc/passwd"))
+	group := readDB(t, filepath.Join(root, "etc/group"))
+	if _, ok := passwd["fieldgate"]; !ok {
+		t.Errorf("after install: no user fieldgate in the root's /etc/passwd\n%s", out)
+	}
+	for _, g := range []string{"dialout", "gpio"} {
+		if e := group[g]; len(e) < 4 || !slices.Contains(strings.Split(e[3], ","), "fieldgate") {
+			t.Errorf("after install: group %s = %v, want member fieldgate", g, e)
+		}
+	}
+	if e := group["fieldgate"]; len(e) < 3 {
+		t.Errorf("after install: no group fieldgate in the root's /etc/group")
+	} else if fi, err := os.Stat(filepath.Join(root, "etc/fieldgate")); err != nil {
+		t.Errorf("after install: %v", err)
+	} else if uid, gid := owner(fi); fi.Mode().Perm() != 0o750 || uid != "0" || gid != e[2] {
+		t.Errorf("after install: /etc/fieldgate is %v %s:%s, want 0750 root:fieldgate (gid %s)", fi.Mode().Perm(), uid, gid, e[2])
+	}
+	if !exists(wants) {
+		t.Errorf("after install: /%s is missing: the service is not enabled\n%s", wants, out)
+	}
+	if !strings.Contains(out, "enabled but not started") {
+		t.Errorf("install without a configuration does not say how to start the service:\n%s", out)
+	}
+	if exists("etc/fieldgate/fieldgated.yaml") {
+		t.Errorf("after install: an active configuration exists, want only the example")
+	}
+	if !exists("etc/fieldgate/fieldgated.yaml.example") {
+		t.Errorf("after install: the example configuration is missing")
+	}
+
+	// An upgrade keeps an administrator's decision to disable the service.
+	if out, err := exec.Command("systemctl", "--root="+root, "disable", "fieldgated.service").CombinedOutput(); err != nil {
+		t.Fatalf("systemctl --root disable: %v\n%s", err, out)
+	}
+	out = dpkg("--install", main)
+	if exists(wants) {
+		t.Errorf("after upgrade: the service is enabled again, want it to stay disabled\n%s", out)
+	}
+	if out, err := exec.Command("systemctl", "--root="+root, "enable", "fieldgated.service").CombinedOutput(); err != nil {
+		t.Fatalf("systemctl --root enable: %v\n%s", err, out)
+	}
+
+	dpkg("--remove", "fieldgate")
+	if exists(wants) {
+		t.Errorf("after remove: /%s still exists: the service is still enabled", wants)
+	}
+	if exists("usr/bin/fieldgated") {
+		t.Errorf("after remove: /usr/bin/fieldgated still exists")
+	}
+	if !exists("etc/fieldgate/fieldgated.yaml.example") {
+		t.Errorf("after remove: the conffile is gone, want it kept until purge")
+	}
+
+	dpkg("--purge", "fieldgate")
+	if exists("etc/fieldgate/fieldgated.yaml.example") {
+		t.Errorf("after purge: the example configuration is still there")
+	}
+	var left []string
+	filepath.WalkDir(filepath.Join(root, "etc/systemd"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.Contains(d.Name(), "fieldgate") {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) > 0 {
+		t.Errorf("after purge: systemd files left: %v", left)
+	}
+}
