@@ -196,7 +196,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 	d.resume()
 	refresh := time.NewTimer(0)
 	inventory := time.NewTicker(d.cfg.Gateway.InventoryInterval)
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(5 * time.Second) // windows open on minute boundaries; events kick the loop sooner
 	importTick := time.NewTicker(5 * time.Second)
 	defer importTick.Stop()
 	defer refresh.Stop()
