@@ -5,6 +5,7 @@
 //
 //	fieldgate-sim run --config sim.yaml
 //	fieldgate-sim mkimage --hw acme-io16-rev3 --version 2.0.0 --size 65536 -o fw.bin
+//	fieldgate-sim mkimage --format mcuboot --hw acme-mcu --version 1.1.0 --size 8192 -o fw.signed.bin
 //	fieldgate-sim line --baud 115200 --a work/tty-a --b work/tty-b
 package main
 
@@ -94,12 +95,18 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	runCmd.Flags().StringVarP(&config, "config", "c", "", "configuration file (YAML, key devices:)")
 
-	var hw, ver, out string
+	var hw, ver, out, format string
 	var size int
 	mkimage := &cobra.Command{
-		Use:   "mkimage --hw HW --version V --size N -o FILE",
-		Short: "Write a simulated firmware image (FGSIM1 header + deterministic payload)",
-		Args:  cobra.NoArgs,
+		Use:   "mkimage --hw HW --version V --size N [--format fgsim|mcuboot] -o FILE",
+		Short: "Write a simulated firmware image (FGSIM1 header + deterministic payload), optionally wrapped as an MCUboot image",
+		Long: `mkimage writes a simulated firmware image: the FGSIM1 header line and a
+deterministic payload, --size bytes in all. With --format mcuboot the
+image is wrapped as an unsigned MCUboot image (header, SHA-256 TLV) whose
+body is that simulated firmware, --size bytes long: what the smp-udp and
+smp-serial simulated devices boot. The MCUboot header carries --version,
+which must then be major.minor.revision[.build].`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var missing []error
 			if hw == "" {
@@ -114,20 +121,30 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			if size <= 0 {
 				missing = append(missing, fmt.Errorf("--size %d must be positive", size))
 			}
+			if format != "fgsim" && format != "mcuboot" {
+				missing = append(missing, fmt.Errorf("--format %q: want fgsim or mcuboot", format))
+			}
 			if err := errors.Join(missing...); err != nil {
 				return fmt.Errorf("mkimage: %w", err)
 			}
 			img := sim.MakeImage(hw, ver, size)
+			if format == "mcuboot" {
+				var err error
+				if img, err = sim.SMPImage(hw, ver, size); err != nil {
+					return fmt.Errorf("mkimage: %w", err)
+				}
+			}
 			if err := os.WriteFile(out, img, 0o644); err != nil {
 				return fmt.Errorf("mkimage: %w", err)
 			}
-			fmt.Fprintf(stdout, "%s: %d bytes, hw %s, version %s\n", out, len(img), hw, ver)
+			fmt.Fprintf(stdout, "%s: %d bytes (%s), hw %s, version %s\n", out, len(img), format, hw, ver)
 			return nil
 		},
 	}
 	mkimage.Flags().StringVar(&hw, "hw", "", "hardware id")
 	mkimage.Flags().StringVar(&ver, "version", "", "firmware version")
-	mkimage.Flags().IntVar(&size, "size", 65536, "total image size in bytes, header included")
+	mkimage.Flags().IntVar(&size, "size", 65536, "simulated firmware size in bytes, FGSIM1 header included (with mcuboot: the MCUboot body's size)")
+	mkimage.Flags().StringVar(&format, "format", "fgsim", "image format: fgsim (FGSIM1 only) or mcuboot (FGSIM1 firmware in an MCUboot image, for SMP devices)")
 	mkimage.Flags().StringVarP(&out, "output", "o", "", "output file")
 
 	var linkA, linkB string

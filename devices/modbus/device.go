@@ -49,6 +49,10 @@ type Device struct {
 	profile Profile
 	rtu     bool
 	log     *slog.Logger
+	// pushed is the version of the image the last Transfer in this
+	// process sent (whether it succeeded or not), "" if none: Revert uses
+	// it to tell whether the device runs that image at all.
+	pushed string
 }
 
 var _ devices.Device = (*Device)(nil)
@@ -427,6 +431,7 @@ func (d *Device) Transfer(ctx context.Context, img devices.Image, r io.Reader, p
 		return devices.Permanent("transfer", fmt.Errorf("image %s is %d bytes; the update store holds 1..%d", img.Name, img.Size, p.maxImage()))
 	}
 	log := d.log.With("image", img.Name, "version", img.Version)
+	d.pushed = img.Version
 	rs, err := d.regs(ctx)
 	if err != nil {
 		return d.fail("transfer", fmt.Errorf("connect %s: %w", d.cfg.Address, err))
@@ -599,10 +604,24 @@ func (d *Device) Activate(ctx context.Context) error {
 }
 
 // Revert implements devices.Device for A/B profiles (slots=2): cmd_revert
-// boots the previous slot.
+// boots the previous slot. The daemon reverts after any failed step, also
+// when the new image never ran (the transfer or the boot failed and the
+// device kept its running slot): reverting then would boot the slot
+// before it, an older image. So when this process transferred an image
+// and the device does not run that version, Revert leaves it alone.
 func (d *Device) Revert(ctx context.Context) error {
 	if d.profile.Slots != 2 {
 		return devices.Permanent("revert", fmt.Errorf("single-slot profile: %w", devices.ErrUnsupported))
+	}
+	if d.pushed != "" {
+		id, err := d.Identify(ctx)
+		if err != nil {
+			return err
+		}
+		if id.Version != d.pushed {
+			d.log.Info("revert: the device does not run the transferred image; it stays on its slot", "running", id.Version, "transferred", d.pushed)
+			return nil
+		}
 	}
 	return d.boot(ctx, "revert", d.profile.CmdRevert)
 }

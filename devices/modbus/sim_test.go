@@ -327,3 +327,33 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestRevertAfterFailedUpdateKeepsRunningSlot: the daemon reverts after any
+// failed step. On an A/B device whose new image never ran (here the
+// device refused it at cmd_verify), a revert must not boot the slot before
+// the running one, which holds an older image.
+func TestRevertAfterFailedUpdateKeepsRunningSlot(t *testing.T) {
+	ctx := context.Background()
+	s := startSim(t, "modbus-tcp", "", 0, map[string]string{"slots": "2"})
+	img, b := image("2.0.0", 4000)
+	if err := s.dev.Transfer(ctx, img, bytes.NewReader(b), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.dev.Activate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// 2.0.0 runs; the other slot holds 1.0.0. Now an image for other
+	// hardware: the device refuses it, 2.0.0 keeps running.
+	bad := sim.MakeImage("other-hw", "3.0.0", 3000)
+	sum := sha256.Sum256(bad)
+	badImg := devices.Image{Name: "bad", Version: "3.0.0", Size: int64(len(bad)), SHA256: hex.EncodeToString(sum[:])}
+	if err := s.dev.Transfer(ctx, badImg, bytes.NewReader(bad), nil); err == nil {
+		t.Fatal("Transfer(image for other hardware) = nil, want an error")
+	}
+	if err := s.dev.Revert(ctx); err != nil {
+		t.Fatalf("Revert() after a refused image = %v, want nil", err)
+	}
+	if v := s.sim.Version(); v != "2.0.0" {
+		t.Errorf("version after Revert following a refused image = %s, want 2.0.0 (the running slot), not the slot before it", v)
+	}
+}

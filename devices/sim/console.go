@@ -49,7 +49,8 @@ const ConsoleKind = "xmodem-console"
 // atomically, so it survives restarts. On first start the flash holds
 // MakeImage(hardware id, Spec.Version, image_size).
 //
-// Faults: "boot-fail" (no image ever boots), "slow-flash" (each received
+// Faults: "boot-fail" (no image but the factory one boots, so a re-pushed
+// backup of it recovers the device), "slow-flash" (each received
 // block takes 30 ms to program). Options: model, serial, image_size
 // (default 32768), echo (default true), boot_delay (default 200ms),
 // max_image (default 16777216), drop_every and corrupt_every (line faults
@@ -338,8 +339,8 @@ func (s *consoleSession) boot() {
 	if err == nil {
 		h, err = VerifyImage(img, c.spec.HardwareID)
 	}
-	if err == nil && c.spec.HasFault("boot-fail") {
-		err = errors.New("injected fault boot-fail")
+	if err == nil && c.spec.bootFails(h.Version) {
+		err = fmt.Errorf("injected fault boot-fail: version %s does not boot (only the factory %s does)", h.Version, c.spec.Version)
 	}
 	if err != nil {
 		c.state.Running, c.state.BootError = "", "boot failed: "+err.Error()

@@ -36,8 +36,8 @@ import (
 // interlock register then reads interlock_running), boot_time (default
 // 300ms: how long the device is off the bus after activate/revert),
 // image_size (factory image size, default 4096), vendor, model.
-// Faults: "boot-fail" (no image ever boots: status error, old image keeps
-// running), "slow-flash" (each file-record write takes 5 ms, verify is
+// Faults: "boot-fail" (no image but the factory one boots: status error,
+// the old image keeps running), "slow-flash" (each file-record write takes 5 ms, verify is
 // busy for 500 ms), "process-running" (like process_running=true),
 // "silent" (never answers).
 //
@@ -428,11 +428,12 @@ func (d *ModbusDevice) command(cmd uint16) byte {
 		}
 		img := append([]byte(nil), d.received()...)
 		d.reboot("activate", func() error {
-			if d.spec.HasFault("boot-fail") {
-				return errors.New("boot-fail fault")
-			}
-			if _, err := VerifyImage(img, d.spec.HardwareID); err != nil {
+			h, err := VerifyImage(img, d.spec.HardwareID)
+			if err != nil {
 				return err
+			}
+			if d.spec.bootFails(h.Version) {
+				return fmt.Errorf("boot-fail fault: version %s does not boot", h.Version)
 			}
 			next := d.active
 			if len(d.slots) == 2 {

@@ -23,8 +23,8 @@ const (
 	KindSMPSerial = "smp-serial"
 )
 
-// SMP kind-specific faults (besides "boot-fail": a new image never comes
-// up, MCUboot reverts to the old one, and "slow-flash": each upload chunk
+// SMP kind-specific faults (besides "boot-fail": an image test-booted
+// from slot 1 never comes up, MCUboot reverts to the old one, and "slow-flash": each upload chunk
 // takes 5 ms longer):
 //
 //	reboot-mid-upload  the device reboots once when an upload passes half

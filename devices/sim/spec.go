@@ -17,11 +17,19 @@ type Spec struct {
 	// Baud paces serial kinds through the line emulator (10 bits per byte);
 	// 0 means unpaced.
 	Baud int `yaml:"baud"`
-	// Faults injects failures: "boot-fail" (no image ever boots),
-	// "slow-flash", and kind-specific ones documented by each kind.
+	// Faults injects failures: "boot-fail" (no image boots but the factory
+	// image, the one of Version: the update is bad for this unit, and
+	// re-installing what it ran before recovers it), "slow-flash", and
+	// kind-specific ones documented by each kind.
 	Faults []string `yaml:"faults"`
 	// Options holds kind-specific settings.
 	Options map[string]string `yaml:"options"`
+}
+
+// bootFails reports whether the "boot-fail" fault keeps an image of
+// version from booting: every image but the factory one fails.
+func (s Spec) bootFails(version string) bool {
+	return s.HasFault("boot-fail") && version != s.Version
 }
 
 // HasFault reports whether f is among the spec's injected faults.

@@ -41,7 +41,7 @@ import (
 // Both keep firmware.bin and identity under StateDir, so they survive a
 // restart. Options: "file", "image_size" (factory image bytes, default
 // 65536), "max_size" (largest upload, default 64 MiB). Faults: "boot-fail"
-// (no image boots), "slow-flash" (storing takes boot_delay, default 2 s),
+// (no image but the factory one boots), "slow-flash" (storing takes boot_delay, default 2 s),
 // "corrupt-readback" (RRQ of the firmware flips one byte), "no-readback"
 // (RRQ of the firmware is refused), "wrong-hash" (a pull device reports a
 // different sha256 than it stored).
@@ -168,8 +168,8 @@ func (f *tftpFlash) install(tmp string) error {
 		return err
 	}
 	h, err := VerifyImage(img, f.spec.HardwareID)
-	if err == nil && f.spec.HasFault("boot-fail") {
-		err = errors.New("boot-fail fault injected")
+	if err == nil && f.spec.bootFails(h.Version) {
+		err = fmt.Errorf("boot-fail fault injected: version %s does not boot", h.Version)
 	}
 	if err != nil {
 		f.log.Info("sim image does not boot", "err", err)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -247,5 +248,56 @@ func TestInteropTFTPServerSim(t *testing.T) {
 	id, state, err := tftp.ParseIdentity(string(rec))
 	if err != nil || id.Version != "4.0.0" || state != tftp.StateRunning {
 		t.Fatalf("version file %q = %+v %s %v, want version 4.0.0 running", rec, id, state, err)
+	}
+}
+
+// TestTFTPRollbackByRepush is the daemon's rollback of a single-slot TFTP
+// device: with boot-fail the new image does not boot, and re-pushing the
+// factory image (the daemon's backup, handed over without a sha256)
+// brings the old version back.
+func TestTFTPRollbackByRepush(t *testing.T) {
+	ctx := context.Background()
+	type dev interface {
+		Transfer(context.Context, devices.Image, io.Reader, devices.Progress) error
+		Activate(context.Context) error
+		Identify(context.Context) (devices.Identity, error)
+	}
+	tests := []struct {
+		kind string
+		open func(t *testing.T, spec Spec) dev
+	}{
+		{"tftp-server", func(t *testing.T, spec Spec) dev { return openTFTP(t, startTFTPServer(t, spec).Addr()) }},
+		{"tftp-pull", func(t *testing.T, spec Spec) dev {
+			s, err := NewTFTPPull(spec, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runSim(t, s.Run)
+			return openPull(t, s.Addr())
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind, func(t *testing.T) {
+			spec := tftpSpec(t, tt.kind, "boot-fail")
+			d := tt.open(t, spec)
+			img, b := image("acme-plc", "2.0.0", 6000)
+			if err := d.Transfer(ctx, img, bytes.NewReader(b), nil); err != nil {
+				t.Fatalf("Transfer(2.0.0) = %v", err)
+			}
+			if err := d.Activate(ctx); err == nil || !strings.Contains(err.Error(), "did not boot") {
+				t.Fatalf("Activate(2.0.0) with boot-fail = %v, want 'did not boot'", err)
+			}
+			backup := MakeImage("acme-plc", "1.0.0", 5000)
+			restore := devices.Image{Name: "backup", Version: "1.0.0", Size: int64(len(backup))}
+			if err := d.Transfer(ctx, restore, bytes.NewReader(backup), nil); err != nil {
+				t.Fatalf("Transfer(backup without sha256) = %v, want nil", err)
+			}
+			if err := d.Activate(ctx); err != nil {
+				t.Fatalf("Activate(backup) = %v, want nil: the factory image boots despite boot-fail", err)
+			}
+			if id, err := d.Identify(ctx); err != nil || id.Version != "1.0.0" {
+				t.Errorf("Identify() after the restore = %+v, %v; want 1.0.0", id, err)
+			}
+		})
 	}
 }

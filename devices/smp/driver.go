@@ -174,8 +174,9 @@ type Device struct {
 	log    *slog.Logger
 	c      *Client
 
-	want []byte // TLV hash of the transferred image
-	prev []byte // TLV hash of the image running before Activate
+	want     []byte // TLV hash of the transferred image
+	wantFile string // hex sha256 of the transferred file, whose TLV hash is want
+	prev     []byte // TLV hash of the image running before Activate
 }
 
 var _ devices.Device = (*Device)(nil)
@@ -266,7 +267,12 @@ func slotN(slots []Slot, n int) (Slot, bool) {
 	return Slot{}, false
 }
 
-// Identify reads the running image from the image list.
+// Identify reads the running image from the image list. The image list
+// gives MCUboot's TLV hash (over header, body and protected TLVs), not
+// the sha256 of the image file the gateway holds, so the two cannot be
+// compared: ImageSHA256 is the transferred file's sha256 when the device
+// runs exactly the image Transfer uploaded (same TLV hash), and empty
+// otherwise (the file of an image this driver did not upload is unknown).
 func (d *Device) Identify(ctx context.Context) (devices.Identity, error) {
 	c, err := d.client()
 	if err != nil {
@@ -280,7 +286,10 @@ func (d *Device) Identify(ctx context.Context) (devices.Identity, error) {
 	if !ok {
 		return devices.Identity{}, d.fail("identify", fmt.Errorf("image list has no active slot: %w", ErrUnexpectedResponse))
 	}
-	id := devices.Identity{HardwareID: d.cfg.HardwareID, Version: a.Version, ImageSHA256: hex.EncodeToString(a.Hash)}
+	id := devices.Identity{HardwareID: d.cfg.HardwareID, Version: a.Version}
+	if d.wantFile != "" && bytes.Equal(a.Hash, d.want) {
+		id.ImageSHA256 = d.wantFile
+	}
 	if d.opts.hwFromOS {
 		if id.HardwareID, err = c.OSInfo(ctx, "b"); err != nil {
 			return devices.Identity{}, d.fail("identify", err)
@@ -358,7 +367,7 @@ func (d *Device) Transfer(ctx context.Context, img devices.Image, r io.Reader, p
 	if !bytes.Equal(s1.Hash, info.Hash[:]) {
 		return d.fail(op, fmt.Errorf("device %s reports sha256 %x, want %x: %w", d.cfg.ID, s1.Hash, info.Hash, ErrHashMismatch))
 	}
-	d.want = info.Hash[:]
+	d.want, d.wantFile = info.Hash[:], hex.EncodeToString(sum[:])
 	return nil
 }
 

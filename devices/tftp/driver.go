@@ -206,7 +206,8 @@ func (d *Device) Backup(ctx context.Context, w io.Writer) (int64, error) {
 
 // Transfer implements devices.Device: WRQ of the image, hashed while it
 // streams, then a read-back (RRQ) compared with the image's sha256 where
-// the device allows it.
+// the device allows it. An image without a sha256 (a backup being
+// restored) is compared with the hash of the bytes sent.
 func (d *Device) Transfer(ctx context.Context, img devices.Image, r io.Reader, progress devices.Progress) error {
 	h := sha256.New()
 	var prog func(int64)
@@ -218,7 +219,13 @@ func (d *Device) Transfer(ctx context.Context, img devices.Image, r io.Reader, p
 	if err != nil {
 		return classify("transfer", fmt.Errorf("push %s to %s: %w", img.Name, d.cfg.ID, err))
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != img.SHA256 {
+	got := hex.EncodeToString(h.Sum(nil))
+	if img.SHA256 == "" {
+		// No hash given (the daemon re-pushes its own backup in a
+		// rollback): the read-back must match the bytes sent.
+		img.SHA256 = got
+	}
+	if got != img.SHA256 {
 		return devices.Permanent("transfer", fmt.Errorf("push %s to %s: source bytes have sha256 %s, want %s", img.Name, d.cfg.ID, got, img.SHA256))
 	}
 	d.pushed = &img

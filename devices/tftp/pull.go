@@ -171,7 +171,8 @@ func (d *PullDevice) Backup(ctx context.Context, w io.Writer) (int64, error) {
 }
 
 // Transfer implements devices.Device. It spools r to a temp file while
-// hashing it and refuses to serve bytes whose sha256 is not img.SHA256;
+// hashing it and refuses to serve bytes whose sha256 is not img.SHA256 (an
+// image without one is served as spooled, and checked by its own hash);
 // then it serves that one file on the listen address to the device only,
 // triggers the fetch, and stops serving when the device reports. progress
 // counts bytes handed to the device.
@@ -187,7 +188,13 @@ func (d *PullDevice) Transfer(ctx context.Context, img devices.Image, r io.Reade
 	if err != nil {
 		return devices.Transient("transfer", fmt.Errorf("push %s to %s: spool: %w", img.Name, d.cfg.ID, err))
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); n != img.Size || got != img.SHA256 {
+	spooled := hex.EncodeToString(h.Sum(nil))
+	if img.SHA256 == "" {
+		// No hash given (the daemon re-pushes a known-good image in a
+		// rollback): the device must store the bytes spooled.
+		img.SHA256 = spooled
+	}
+	if got := spooled; n != img.Size || got != img.SHA256 {
 		return devices.Permanent("transfer", fmt.Errorf("push %s to %s: source has %d bytes with sha256 %s, want %d bytes with %s", img.Name, d.cfg.ID, n, got, img.Size, img.SHA256))
 	}
 

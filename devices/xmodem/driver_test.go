@@ -186,6 +186,44 @@ func TestDriverBootFailAndRestore(t *testing.T) {
 	}
 }
 
+// TestDriverBootFailFaultRestore: with the simulator's boot-fail fault the
+// factory image runs, a new version does not boot, and the re-pushed
+// backup (handed over without a sha256, as the daemon does) runs again.
+func TestDriverBootFailFaultRestore(t *testing.T) {
+	spec := startSim(t, sim.Spec{Faults: []string{"boot-fail"}})
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	d := open(t, xmodem.Driver(), spec, nil)
+	if id, err := d.Identify(ctx); err != nil || id.Version != "1.0.0" {
+		t.Fatalf("Identify() with boot-fail = %+v, %v; want the factory 1.0.0 running", id, err)
+	}
+	var backup bytes.Buffer
+	if _, err := d.Backup(ctx, &backup); err != nil {
+		t.Fatalf("Backup() = %v", err)
+	}
+	img := sim.MakeImage("acme-io16-rev3", "2.0.0", 5000)
+	if err := d.Transfer(ctx, imageOf("fw", img, "2.0.0"), bytes.NewReader(img), nil); err != nil {
+		t.Fatalf("Transfer(2.0.0) = %v", err)
+	}
+	if err := d.Activate(ctx); err != nil {
+		t.Fatalf("Activate() = %v", err)
+	}
+	if err := d.Health(ctx); err == nil || !strings.Contains(err.Error(), "runs no image") {
+		t.Fatalf("Health() after 2.0.0 with boot-fail = %v, want 'runs no image'", err)
+	}
+	b := backup.Bytes()
+	restore := devices.Image{Name: "backup", Version: "1.0.0", Size: int64(len(b))}
+	if err := d.Transfer(ctx, restore, bytes.NewReader(b), nil); err != nil {
+		t.Fatalf("Transfer(backup) = %v", err)
+	}
+	if err := d.Activate(ctx); err != nil {
+		t.Fatalf("Activate() = %v", err)
+	}
+	if id, err := d.Identify(ctx); err != nil || id.Version != "1.0.0" {
+		t.Errorf("Identify() after restoring the backup = %+v, %v; want 1.0.0", id, err)
+	}
+}
+
 func TestDriverStatePersists(t *testing.T) {
 	dir := t.TempDir()
 	spec := sim.Spec{StateDir: filepath.Join(dir, "state")}
