@@ -286,8 +286,11 @@ func (d *Daemon) stage(ctx context.Context, snap *tuf.Snapshot) {
 			continue
 		}
 		rec, err := d.st.Device(id)
-		if err != nil {
-			continue // not identified yet; inventory will retry
+		if err != nil || rec.Version == "" {
+			continue // not identified yet (inventory retries): no way to know a target is newer
+		}
+		if rec.Mismatch != "" {
+			continue // the device on this address is not the one configured
 		}
 		t, ok, reason := tuf.Select(snap.Targets, d.devCfg[id].HardwareID, rec.Version, rec.Floor)
 		if !ok {

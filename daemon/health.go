@@ -20,6 +20,7 @@ const (
 	condVerify      = "verification-failed"
 	condAudit       = "audit-unwritable"
 	condDisk        = "disk-low"
+	condMismatch    = "device-mismatch"
 	condRollback    = "rollback"
 )
 

@@ -203,3 +203,29 @@ func TestSegmentNeverRunsTwoDevicesAtOnce(t *testing.T) {
 		t.Errorf("job = %q, want %q", j.Phase, jobSucceeded)
 	}
 }
+
+func TestMismatchedDeviceGetsNoUpdate(t *testing.T) {
+	r := newRig(t, false, "a")
+	r.devs["a"].HardwareID = "someone-else"
+	r.src.add(t, "fw", "2.0.0", 1, "hw1", devicetest.Image("2.0.0", 300))
+	r.cycle(context.Background())
+	if jobs, _ := r.st.Jobs(); len(jobs) != 0 {
+		t.Errorf("a device reporting another hardware id got %d job(s), want none", len(jobs))
+	}
+	if !r.d.health.has(condMismatch) {
+		t.Errorf("health = %v, want %s", r.d.health.list(), condMismatch)
+	}
+	if doc := r.d.deviceDoc("a"); doc.State != "mismatch" {
+		t.Errorf("device state = %q, want mismatch", doc.State)
+	}
+}
+
+func TestUnidentifiedDeviceGetsNoUpdate(t *testing.T) {
+	r := newRig(t, false, "a")
+	r.devs["a"].Unreachable = true
+	r.src.add(t, "fw", "2.0.0", 1, "hw1", devicetest.Image("2.0.0", 300))
+	r.cycle(context.Background())
+	if jobs, _ := r.st.Jobs(); len(jobs) != 0 {
+		t.Errorf("a device that never answered got %d job(s), want none: its version is unknown", len(jobs))
+	}
+}

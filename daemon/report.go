@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -166,6 +167,9 @@ func (d *Daemon) deviceDocFrom(rec store.Device, j *store.Job) api.Device {
 	if rec.Version == "" && rec.LastError != "" {
 		doc.State = "unreachable"
 	}
+	if rec.Mismatch != "" {
+		doc.State, doc.LastError = "mismatch", rec.Mismatch
+	}
 	if j != nil && !jobTerminal(j.Phase) {
 		for _, s := range j.Devices {
 			if s.Device == id && !stepTerminal(s.Phase) {
@@ -249,6 +253,13 @@ func (d *Daemon) inventory(ctx context.Context) {
 			continue
 		}
 		d.health.clear(condUnreachable, id)
+		mismatch := ""
+		if want := d.devCfg[id].HardwareID; ident.HardwareID != "" && ident.HardwareID != want {
+			mismatch = fmt.Sprintf("device reports hardware id %q, configured %q", ident.HardwareID, want)
+			d.health.set(condMismatch, id, "error", mismatch+": no update is offered to it")
+		} else {
+			d.health.clear(condMismatch, id)
+		}
 		var drift, first bool
 		var prev string
 		_, err = d.st.UpdateDevice(id, func(r *store.Device) error {
@@ -258,7 +269,7 @@ func (d *Daemon) inventory(ctx context.Context) {
 			} else if r.Version != "" && r.Version != ident.Version {
 				drift, prev = true, r.Version
 			}
-			r.Version, r.ImageSHA256, r.LastSeen, r.LastError = ident.Version, ident.ImageSHA256, now, ""
+			r.Version, r.ImageSHA256, r.LastSeen, r.LastError, r.Mismatch = ident.Version, ident.ImageSHA256, now, "", mismatch
 			r.Identity, _ = json.Marshal(ident)
 			return nil
 		})

@@ -154,7 +154,7 @@ func (d *Daemon) step(ctx context.Context, j store.Job, i int) bool {
 		return next(stepVerify, "", nil)
 
 	case stepVerify:
-		if _, err := d.verify(pctx, dev, j); err != nil {
+		if _, err := d.verify(pctx, s.Device, j); err != nil {
 			d.health.set(condVerify, s.Device, "error", err.Error())
 			return next(stepRollback, "verify: "+err.Error(), nil)
 		}
@@ -169,7 +169,7 @@ func (d *Daemon) step(ctx context.Context, j store.Job, i int) bool {
 			}
 			return next(stepRollback, "soak: "+err.Error(), nil)
 		}
-		id, err := d.verify(pctx, dev, j)
+		id, err := d.verify(pctx, s.Device, j)
 		if err == nil {
 			err = dev.Commit(pctx)
 		}
@@ -296,10 +296,13 @@ func (d *Daemon) push(ctx context.Context, dev devices.Device, j store.Job, id s
 
 // verify reads the device back: version and, where the device reports it,
 // image hash; then the device's health probe.
-func (d *Daemon) verify(ctx context.Context, dev devices.Device, j store.Job) (devices.Identity, error) {
-	id, err := dev.Identify(ctx)
+func (d *Daemon) verify(ctx context.Context, dev string, j store.Job) (devices.Identity, error) {
+	id, err := d.devs[dev].Identify(ctx)
 	if err != nil {
 		return id, err
+	}
+	if want := d.devCfg[dev].HardwareID; id.HardwareID != "" && id.HardwareID != want {
+		return id, fmt.Errorf("device reports hardware id %q, configured %q", id.HardwareID, want)
 	}
 	if id.Version != j.Version {
 		return id, fmt.Errorf("device reports version %q, want %q", id.Version, j.Version)
@@ -307,8 +310,8 @@ func (d *Daemon) verify(ctx context.Context, dev devices.Device, j store.Job) (d
 	if id.ImageSHA256 != "" && id.ImageSHA256 != j.SHA256 {
 		return id, fmt.Errorf("device reports sha256 %s, want %s", id.ImageSHA256, j.SHA256)
 	}
-	if dev.Capabilities().Health {
-		if err := dev.Health(ctx); err != nil {
+	if d.devs[dev].Capabilities().Health {
+		if err := d.devs[dev].Health(ctx); err != nil {
 			return id, fmt.Errorf("health probe: %w", err)
 		}
 	}
@@ -355,7 +358,7 @@ func (d *Daemon) rollback(ctx context.Context, dev devices.Device, j store.Job, 
 	if err != nil {
 		return fmt.Errorf("after rollback: %w", err)
 	}
-	if id.Version != s.From {
+	if id.Version == "" || id.Version != s.From {
 		return fmt.Errorf("after rollback device reports version %q, want %q", id.Version, s.From)
 	}
 	return nil

@@ -28,7 +28,7 @@ type Gateway struct {
 
 // Condition is one active health condition.
 type Condition struct {
-	Name     string    `json:"name"`     // stable: clock-unsynced, metadata-expired, refresh-failed, broker-unreachable, device-unreachable, audit-unwritable, verification-failed
+	Name     string    `json:"name"`     // stable: clock-unsynced, metadata-expiring, metadata-expired, refresh-failed, broker-unreachable, device-unreachable, device-mismatch, verification-failed, rollback, audit-unwritable, disk-low
 	Severity string    `json:"severity"` // warning | error
 	Subject  string    `json:"subject,omitempty"`
 	Message  string    `json:"message"`
@@ -48,7 +48,7 @@ type Device struct {
 	ImageSHA256 string    `json:"image_sha256,omitempty"`
 	KnownGood   string    `json:"known_good,omitempty"`
 	Floor       uint64    `json:"security_floor"`
-	State       string    `json:"state"` // idle | update-pending | <job step phase> | unreachable
+	State       string    `json:"state"` // idle | update-pending | blocked-by-interlock | <job step phase> | unreachable | mismatch
 	Job         string    `json:"job,omitempty"`
 	Progress    *Progress `json:"progress,omitempty"`
 	LastError   string    `json:"last_error,omitempty"`

@@ -27,6 +27,9 @@ type Device struct {
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
 	LastError string    `json:"last_error,omitempty"`
+	// Mismatch says why the device that answers is not the configured one
+	// (another hardware id): no update is offered to it.
+	Mismatch string `json:"mismatch,omitempty"`
 }
 
 // Device returns the record for id, or ErrNotFound.
