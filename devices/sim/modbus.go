@@ -219,40 +219,12 @@ func (d *ModbusDevice) load() error {
 // file, each written atomically.
 func (d *ModbusDevice) save() error {
 	for i, img := range d.slots {
-		if err := modbusWriteAtomic(d.slotPath(i), img); err != nil {
+		if err := replaceFile(d.slotPath(i), img); err != nil {
 			return err
 		}
 	}
 	b, _ := json.Marshal(modbusState{Active: d.active, Slots: len(d.slots)})
-	return modbusWriteAtomic(filepath.Join(d.spec.StateDir, "modbus-state.json"), b)
-}
-
-func modbusWriteAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
+	return replaceFile(filepath.Join(d.spec.StateDir, "modbus-state.json"), b)
 }
 
 // tick ends a boot or a verify whose time has come. Called with mu held.

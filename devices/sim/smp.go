@@ -160,7 +160,7 @@ func (d *SMPDevice) load(factory int) error {
 		if err != nil {
 			return fmt.Errorf("factory image: %w", err)
 		}
-		if err := writeFileAtomic(d.path("slot0.bin"), img); err != nil {
+		if err := replaceFile(d.path("slot0.bin"), img); err != nil {
 			return err
 		}
 		os.Remove(d.path("slot1.bin"))
@@ -182,28 +182,7 @@ func (d *SMPDevice) load(factory int) error {
 
 func (d *SMPDevice) save() error {
 	b, _ := json.Marshal(d.st)
-	return writeFileAtomic(d.path("state.json"), b)
-}
-
-// writeFileAtomic writes through a temp file, fsync and rename.
-func writeFileAtomic(name string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
+	return replaceFile(d.path("state.json"), b)
 }
 
 // readSlot validates slot n as MCUboot would (header, SHA-256 TLV) and as

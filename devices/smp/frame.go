@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"github.com/fieldgate/fieldgate/devices/xmodem"
 )
 
 // Serial framing markers: a packet's first line starts with FrameStart, its
@@ -28,21 +29,9 @@ const (
 const maxLogLine = 4096
 
 // CRC16 returns the CRC-16/XMODEM (CCITT polynomial 0x1021, initial value 0,
-// no reflection) of p, the checksum of SMP serial frames.
-func CRC16(p []byte) uint16 {
-	var crc uint16
-	for _, b := range p {
-		crc ^= uint16(b) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
-}
+// no reflection) of p, the checksum of SMP serial frames: the same CRC the
+// XMODEM blocks carry.
+func CRC16(p []byte) uint16 { return xmodem.CRC16(p) }
 
 // EncodeFrame returns the console lines carrying one SMP packet:
 // base64(len16be(len(pkt)+2) | pkt | crc16be(pkt)) cut into lines of at most
