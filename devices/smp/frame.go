@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+
 	"github.com/fieldgate/fieldgate/devices/xmodem"
 )
 
