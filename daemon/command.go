@@ -157,7 +157,8 @@ func (d *Daemon) execute(c mqtt.Command) error {
 		d.Refresh(actor)
 		return nil
 	case mqtt.ActionRollback:
-		return fmt.Errorf("rollback by command: %w yet (a failed update rolls back by itself; use cancel or stop)", errUnsupported)
+		_, err := d.Rollback(c.Devices, actor, c.ID)
+		return err
 	}
 	return fmt.Errorf("action %q: %w", c.Action, errUnsupported)
 }

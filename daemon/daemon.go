@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -292,7 +293,11 @@ func (d *Daemon) stage(ctx context.Context, snap *tuf.Snapshot) {
 		if rec.Mismatch != "" {
 			continue // the device on this address is not the one configured
 		}
-		t, ok, reason := tuf.Select(snap.Targets, d.devCfg[id].HardwareID, rec.Version, rec.Floor)
+		offered := snap.Targets
+		if len(rec.Held) > 0 {
+			offered = slices.DeleteFunc(slices.Clone(offered), func(t tuf.Target) bool { return slices.Contains(rec.Held, t.SHA256()) })
+		}
+		t, ok, reason := tuf.Select(offered, d.devCfg[id].HardwareID, rec.Version, rec.Floor)
 		if !ok {
 			d.log.Debug("no update", "device", id, "reason", reason)
 			continue

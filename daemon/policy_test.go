@@ -229,3 +229,43 @@ func TestUnidentifiedDeviceGetsNoUpdate(t *testing.T) {
 		t.Errorf("a device that never answered got %d job(s), want none: its version is unknown", len(jobs))
 	}
 }
+
+func TestRollbackCommandRestoresAndHoldsTheTarget(t *testing.T) {
+	r := newRig(t, false, "a")
+	r.src.add(t, "fw", "2.0.0", 5, "hw1", devicetest.Image("2.0.0", 300))
+	ctx := context.Background()
+	r.cycle(ctx)
+	if v, _ := r.devs["a"].Identify(ctx); v.Version != "2.0.0" {
+		t.Fatalf("device runs %q, want 2.0.0 before the rollback", v.Version)
+	}
+	if _, err := r.d.Rollback([]string{"nope"}, "ops", "c1"); !errors.Is(err, ErrRefused) {
+		t.Errorf("Rollback(unknown device) = %v, want ErrRefused", err)
+	}
+	ids, err := r.d.Rollback([]string{"a"}, "key ops", "c2")
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("Rollback(a) = %v, %v", ids, err)
+	}
+	r.settle(ctx)
+	j, _ := r.st.Job(ids[0])
+	if j.Phase != jobSucceeded {
+		t.Fatalf("recovery job = %q (%+v), want succeeded", j.Phase, j.Devices)
+	}
+	if v, _ := r.devs["a"].Identify(ctx); v.Version != "1.0.0" {
+		t.Errorf("device runs %q after the rollback, want 1.0.0", v.Version)
+	}
+	rec, _ := r.st.Device("a")
+	if rec.Version != "1.0.0" || rec.Floor != 5 {
+		t.Errorf("record = version %q floor %d, want 1.0.0 and the floor kept at 5", rec.Version, rec.Floor)
+	}
+	// The rolled-back target is held: the next refresh does not offer it again.
+	r.cycle(ctx)
+	if jobs, _ := r.st.Jobs(); len(jobs) != 2 {
+		t.Errorf("after another cycle there are %d jobs, want 2 (the update and the recovery)", len(jobs))
+	}
+	// A newer release is offered again.
+	r.src.add(t, "fw3", "3.0.0", 6, "hw1", devicetest.Image("3.0.0", 300))
+	r.cycle(ctx)
+	if v, _ := r.devs["a"].Identify(ctx); v.Version != "3.0.0" {
+		t.Errorf("device runs %q, want 3.0.0 once a newer release appears", v.Version)
+	}
+}

@@ -115,6 +115,7 @@ func remoteActions(stdout io.Writer) []*cobra.Command {
 	var (
 		sha                        string
 		devices, nowDevices        []string
+		rollbackDevices            []string
 		approveWindow, deferWindow string
 		nowSHA                     string
 	)
@@ -150,11 +151,21 @@ func remoteActions(stdout io.Writer) []*cobra.Command {
 			}},
 		{&cobra.Command{Use: "refresh", Short: "Refresh update metadata now", Args: cobra.NoArgs},
 			func([]string, time.Time) (mqtt.Command, error) { return mqtt.Command{Action: mqtt.ActionRefresh}, nil }},
+		{&cobra.Command{Use: "rollback --devices a,b",
+			Short: "Return devices to the version they ran before their last committed update (in their window); that update is not offered to them again",
+			Args:  cobra.NoArgs},
+			func([]string, time.Time) (mqtt.Command, error) {
+				if len(rollbackDevices) == 0 {
+					return mqtt.Command{}, errors.New("rollback needs --devices")
+				}
+				return mqtt.Command{Action: mqtt.ActionRollback, Devices: rollbackDevices}, nil
+			}},
 		{&cobra.Command{Use: "stop", Short: "Emergency stop: the gateway starts no new device step (lifted only on site: fieldgatectl resume)",
 			Args: cobra.NoArgs},
 			func([]string, time.Time) (mqtt.Command, error) { return mqtt.Command{Action: mqtt.ActionStop}, nil }},
 	}
-	approve, deferCmd, updateNow := actions[0].cmd, actions[2].cmd, actions[3].cmd
+	approve, deferCmd, updateNow, rollback := actions[0].cmd, actions[2].cmd, actions[3].cmd, actions[5].cmd
+	rollback.Flags().StringSliceVar(&rollbackDevices, "devices", nil, "devices to roll back (required)")
 	approve.Flags().StringVar(&sha, "sha256", "", "sha256 of the job's image, as shown in the job (required)")
 	approve.Flags().StringSliceVar(&devices, "devices", nil, "approve only these devices (default: the job's devices)")
 	approve.Flags().StringVar(&approveWindow, "window", "", "approve for this time only: START/END, each RFC 3339 or a duration from now (0s/4h)")

@@ -94,9 +94,9 @@ func benchDrain(b *testing.B, url string) {
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "events/s")
 }
 
-func BenchmarkInteropLatencyMosquitto(b *testing.B) { benchLatency(b, startMosquitto(b, nil).url()) }
+func BenchmarkInteropLatencyMosquitto(b *testing.B) { benchLatency(b, startMosquitto(b, nil).URL()) }
 func BenchmarkLatencyEmbedded(b *testing.B)         { benchLatency(b, startBroker(b).URL()) }
 func BenchmarkInteropDrain10kMosquitto(b *testing.B) {
-	benchDrain(b, startMosquitto(b, nil).url())
+	benchDrain(b, startMosquitto(b, nil).URL())
 }
 func BenchmarkDrain10kEmbedded(b *testing.B) { benchDrain(b, startBroker(b).URL()) }

@@ -51,132 +51,29 @@ func runChildSession(spec string) int {
 	return 0
 }
 
-// need returns the path of a peer program, skipping the test if it is
-// missing (failing it when CI=true).
-func need(t testing.TB, prog, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(prog)
-	if err != nil {
-		if p2 := "/usr/sbin/" + prog; fileExists(p2) {
-			return p2
-		}
-		msg := fmt.Sprintf("%s not found: install the Debian package %s", prog, pkg)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// mosquitto is a broker started by a test with its own config in a temp dir.
+// mosquitto is a broker started by a test with its own config in a temp dir,
+// and the test PKI its clients use when it requires TLS.
 type mosquitto struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	conf string
-	port int
-	cmd  *exec.Cmd
-	tls  *testPKI
+	*mqtttest.Mosquitto
+	tls *testPKI
 }
 
 // startMosquitto starts mosquitto on a free loopback port, with persistence
 // in a temp dir and, if pki is not nil, TLS requiring client certificates.
 func startMosquitto(t testing.TB, pki *testPKI) *mosquitto {
 	t.Helper()
-	m := &mosquitto{t: t, bin: need(t, "mosquitto", "mosquitto"), dir: t.TempDir(), port: freePort(t), tls: pki}
-	conf := fmt.Sprintf(`# written by the fieldgate daemon/mqtt tests
-listener %d 127.0.0.1
-allow_anonymous true
-persistence true
-persistence_location %s/
-autosave_interval 0
-max_queued_messages 0
-log_dest stderr
-log_type error
-log_type warning
-`, m.port, m.dir)
-	if os.Geteuid() == 0 {
-		conf += "user root\n" // otherwise mosquitto switches to a user that cannot write the temp dir
-	}
+	opts := mqtttest.MosquittoOptions{StartTimeout: patience}
 	if pki != nil {
-		conf += fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\n", pki.CA, pki.ServerCert, pki.ServerKey)
+		opts.TLS = &mqtttest.MosquittoTLS{CAFile: pki.CA, CertFile: pki.ServerCert, KeyFile: pki.ServerKey, RequireCertificate: true}
 	}
-	m.conf = filepath.Join(m.dir, "mosquitto.conf")
-	if err := os.WriteFile(m.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m.start()
-	t.Cleanup(func() {
-		m.stop()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(m.dir, "mosquitto.log"))
-			t.Logf("mosquitto log:\n%s", b)
-		}
-	})
-	return m
-}
-
-func (m *mosquitto) url() string {
-	if m.tls != nil {
-		return fmt.Sprintf("ssl://127.0.0.1:%d", m.port)
-	}
-	return fmt.Sprintf("tcp://127.0.0.1:%d", m.port)
-}
-
-func (m *mosquitto) start() {
-	m.t.Helper()
-	m.cmd = exec.Command(m.bin, "-c", m.conf)
-	logf, err := os.OpenFile(filepath.Join(m.dir, "mosquitto.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	defer logf.Close()
-	m.cmd.Stderr = logf
-	if err := m.cmd.Start(); err != nil {
-		m.t.Fatalf("start mosquitto: %v", err)
-	}
-	deadline := time.Now().Add(patience)
-	for {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", m.port))
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			m.t.Fatalf("mosquitto never listened on %d: %v", m.port, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a port the peer opens; not a timing assertion
-	}
-}
-
-// stop stops mosquitto by PID with SIGTERM (it saves its persistence file).
-func (m *mosquitto) stop() {
-	if m.cmd == nil {
-		return
-	}
-	m.cmd.Process.Signal(syscall.SIGTERM)
-	m.cmd.Wait()
-	m.cmd = nil
+	return &mosquitto{Mosquitto: mqtttest.StartMosquitto(t, opts), tls: pki}
 }
 
 // sub runs mosquitto_sub with args against m and returns its output.
 func (m *mosquitto) sub(t testing.TB, args ...string) string {
 	t.Helper()
-	bin := need(t, "mosquitto_sub", "mosquitto-clients")
-	args = append([]string{"-h", "127.0.0.1", "-p", strconv.Itoa(m.port)}, append(m.tlsArgs(), args...)...)
+	bin := mqtttest.NeedPeer(t, "mosquitto_sub", "mosquitto-clients")
+	args = append([]string{"-h", "127.0.0.1", "-p", strconv.Itoa(m.Port())}, append(m.tlsArgs(), args...)...)
 	out, err := exec.Command(bin, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mosquitto_sub %v: %v\n%s", args, err, out)
@@ -193,7 +90,7 @@ func (m *mosquitto) tlsArgs() []string {
 
 func TestInteropRetainedStateForFreshSubscriber(t *testing.T) {
 	m := startMosquitto(t, nil)
-	cfg := testConfig(m.url(), "retained")
+	cfg := testConfig(m.URL(), "retained")
 	out := mqtttest.NewOutbox()
 	out.Add(cfg.StatusTopic(), []byte(`{"online":true,"health":[]}`), true)
 	out.Add(cfg.DeviceTopic("plc1"), []byte(`{"version":"2.4.1"}`), true)
@@ -214,8 +111,8 @@ func TestInteropRetainedStateForFreshSubscriber(t *testing.T) {
 
 func TestInteropLastWillAfterKill(t *testing.T) {
 	m := startMosquitto(t, nil)
-	cfg := testConfig(m.url(), "lwt")
-	seen := watch(t, mqtt.Config{Broker: m.url()}, cfg.Topic("#"))
+	cfg := testConfig(m.URL(), "lwt")
+	seen := watch(t, mqtt.Config{Broker: m.URL()}, cfg.Topic("#"))
 
 	child := exec.Command(os.Args[0], "-test.run=^$")
 	child.Env = append(os.Environ(), childEnv+"="+cfg.Broker+"|"+cfg.ClientID+"|"+cfg.Prefix)
@@ -244,12 +141,12 @@ func TestInteropLastWillAfterKill(t *testing.T) {
 
 func TestInteropOutboxSurvivesBrokerAndDaemonRestart(t *testing.T) {
 	m := startMosquitto(t, nil)
-	cfg := testConfig(m.url(), "outage")
+	cfg := testConfig(m.URL(), "outage")
 
 	// An independent subscriber with a persistent session, so the broker
 	// queues events for it while it is disconnected by the restart.
-	subBin := need(t, "mosquitto_sub", "mosquitto-clients")
-	sub := exec.Command(subBin, "-h", "127.0.0.1", "-p", strconv.Itoa(m.port),
+	subBin := mqtttest.NeedPeer(t, "mosquitto_sub", "mosquitto-clients")
+	sub := exec.Command(subBin, "-h", "127.0.0.1", "-p", strconv.Itoa(m.Port()),
 		"-c", "-i", "fieldgate-test-central", "-q", "1", "-t", cfg.EventsTopic())
 	stdout, err := sub.StdoutPipe()
 	if err != nil {
@@ -271,7 +168,7 @@ func TestInteropOutboxSurvivesBrokerAndDaemonRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	for subscribed := false; !subscribed; {
-		if err := mqtt.Publish(ctx, mqtt.Config{Broker: m.url()}, mqtt.Message{Topic: cfg.EventsTopic(), Payload: []byte("probe"), QoS: 1}); err != nil {
+		if err := mqtt.Publish(ctx, mqtt.Config{Broker: m.URL()}, mqtt.Message{Topic: cfg.EventsTopic(), Payload: []byte("probe"), QoS: 1}); err != nil {
 			t.Fatal(err)
 		}
 		msgs, _ := seen.snapshot()
@@ -289,13 +186,13 @@ func TestInteropOutboxSurvivesBrokerAndDaemonRestart(t *testing.T) {
 	_, stopDaemon := runSession(t, cfg, out, fastRetry(), mqtt.WithWindow(32))
 	seen.waitFor(t, "first events", func(r []received) bool { return len(seqs(r, cfg.EventsTopic())) >= 300 })
 
-	m.stop()     // the broker goes away mid-drain ...
+	m.Stop()     // the broker goes away mid-drain ...
 	stopDaemon() // ... the daemon restarts meanwhile ...
 	for range 1000 {
 		want = append(want, out.AddFunc(cfg.EventsTopic(), false, eventPayload).Seq)
 	}
 	runSession(t, cfg, out, fastRetry())
-	m.start() // ... and the broker comes back.
+	m.Start() // ... and the broker comes back.
 
 	waitAcked(t, out, out.Last())
 	msgs := seen.waitFor(t, "every event", func(r []received) bool { return distinct(seqs(r, cfg.EventsTopic())) == len(want) })
@@ -306,7 +203,7 @@ func TestInteropOutboxSurvivesBrokerAndDaemonRestart(t *testing.T) {
 func TestInteropTLSClientCertificates(t *testing.T) {
 	pki := newTestPKI(t)
 	m := startMosquitto(t, pki)
-	cfg := testConfig(m.url(), "tls")
+	cfg := testConfig(m.URL(), "tls")
 	cfg.CAFile, cfg.CertFile, cfg.KeyFile = pki.CA, pki.ClientCert, pki.ClientKey
 	out := mqtttest.NewOutbox()
 	e := out.AddFunc(cfg.EventsTopic(), false, eventPayload)
@@ -319,16 +216,16 @@ func TestInteropTLSClientCertificates(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	msg := mqtt.Message{Topic: cfg.Topic("probe"), Payload: []byte("x"), QoS: 1}
-	noCert := mqtt.Config{Broker: m.url(), CAFile: pki.CA}
+	noCert := mqtt.Config{Broker: m.URL(), CAFile: pki.CA}
 	if err := mqtt.Publish(ctx, noCert, msg); err == nil {
 		t.Errorf("Publish without a client certificate = nil, want an error")
 	}
 	otherCA := newTestPKI(t)
-	wrongCA := mqtt.Config{Broker: m.url(), CAFile: otherCA.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey}
+	wrongCA := mqtt.Config{Broker: m.URL(), CAFile: otherCA.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey}
 	if err := mqtt.Publish(ctx, wrongCA, msg); err == nil {
 		t.Errorf("Publish trusting another CA = nil, want a certificate error")
 	}
-	good := mqtt.Config{Broker: m.url(), CAFile: pki.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey}
+	good := mqtt.Config{Broker: m.URL(), CAFile: pki.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey}
 	if err := mqtt.Publish(ctx, good, msg); err != nil {
 		t.Errorf("Publish with the right certificates = %v, want nil", err)
 	}
@@ -389,7 +286,7 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 
 func TestInteropSignedCommandRoundTrip(t *testing.T) {
 	m := startMosquitto(t, nil)
-	cfg := testConfig(m.url(), "cmd")
+	cfg := testConfig(m.URL(), "cmd")
 	cfg.Prefix = testPrefix
 	type verdict struct {
 		id     string
@@ -418,9 +315,9 @@ func TestInteropSignedCommandRoundTrip(t *testing.T) {
 	c.Expires = time.Now().Add(time.Hour)
 	signed := sign(t, c, "ops-1", testPriv)
 	forged := sign(t, c, "ops-1", otherPriv)
-	pubBin := need(t, "mosquitto_pub", "mosquitto-clients")
+	pubBin := mqtttest.NeedPeer(t, "mosquitto_pub", "mosquitto-clients")
 	pub := func(id string, payload []byte) {
-		out, err := exec.Command(pubBin, "-h", "127.0.0.1", "-p", strconv.Itoa(m.port), "-q", "1",
+		out, err := exec.Command(pubBin, "-h", "127.0.0.1", "-p", strconv.Itoa(m.Port()), "-q", "1",
 			"-t", cfg.CommandTopic(id), "-m", string(payload)).CombinedOutput()
 		if err != nil {
 			t.Fatalf("mosquitto_pub: %v\n%s", err, out)

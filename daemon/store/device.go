@@ -30,6 +30,9 @@ type Device struct {
 	// Mismatch says why the device that answers is not the configured one
 	// (another hardware id): no update is offered to it.
 	Mismatch string `json:"mismatch,omitempty"`
+	// Held lists targets (sha256) an operator rolled this device back
+	// from: they are not offered to it again.
+	Held []string `json:"held,omitempty"`
 }
 
 // Device returns the record for id, or ErrNotFound.

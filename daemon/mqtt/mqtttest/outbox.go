@@ -1,5 +1,3 @@
-// Package mqtttest provides an in-memory mqtt.Outbox for tests of the MQTT
-// session and of code that feeds it.
 package mqtttest
 
 import (
