@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,130 +20,33 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fieldgate/fieldgate/daemon/api"
+	"github.com/fieldgate/fieldgate/daemon/mqtt/mqtttest"
 )
 
 const gwPrefix = "fieldgate/v1/demo/gw1" // the scenario's gateway (site demo, id gw1)
 
-// needPeer returns the path of a peer program, skipping the test if it is
-// missing (failing it when CI=true).
-func needPeer(t testing.TB, prog, pkg string) string {
-	t.Helper()
-	if p, err := exec.LookPath(prog); err == nil {
-		return p
-	}
-	if p := "/usr/sbin/" + prog; fileExists(p) {
-		return p
-	}
-	msg := fmt.Sprintf("%s not found: install the Debian package %s", prog, pkg)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
 // mosquitto is a broker started by a test on a free loopback port, with
 // its own config and persistence in a temp dir.
-type mosquitto struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	conf string
-	port int
-	cmd  *exec.Cmd
-}
+type mosquitto struct{ *mqtttest.Mosquitto }
 
+// startMosquitto starts mosquitto; the tests also need its clients.
 func startMosquitto(t testing.TB) *mosquitto {
 	t.Helper()
-	m := &mosquitto{t: t, bin: needPeer(t, "mosquitto", "mosquitto"), dir: t.TempDir()}
-	needPeer(t, "mosquitto_sub", "mosquitto-clients")
-	addr, err := freeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(addr)
-	m.port, _ = strconv.Atoi(port)
-	conf := fmt.Sprintf(`# written by the fieldgate-demo interop tests
-listener %d 127.0.0.1
-allow_anonymous true
-persistence true
-persistence_location %s/
-autosave_interval 0
-max_queued_messages 0
-log_dest stderr
-log_type error
-log_type warning
-`, m.port, m.dir)
-	if os.Geteuid() == 0 {
-		conf += "user root\n" // otherwise mosquitto switches to a user that cannot write the temp dir
-	}
-	m.conf = filepath.Join(m.dir, "mosquitto.conf")
-	if err := os.WriteFile(m.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m.start()
-	t.Cleanup(func() {
-		m.stop()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(m.dir, "mosquitto.log"))
-			t.Logf("mosquitto log:\n%s", b)
-		}
-	})
-	return m
-}
-
-func (m *mosquitto) url() string { return fmt.Sprintf("tcp://127.0.0.1:%d", m.port) }
-
-func (m *mosquitto) start() {
-	m.t.Helper()
-	m.cmd = exec.Command(m.bin, "-c", m.conf)
-	logf, err := os.OpenFile(filepath.Join(m.dir, "mosquitto.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	defer logf.Close()
-	m.cmd.Stderr = logf
-	if err := m.cmd.Start(); err != nil {
-		m.t.Fatalf("start mosquitto: %v", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", m.port))
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			m.t.Fatalf("mosquitto never listened on %d: %v", m.port, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a port the peer opens; not a timing assertion
-	}
-}
-
-// stop stops mosquitto by PID with SIGTERM, so it saves its persistence
-// file (sessions, queued and retained messages).
-func (m *mosquitto) stop() {
-	if m.cmd == nil {
-		return
-	}
-	m.cmd.Process.Signal(syscall.SIGTERM)
-	m.cmd.Wait()
-	m.cmd = nil
+	mqtttest.NeedPeer(t, "mosquitto", "mosquitto")
+	mqtttest.NeedPeer(t, "mosquitto_sub", "mosquitto-clients")
+	return &mosquitto{mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{StartTimeout: 10 * time.Second})}
 }
 
 // retained runs a fresh `mosquitto_sub -C n -v -t filter` and returns the
 // last payload per topic.
 func (m *mosquitto) retained(t testing.TB, filter string, n int) (map[string]string, error) {
 	t.Helper()
-	bin := needPeer(t, "mosquitto_sub", "mosquitto-clients")
-	out, err := exec.Command(bin, "-h", "127.0.0.1", "-p", strconv.Itoa(m.port), "-C", strconv.Itoa(n), "-W", "10", "-v", "-t", filter).Output()
+	bin := mqtttest.NeedPeer(t, "mosquitto_sub", "mosquitto-clients")
+	out, err := exec.Command(bin, "-h", "127.0.0.1", "-p", strconv.Itoa(m.Port()), "-C", strconv.Itoa(n), "-W", "10", "-v", "-t", filter).Output()
 	got := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		if topic, payload, ok := strings.Cut(l, " "); ok {
@@ -179,9 +81,9 @@ const probeTopic = "fieldgate-interop/probe"
 // a broker restart, and waits until it is subscribed.
 func (m *mosquitto) subscribeEvents(t *testing.T, ctx context.Context) *eventLog {
 	t.Helper()
-	bin := needPeer(t, "mosquitto_sub", "mosquitto-clients")
-	pub := needPeer(t, "mosquitto_pub", "mosquitto-clients")
-	sub := exec.Command(bin, "-h", "127.0.0.1", "-p", strconv.Itoa(m.port), "-c", "-i", "fieldgate-interop-central",
+	bin := mqtttest.NeedPeer(t, "mosquitto_sub", "mosquitto-clients")
+	pub := mqtttest.NeedPeer(t, "mosquitto_pub", "mosquitto-clients")
+	sub := exec.Command(bin, "-h", "127.0.0.1", "-p", strconv.Itoa(m.Port()), "-c", "-i", "fieldgate-interop-central",
 		"-q", "1", "-v", "-t", gwPrefix+"/events", "-t", probeTopic)
 	stdout, err := sub.StdoutPipe()
 	if err != nil {
@@ -214,7 +116,7 @@ func (m *mosquitto) subscribeEvents(t *testing.T, ctx context.Context) *eventLog
 	}()
 	t.Cleanup(func() { sub.Process.Kill(); sub.Wait(); <-done })
 	for {
-		exec.Command(pub, "-h", "127.0.0.1", "-p", strconv.Itoa(m.port), "-q", "1", "-t", probeTopic, "-m", "probe").Run()
+		exec.Command(pub, "-h", "127.0.0.1", "-p", strconv.Itoa(m.Port()), "-q", "1", "-t", probeTopic, "-m", "probe").Run()
 		if _, ok := l.snapshot(); ok {
 			return l
 		}
@@ -311,7 +213,7 @@ func interopSetup(t *testing.T, ctx context.Context, m *mosquitto, devices, baud
 	}
 	bin := buildAll(t)
 	env, err := Setup(ctx, Options{Bin: bin, Work: filepath.Join(t.TempDir(), "work"), Out: output(t),
-		Devices: devices, Baud: baud, Broker: m.url()})
+		Devices: devices, Baud: baud, Broker: m.URL()})
 	if env != nil {
 		t.Cleanup(env.Close)
 	}
@@ -410,7 +312,7 @@ func TestInteropBrokerOutageDuringJob(t *testing.T) {
 	}
 	before := where(st)
 	seqBefore := lastAuditSeq(t, ctx, env)
-	m.stop()
+	m.Stop()
 	stopped := time.Now()
 	// The outage lasts until the first device has been written, activated
 	// and verified, so that the gateway makes events while the broker is away.
@@ -433,7 +335,7 @@ func TestInteropBrokerOutageDuringJob(t *testing.T) {
 	}
 	t.Logf("broker down for %v, from %s at %d bytes to %s; events %d..%d made meanwhile, outbox depth %d",
 		time.Since(stopped).Round(100*time.Millisecond), before.phase, before.done, where(st).phase, seqBefore+1, seqDuring, st.Gateway.OutboxDepth)
-	m.start()
+	m.Start()
 
 	if _, err := waitSettled(ctx, env); err != nil {
 		t.Fatal(err)
@@ -570,7 +472,7 @@ func TestInteropRemoteApprove(t *testing.T) {
 	if job.Policy != "remote" {
 		t.Fatalf("job approval_policy = %q, want remote", job.Policy)
 	}
-	common := []string{"--broker", m.url(), "--gateway", gwPrefix, "--key-id", "ops-1", "--timeout", "20s"}
+	common := []string{"--broker", m.URL(), "--gateway", gwPrefix, "--key-id", "ops-1", "--timeout", "20s"}
 	approve := func(keyFile, sha string) (string, error) {
 		return ctl(append([]string{"remote", "approve", job.ID, "--sha256", sha, "--key", keyFile}, common...)...)
 	}
