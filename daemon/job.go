@@ -178,7 +178,7 @@ func (d *Daemon) runJobs(ctx context.Context) {
 		if ra != rb {
 			return ra > rb
 		}
-		return len(jobs[a].Devices) > 0 && len(jobs[b].Devices) > 0 && jobs[a].Created.Before(jobs[b].Created)
+		return jobs[a].Created.Before(jobs[b].Created)
 	})
 	for _, j := range jobs {
 		if jobTerminal(j.Phase) || ctx.Err() != nil {
