@@ -126,6 +126,7 @@ func New(d Deps) (*Daemon, error) {
 		windows: map[string]*Window{}, groups: map[string]config.Group{}, devCfg: map[string]config.Device{},
 		backups:  filepath.Join(d.Config.Gateway.StateDir, "backups"),
 		wake:     make(chan struct{}, 1),
+		kicks:    make(chan struct{}, 1),
 		health:   newHealth(d.Now),
 		running:  map[string]string{},
 		commands: make(chan rawCommand, 64),

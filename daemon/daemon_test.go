@@ -306,3 +306,21 @@ func mustOpen(t *testing.T, p string) io.Reader {
 	t.Cleanup(func() { f.Close() })
 	return f
 }
+
+// TestWakeAndKickReachTheLoop guards the channels the loop selects on: a
+// nil one would silently drop every wake-up.
+func TestWakeAndKickReachTheLoop(t *testing.T) {
+	r := newRig(t, false, "a")
+	r.d.kick()
+	r.d.Wake()
+	select {
+	case <-r.d.kicks:
+	default:
+		t.Error("kick() did not reach the loop")
+	}
+	select {
+	case <-r.d.wake:
+	default:
+		t.Error("Wake() did not reach the loop")
+	}
+}
