@@ -387,7 +387,7 @@ func upload(sc *sftp.Client, name string, r io.Reader, size int64, progress devi
 	if err != nil {
 		return 0, fmt.Errorf("create %s: %w", name, err)
 	}
-	pr := &progressReader{r: r, total: size, progress: progress}
+	pr := devices.ProgressReader(r, size, progress)
 	n, err := f.ReadFromWithConcurrency(pr, 0)
 	if err != nil {
 		f.Close()
@@ -554,19 +554,4 @@ func (l *limited) Write(p []byte) (int, error) {
 		l.Buffer.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
-}
-
-type progressReader struct {
-	r        io.Reader
-	n, total int64
-	progress devices.Progress
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.n += int64(n)
-	if p.progress != nil && n > 0 {
-		p.progress(p.n, p.total)
-	}
-	return n, err
 }

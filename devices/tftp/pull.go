@@ -214,7 +214,7 @@ func (d *PullDevice) Transfer(ctx context.Context, img devices.Image, r io.Reade
 				return nil, 0, fmt.Errorf("%s: %w", name, os.ErrNotExist)
 			}
 			sr := io.NewSectionReader(spool, 0, img.Size)
-			return io.NopCloser(&countReader{r: sr, total: img.Size, progress: progress}), img.Size, nil
+			return io.NopCloser(devices.ProgressReader(sr, img.Size, progress)), img.Size, nil
 		},
 		Allow:         d.pc.allow,
 		MaxBlksize:    d.pc.maxBlk,
@@ -283,18 +283,3 @@ func (d *PullDevice) Revert(ctx context.Context) error {
 
 // Close implements devices.Device.
 func (d *PullDevice) Close() error { return nil }
-
-type countReader struct {
-	r        io.Reader
-	n, total int64
-	progress devices.Progress
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if c.progress != nil && n > 0 {
-		c.progress(c.n, c.total)
-	}
-	return n, err
-}
