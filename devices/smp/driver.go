@@ -278,13 +278,9 @@ func (d *Device) Identify(ctx context.Context) (devices.Identity, error) {
 	if err != nil {
 		return devices.Identity{}, d.fail("identify", err)
 	}
-	slots, err := c.ImageList(ctx)
+	_, a, err := d.images(ctx, c)
 	if err != nil {
 		return devices.Identity{}, d.fail("identify", err)
-	}
-	a, ok := activeSlot(slots)
-	if !ok {
-		return devices.Identity{}, d.fail("identify", fmt.Errorf("image list has no active slot: %w", ErrUnexpectedResponse))
 	}
 	id := devices.Identity{HardwareID: d.cfg.HardwareID, Version: a.Version}
 	if d.wantFile != "" && bytes.Equal(a.Hash, d.want) {
@@ -450,13 +446,9 @@ func (d *Device) Activate(ctx context.Context) error {
 	if err != nil {
 		return d.fail(op, err)
 	}
-	slots, err := c.ImageList(ctx)
+	slots, a, err := d.images(ctx, c)
 	if err != nil {
 		return d.fail(op, err)
-	}
-	a, ok := activeSlot(slots)
-	if !ok {
-		return d.fail(op, fmt.Errorf("image list has no active slot: %w", ErrUnexpectedResponse))
 	}
 	s1, ok := slotN(slots, 1)
 	if d.want == nil {
@@ -495,6 +487,19 @@ func (d *Device) Activate(ctx context.Context) error {
 
 // Health checks that the device answers an echo and runs the image fieldgate
 // transferred (when known).
+// images lists the device's slots and returns them with the active one.
+func (d *Device) images(ctx context.Context, c *Client) ([]Slot, Slot, error) {
+	slots, err := c.ImageList(ctx)
+	if err != nil {
+		return nil, Slot{}, err
+	}
+	a, ok := activeSlot(slots)
+	if !ok {
+		return slots, Slot{}, fmt.Errorf("image list has no active slot: %w", ErrUnexpectedResponse)
+	}
+	return slots, a, nil
+}
+
 func (d *Device) Health(ctx context.Context) error {
 	const op = "health"
 	c, err := d.client()
@@ -504,13 +509,9 @@ func (d *Device) Health(ctx context.Context) error {
 	if err := c.Echo(ctx, "fieldgate health"); err != nil {
 		return d.fail(op, err)
 	}
-	slots, err := c.ImageList(ctx)
+	_, a, err := d.images(ctx, c)
 	if err != nil {
 		return d.fail(op, err)
-	}
-	a, ok := activeSlot(slots)
-	if !ok {
-		return d.fail(op, fmt.Errorf("image list has no active slot: %w", ErrUnexpectedResponse))
 	}
 	if d.want != nil && !bytes.Equal(a.Hash, d.want) {
 		return d.fail(op, fmt.Errorf("device %s reports sha256 %x, want %x: %w", d.cfg.ID, a.Hash, d.want, ErrHashMismatch))
@@ -553,13 +554,9 @@ func (d *Device) Revert(ctx context.Context) error {
 	if err != nil {
 		return d.fail(op, err)
 	}
-	slots, err := c.ImageList(ctx)
+	slots, a, err := d.images(ctx, c)
 	if err != nil {
 		return d.fail(op, err)
-	}
-	a, ok := activeSlot(slots)
-	if !ok {
-		return d.fail(op, fmt.Errorf("image list has no active slot: %w", ErrUnexpectedResponse))
 	}
 	s1, has1 := slotN(slots, 1)
 	var back []byte // the image that must run afterwards
