@@ -394,8 +394,18 @@ func (d *Daemon) setJob(jobID, phase, reason string, mut func(*store.Job)) (stor
 		return j, err
 	}
 	d.log.Info("job", "job", jobID, "phase", phase, "reason", reason)
+	if jobTerminal(phase) {
+		if _, err := d.st.PruneJobs(jobHistory, jobTerminal); err != nil {
+			d.log.Warn("prune job history", "err", err)
+		}
+	}
 	return j, nil
 }
+
+// jobHistory is how many finished jobs the store keeps (the audit log keeps
+// them all); rollback by command looks for a device's last committed update
+// among them.
+const jobHistory = 200
 
 // halt ends a job early: pending devices are skipped, running ones finish.
 func (d *Daemon) halt(j store.Job, reason string) {

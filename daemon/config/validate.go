@@ -29,6 +29,17 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, a...)))
 	}
 
+	// uniqueName checks a name's form and that no other entry of its kind
+	// has it, recording it in seen.
+	uniqueName := func(path, kind, name string, seen map[string]bool) {
+		if !idPattern.MatchString(name) {
+			bad(path, "%q must match %s", name, idPattern)
+		} else if seen[name] {
+			bad(path, "duplicate %s %q", kind, name)
+		}
+		seen[name] = true
+	}
+
 	g := c.Gateway
 	if !idPattern.MatchString(g.ID) {
 		bad("gateway.id", "%q must match %s", g.ID, idPattern)
@@ -76,12 +87,7 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 	windows := map[string]bool{}
 	for i, w := range c.Windows {
 		p := fmt.Sprintf("windows[%d]", i)
-		if !idPattern.MatchString(w.Name) {
-			bad(p+".name", "%q must match %s", w.Name, idPattern)
-		} else if windows[w.Name] {
-			bad(p+".name", "duplicate window %q", w.Name)
-		}
-		windows[w.Name] = true
+		uniqueName(p+".name", "window", w.Name, windows)
 		if _, err := cron.ParseStandard(w.Start); err != nil {
 			bad(p+".start", "%q: %v", w.Start, err)
 		}
@@ -110,12 +116,7 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 	groups := map[string]bool{}
 	for i, gr := range c.Groups {
 		p := fmt.Sprintf("groups[%d]", i)
-		if !idPattern.MatchString(gr.Name) {
-			bad(p+".name", "%q must match %s", gr.Name, idPattern)
-		} else if groups[gr.Name] {
-			bad(p+".name", "duplicate group %q", gr.Name)
-		}
-		groups[gr.Name] = true
+		uniqueName(p+".name", "group", gr.Name, groups)
 		if !windows[gr.Window] {
 			bad(p+".window", "unknown window %q", gr.Window)
 		}
@@ -177,12 +178,7 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 	names := map[string]bool{}
 	for i, a := range c.Approvers {
 		p := fmt.Sprintf("approvers[%d]", i)
-		if !idPattern.MatchString(a.Name) {
-			bad(p+".name", "%q must match %s", a.Name, idPattern)
-		} else if names[a.Name] {
-			bad(p+".name", "duplicate approver %q", a.Name)
-		}
-		names[a.Name] = true
+		uniqueName(p+".name", "approver", a.Name, names)
 		if k, err := base64.StdEncoding.DecodeString(a.PublicKey); err != nil || len(k) != ed25519.PublicKeySize {
 			bad(p+".public_key", "must be the base64 of a 32-byte ed25519 public key")
 		}

@@ -93,3 +93,37 @@ func (s *Store) Job(id string) (Job, error) {
 	})
 	return j, err
 }
+
+// PruneJobs deletes the oldest finished jobs (those for which done reports
+// true), keeping the newest keep of them; open jobs are never deleted. The
+// audit log keeps the history of every job; this bounds what the daemon
+// reads on each turn of its loop.
+func (s *Store) PruneJobs(keep int, done func(phase string) bool) (int, error) {
+	jobs, err := s.Jobs() // oldest first
+	if err != nil {
+		return 0, err
+	}
+	var finished []string
+	for _, j := range jobs {
+		if done(j.Phase) {
+			finished = append(finished, j.ID)
+		}
+	}
+	if len(finished) <= keep {
+		return 0, nil
+	}
+	drop := finished[:len(finished)-keep]
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketJobs)
+		for _, id := range drop {
+			if err := b.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return len(drop), nil
+}

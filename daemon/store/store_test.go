@@ -3,9 +3,11 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -236,5 +238,31 @@ func TestAuditIsBoundedAndStillVerifies(t *testing.T) {
 	})
 	if _, err := s.VerifyAudit(); err == nil {
 		t.Error("VerifyAudit after editing a kept record = nil, want an error")
+	}
+}
+
+func TestPruneJobsKeepsOpenAndNewest(t *testing.T) {
+	s := openTest(t)
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 6; i++ {
+		phase := "succeeded"
+		if i == 0 {
+			phase = "running" // the oldest job is still open
+		}
+		s.Update(func(tx *Tx) error {
+			return tx.PutJob(Job{ID: fmt.Sprintf("j%d", i), Phase: phase, Created: base.Add(time.Duration(i) * time.Hour)})
+		})
+	}
+	n, err := s.PruneJobs(2, func(p string) bool { return p == "succeeded" })
+	if err != nil || n != 3 {
+		t.Fatalf("PruneJobs(2) = %d, %v; want 3 deleted", n, err)
+	}
+	jobs, _ := s.Jobs()
+	var ids []string
+	for _, j := range jobs {
+		ids = append(ids, j.ID)
+	}
+	if got := strings.Join(ids, ","); got != "j0,j4,j5" {
+		t.Errorf("jobs after PruneJobs(2) = %s, want j0,j4,j5 (the open one and the two newest finished)", got)
 	}
 }
