@@ -121,15 +121,8 @@ func setupEveryProtocol(ctx context.Context, o Options, devs []protoDevice, faul
 	if err := runTool(ctx, o, o.Out, "fieldgate-repo", "commit", repo); err != nil {
 		return e, err
 	}
-	repoAddr, err := freeAddr()
+	repoAddr, err := e.serveRepo(repo)
 	if err != nil {
-		return e, err
-	}
-	repoLog, err := logFile(work, "repo")
-	if err != nil {
-		return e, err
-	}
-	if _, err := e.procs.start(o, repoLog, "repo", "fieldgate-repo", "serve", repo, "--listen", repoAddr); err != nil {
 		return e, err
 	}
 

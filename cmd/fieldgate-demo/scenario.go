@@ -254,20 +254,16 @@ func Setup(ctx context.Context, o Options) (*Env, error) {
 		}
 	}
 
-	repoAddr, err := freeAddr()
-	if err != nil {
-		return e, err
-	}
-	repoLog, err := logFile(work, "repo")
-	if err != nil {
-		return e, err
-	}
+	var repoAddr string
 	if o.Offline {
 		say("exporting an offline bundle (no repository server: the gateway has no uplink)")
 		if err := runTool(ctx, o, o.Out, "fieldgate-repo", "export", repo, filepath.Join(work, "bundle")); err != nil {
 			return e, err
 		}
-	} else if _, err := e.procs.start(o, repoLog, "repo", "fieldgate-repo", "serve", repo, "--listen", repoAddr); err != nil {
+		if repoAddr, err = freeAddr(); err != nil { // nothing listens there
+			return e, err
+		}
+	} else if repoAddr, err = e.serveRepo(repo); err != nil {
 		return e, err
 	}
 
@@ -459,6 +455,21 @@ func tamperTargets(dir string) error {
 		err = errors.New("tamper: no target files found")
 	}
 	return err
+}
+
+// serveRepo serves repo with fieldgate-repo on a free loopback port,
+// logging to work/repo.log, and returns the address.
+func (e *Env) serveRepo(repo string) (string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return "", err
+	}
+	log, err := logFile(e.Work, "repo")
+	if err != nil {
+		return "", err
+	}
+	_, err = e.procs.start(e.o, log, "repo", "fieldgate-repo", "serve", repo, "--listen", addr)
+	return addr, err
 }
 
 // logFile opens work/name.log for a child process's output; the process
