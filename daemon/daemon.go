@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -91,18 +92,19 @@ type Daemon struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	windows  map[string]*Window // by window name
-	groups   map[string]config.Group
-	devCfg   map[string]config.Device
-	order    []string // device ids in configuration order
-	backups  string   // directory of device backups
-	wake     chan struct{}
-	kicks    chan struct{}
-	health   *health
-	progress sync.Map // device id -> api.Progress while a transfer runs
-	blocked  sync.Map // device id -> why its pending step waits
-	commands chan rawCommand
-	workers  sync.WaitGroup
+	windows     map[string]*Window // by window name
+	groups      map[string]config.Group
+	devCfg      map[string]config.Device
+	order       []string // device ids in configuration order
+	backups     string   // directory of device backups
+	wake        chan struct{}
+	kicks       chan struct{}
+	health      *health
+	progress    sync.Map // device id -> api.Progress while a transfer runs
+	blocked     sync.Map // device id -> why its pending step waits
+	commands    chan rawCommand
+	downloading atomic.Bool // a target is being fetched
+	workers     sync.WaitGroup
 
 	pollInterval time.Duration // interlock and soak probes
 
@@ -315,7 +317,7 @@ func (d *Daemon) stage(ctx context.Context, snap *tuf.Snapshot) {
 	for _, k := range names {
 		name, group, _ := strings.Cut(k, "\x00")
 		t := targets[name]
-		path, err := d.src.Fetch(ctx, t, nil)
+		path, err := d.fetch(ctx, t)
 		if err != nil {
 			d.log.Error("download", "target", name, "err", err)
 			d.health.set(condVerify, name, "error", err.Error())
@@ -394,6 +396,14 @@ func (d *Daemon) checkHealth() {
 	}
 }
 
+// fetch downloads a target, showing "downloading" on the LEDs meanwhile.
+func (d *Daemon) fetch(ctx context.Context, t tuf.Target) (string, error) {
+	d.downloading.Store(true)
+	d.showState()
+	defer d.downloading.Store(false)
+	return d.src.Fetch(ctx, t, nil)
+}
+
 // showState derives the LED state from health and jobs.
 func (d *Daemon) showState() {
 	if d.ind == nil {
@@ -409,23 +419,34 @@ func (d *Daemon) overallState() State {
 	if d.stopped() {
 		return StateStopped
 	}
-	jobs, _ := d.st.Jobs()
-	state := StateIdle
+	jobs, _ := d.st.Jobs() // oldest first
+	var awaiting, scheduled bool
+	last := "" // outcome of the newest finished job
 	for _, j := range jobs {
 		switch {
 		case j.Phase == jobRunning:
 			return StatePushing
-		case j.Phase == jobAwaitingApproval && state != StateFailure:
-			state = StateAwaitingApproval
-		case j.Phase == jobScheduled && state != StateFailure && state != StateAwaitingApproval:
-			state = StateUpdateAvailable
-		case j.Phase == jobFailed || j.Phase == jobPartial:
-			state = StateFailure
-		case j.Phase == jobSucceeded && state == StateIdle:
-			state = StateSuccess
+		case j.Phase == jobAwaitingApproval:
+			awaiting = true
+		case j.Phase == jobScheduled:
+			scheduled = true
+		case jobTerminal(j.Phase):
+			last = j.Phase
 		}
 	}
-	return state
+	switch {
+	case d.downloading.Load():
+		return StateDownloading
+	case awaiting:
+		return StateAwaitingApproval
+	case scheduled:
+		return StateUpdateAvailable
+	case last == jobSucceeded:
+		return StateSuccess
+	case last == jobFailed || last == jobPartial || last == jobHalted:
+		return StateFailure
+	}
+	return StateIdle
 }
 
 // Status implements api.Backend.

@@ -324,3 +324,31 @@ func TestWakeAndKickReachTheLoop(t *testing.T) {
 		t.Error("Wake() did not reach the loop")
 	}
 }
+
+func TestOverallStateFollowsTheNewestOutcome(t *testing.T) {
+	r := newRig(t, false, "a")
+	put := func(id, phase string, created time.Time) {
+		r.st.Update(func(tx *store.Tx) error { return tx.PutJob(store.Job{ID: id, Phase: phase, Created: created}) })
+	}
+	base := time.Now()
+	if got := r.d.overallState(); got != StateIdle {
+		t.Errorf("no jobs: overallState() = %q, want %q", got, StateIdle)
+	}
+	put("old", jobFailed, base)
+	if got := r.d.overallState(); got != StateFailure {
+		t.Errorf("after a failed job: overallState() = %q, want %q", got, StateFailure)
+	}
+	put("new", jobSucceeded, base.Add(time.Hour))
+	if got := r.d.overallState(); got != StateSuccess {
+		t.Errorf("after a newer successful job: overallState() = %q, want %q", got, StateSuccess)
+	}
+	put("next", jobAwaitingApproval, base.Add(2*time.Hour))
+	if got := r.d.overallState(); got != StateAwaitingApproval {
+		t.Errorf("with a job awaiting approval: overallState() = %q, want %q", got, StateAwaitingApproval)
+	}
+	put("now", jobRunning, base.Add(3*time.Hour))
+	r.d.downloading.Store(true)
+	if got := r.d.overallState(); got != StatePushing {
+		t.Errorf("pushing while downloading: overallState() = %q, want %q (do not power off wins)", got, StatePushing)
+	}
+}

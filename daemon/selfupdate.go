@@ -192,7 +192,7 @@ func (d *Daemon) selfUpdate(ctx context.Context, snap *tuf.Snapshot) bool {
 	if open, _ := d.windows[g.SelfUpdateWindow].OpenAt(d.now()); !open || d.runningCount() > 0 || d.stopped() {
 		return false
 	}
-	blob, err := d.src.Fetch(ctx, t, nil)
+	blob, err := d.fetch(ctx, t)
 	if err == nil {
 		err = tuf.VerifyFile(blob, t)
 	}
