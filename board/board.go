@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"periph.io/x/conn/v3/driver/driverreg"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpioreg"
-	"periph.io/x/host/v3"
+	"periph.io/x/host/v3/gpioioctl"
 )
 
 // Config names the buttons and LEDs of a board. The zero Config is a virtual
@@ -29,8 +32,8 @@ type Config struct {
 	LongPress, VeryLongPress time.Duration
 }
 
-// Pin is a GPIO line by the name periph's gpioreg knows ("GPIO17", "P1_11",
-// a gpiochip line name…). ActiveLow means the button or LED is active when
+// Pin is a GPIO line by its kernel line name ("GPIO17" on a Raspberry Pi;
+// `gpioinfo` lists them) or, for an unnamed line, "gpiochipN:OFFSET". ActiveLow means the button or LED is active when
 // the line is low: a button wired to ground with a pull-up, or an LED sunk by
 // the pin.
 type Pin struct {
@@ -131,20 +134,46 @@ func Open(cfg Config, log *slog.Logger) (*Board, error) {
 	if len(cfg.Buttons)+len(cfg.LEDs) == 0 {
 		return newBoard(cfg, nil, log)
 	}
-	if _, err := host.Init(); err != nil {
-		return nil, fmt.Errorf("open board: init periph host drivers: %w", err)
+	// Only the GPIO character-device driver (/dev/gpiochip*) is linked:
+	// it is the kernel's supported interface and the only one the hardened
+	// unit lets through (DeviceAllow=char-gpiochip). host.Init would add
+	// sysfs and the memory-mapped SoC drivers, which need /dev/mem or
+	// /dev/gpiomem and about 0.6 MiB of binary.
+	if _, err := driverreg.Init(); err != nil {
+		return nil, fmt.Errorf("open board: init periph GPIO driver: %w", err)
 	}
 	pins := make(map[string]gpio.PinIO)
 	for kind, m := range map[string]map[string]Pin{"button": cfg.Buttons, "LED": cfg.LEDs} {
 		for _, name := range slices.Sorted(maps.Keys(m)) {
-			p := gpioreg.ByName(m[name].Name)
+			p := lookupPin(m[name].Name)
 			if p == nil {
-				return nil, fmt.Errorf("open board: %s %q: no GPIO named %q", kind, name, m[name].Name)
+				return nil, fmt.Errorf("open board: %s %q: no GPIO line named %q (see gpioinfo; unnamed lines are gpiochipN:OFFSET)", kind, name, m[name].Name)
 			}
 			pins[m[name].Name] = p
 		}
 	}
 	return newBoard(cfg, pins, log)
+}
+
+// lookupPin finds a GPIO line by its kernel line name (as gpioinfo lists
+// it) or, for lines the device tree leaves unnamed, by "gpiochipN:OFFSET".
+func lookupPin(name string) gpio.PinIO {
+	if p := gpioreg.ByName(name); p != nil {
+		return p
+	}
+	chip, offset, ok := strings.Cut(name, ":")
+	n, err := strconv.Atoi(offset)
+	if !ok || err != nil {
+		return nil
+	}
+	for _, c := range gpioioctl.Chips {
+		if c.Name() == chip {
+			if l := c.ByNumber(n); l != nil {
+				return l
+			}
+		}
+	}
+	return nil
 }
 
 // withDefaults fills zero durations and checks the configuration.

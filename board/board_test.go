@@ -353,7 +353,7 @@ func TestConfigErrors(t *testing.T) {
 			`both use pin "GPIO1"`},
 		{"long < debounce", Config{Debounce: time.Second, LongPress: 500 * time.Millisecond}, "debounce 1s"},
 		{"very long < long", Config{LongPress: 5 * time.Second, VeryLongPress: 4 * time.Second}, "long press 5s"},
-		{"unknown pin", Config{LEDs: map[string]Pin{"status": {Name: "FIELDGATE_NO_SUCH_PIN"}}}, `LED "status": no GPIO named "FIELDGATE_NO_SUCH_PIN"`},
+		{"unknown pin", Config{LEDs: map[string]Pin{"status": {Name: "FIELDGATE_NO_SUCH_PIN"}}}, `LED "status": no GPIO line named "FIELDGATE_NO_SUCH_PIN"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -497,4 +497,23 @@ func TestBrokenEdgeDetectionFallsBackToPolling(t *testing.T) {
 			t.Errorf("events after a press = %d, want 1", got)
 		}
 	})
+}
+
+// TestLookupPin: a line registered with gpioreg is found by its name; a
+// "gpiochipN:OFFSET" name is only found on a chip that exists, and anything
+// else is no pin at all (Open turns that into an error naming the pin).
+func TestLookupPin(t *testing.T) {
+	pin := &gpiotest.Pin{N: "FG_LOOKUP_TEST_LINE"}
+	if err := gpioreg.Register(pin); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gpioreg.Unregister(pin.N) })
+	if got := lookupPin("FG_LOOKUP_TEST_LINE"); got != pin {
+		t.Fatalf("lookupPin(registered name) = %v, want the registered pin", got)
+	}
+	for _, name := range []string{"gpiochip99:3", "gpiochip0:x", "gpiochip0", ":", "NO_SUCH_LINE"} {
+		if got := lookupPin(name); got != nil {
+			t.Errorf("lookupPin(%q) = %v, want nil", name, got)
+		}
+	}
 }

@@ -2,8 +2,8 @@
 // presses in, LED blink codes out. It is the only package that imports
 // periph.io.
 //
-// Open looks GPIO lines up by name through periph's gpioreg (after
-// host.Init) and configures them; with no pin configured it returns a
+// Open looks GPIO lines up through periph's GPIO character-device driver
+// (gpioioctl: the kernel line name, or gpiochipN:OFFSET) and configures them; with no pin configured it returns a
 // virtual board that touches no hardware, whose buttons are pressed with
 // Board.Press (`fieldgatectl board press NAME --hold 3s`) and whose LEDs are
 // read with Board.LEDs (`fieldgatectl status`). Board.Run owns the
