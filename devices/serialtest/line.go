@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -179,12 +180,8 @@ func (l *Line) pace(dir int, in <-chan chunk, dst io.Writer) {
 					start = free
 				}
 				free = start.Add(time.Duration(n) * byteTime)
-				if d := time.Until(free); d > 0 {
-					select {
-					case <-time.After(d):
-					case <-l.done:
-						return
-					}
+				if !waitUntil(free, l.done) {
+					return
 				}
 			}
 			if len(out) > 0 {
@@ -208,6 +205,38 @@ func (l *Line) pace(dir int, in <-chan chunk, dst io.Writer) {
 				}
 			}
 		}
+	}
+}
+
+// coarseSlack is how early a wait leaves Go's timers for a thread sleep.
+// Go's timers wake up to about a millisecond late on Linux (the netpoller
+// waits in whole milliseconds). Mid-stream that is absorbed, since every
+// slice is scheduled from the line's own clock, but it would add a
+// millisecond to each delivery before a turnaround: twice per block of a
+// stop-and-wait protocol, more than the 115200-baud line spends on the ACK
+// itself.
+const coarseSlack = 2 * time.Millisecond
+
+// waitUntil returns true at t, within the kernel's timer slack (about
+// 0.05 ms), or false once done is closed. The last coarseSlack is slept
+// with nanosleep on the goroutine's own thread.
+func waitUntil(t time.Time, done <-chan struct{}) bool {
+	if d := time.Until(t) - coarseSlack; d > 0 {
+		select {
+		case <-time.After(d):
+		case <-done:
+			return false
+		}
+	}
+	for d := time.Until(t); d > 0; d = time.Until(t) {
+		ts := syscall.NsecToTimespec(int64(d))
+		_ = syscall.Nanosleep(&ts, nil) // EINTR: sleep the rest
+	}
+	select {
+	case <-done:
+		return false
+	default:
+		return true
 	}
 }
 

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 )
 
 // relay connects two net.Pipe pairs through a Line and returns the outer
 // ends.
-func relay(t *testing.T, cfg Config) (a, b net.Conn, l *Line) {
+func relay(t testing.TB, cfg Config) (a, b net.Conn, l *Line) {
 	t.Helper()
 	a, la := net.Pipe()
 	b, lb := net.Pipe()
@@ -86,4 +87,36 @@ func TestPTYRaw(t *testing.T) {
 	if n, _ := p.Read(make([]byte, 16)); n != 0 {
 		t.Errorf("pty echoed %d bytes, want none", n)
 	}
+}
+
+// BenchmarkTurnaround: one byte there and one back over a 115200-baud Line,
+// what an ACK-driven protocol waits for after each block. The line itself
+// needs two byte times (174 µs); the rest is the relay's own latency, which
+// a stop-and-wait benchmark pays on every block.
+func BenchmarkTurnaround(b *testing.B) {
+	const baud = 115200
+	x, y, _ := relay(b, Config{Baud: baud})
+	buf := make([]byte, 1)
+	var lat []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if _, err := x.Write([]byte{0x06}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(y, buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := y.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(x, buf); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	line := 2 * 10 * time.Second / baud
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(lat[len(lat)/2])/float64(line), "x-line")
 }
