@@ -30,11 +30,29 @@ func needPeer(t *testing.T, name, debian string) string {
 	return p
 }
 
+// releaseGCFlags are the Makefile's GCFLAGS: inlining only in the runtime
+// and the hash and cipher cores (TestReleaseFlagsMatchMakefile keeps the
+// two equal).
+const releaseGCFlags = "-gcflags=all=-l -gcflags=runtime/...= -gcflags=crypto/internal/fips140/sha256= -gcflags=crypto/internal/fips140/sha512= -gcflags=crypto/internal/fips140/aes/...= -gcflags=internal/byteorder="
+
+// TestReleaseFlagsMatchMakefile: what the tests build and measure is what
+// `make cross` ships.
+func TestReleaseFlagsMatchMakefile(t *testing.T) {
+	mk, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(mk), "\nGCFLAGS    := "+releaseGCFlags+"\n") {
+		t.Errorf("Makefile's GCFLAGS differ from releaseGCFlags %q", releaseGCFlags)
+	}
+}
+
 // crossBuild builds the fieldgate commands for linux/goarch (armv7 for
 // "arm") the way `make cross` does, static and stripped, into dir.
 func crossBuild(t *testing.T, goarch, dir, version string, cmds ...string) {
 	t.Helper()
 	args := []string{"build", "-trimpath", "-ldflags", "-s -w -X main.version=" + version, "-o", dir + string(os.PathSeparator)}
+	args = append(args, strings.Fields(releaseGCFlags)...)
 	for _, c := range cmds {
 		args = append(args, "../cmd/"+c)
 	}
