@@ -3,6 +3,7 @@ package xmodem_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,24 +45,117 @@ func report(b *testing.B, n int, elapsed time.Duration) {
 }
 
 // BenchmarkSendToRx: our XMODEM-1K sender into lrzsz `rx -c` over an
-// emulated 115200-baud line.
+// emulated 115200-baud line, on two kinds of end:
+//
+//	pipe    stdin/stdout-like pipes, the same kind of end sx gets in
+//	        BenchmarkSxToRx: the like-for-like comparison
+//	serial  the driver's go.bug.st/serial port on a pty, the production
+//	        path (a pty adds the kernel's tty layer to every turnaround)
 func BenchmarkSendToRx(b *testing.B) {
 	n := benchBytes(b)
 	data := payload(n)
-	var total time.Duration
-	for b.Loop() {
-		p := startPeer(b, b.TempDir(), benchBaud, "rx", "-c", "-q", "out.bin")
-		start := time.Now()
-		if err := xmodem.Send(context.Background(), p.Port, bytes.NewReader(data), int64(n), xmodem.Options{}); err != nil {
-			b.Fatalf("Send() = %v (%s)", err, p.stderr.String())
+	b.Run("pipe", func(b *testing.B) {
+		var total time.Duration
+		for b.Loop() {
+			rx := startRx(b)
+			toLine, fromUs, err := os.Pipe() // we write, the line reads
+			if err != nil {
+				b.Fatal(err)
+			}
+			toUs, fromLine, err := os.Pipe() // the line writes, we read
+			if err != nil {
+				b.Fatal(err)
+			}
+			line := serialtest.Connect(pipeEnd{toLine, fromLine}, rx.end, serialtest.Config{Baud: benchBaud})
+			port := pipePort{toUs, fromUs}
+			start := time.Now()
+			if err := xmodem.Send(context.Background(), port, bytes.NewReader(data), int64(n), xmodem.Options{}); err != nil {
+				b.Fatalf("Send() = %v (%s)", err, rx.stderr.String())
+			}
+			total += time.Since(start)
+			rx.finish(b)
+			line.Close()
+			toUs.Close()
+			fromUs.Close()
 		}
-		total += time.Since(start)
-		if err := p.wait(b, 10*time.Second); err != nil {
-			b.Fatal(err)
+		report(b, n, total)
+	})
+	b.Run("serial", func(b *testing.B) {
+		var total time.Duration
+		for b.Loop() {
+			rx := startRx(b)
+			pt, err := serialtest.OpenPTY()
+			if err != nil {
+				b.Fatal(err)
+			}
+			line := serialtest.Connect(pt, rx.end, serialtest.Config{Baud: benchBaud})
+			port, closePort, err := xmodem.OpenSerial(pt.Path, benchBaud)
+			if err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			if err := xmodem.Send(context.Background(), port, bytes.NewReader(data), int64(n), xmodem.Options{}); err != nil {
+				b.Fatalf("Send() = %v (%s)", err, rx.stderr.String())
+			}
+			total += time.Since(start)
+			rx.finish(b)
+			line.Close()
+			closePort()
 		}
-	}
-	report(b, n, total)
+		report(b, n, total)
+	})
 }
+
+// rxPeer is lrzsz `rx -c` receiving out.bin in a temporary directory.
+type rxPeer struct {
+	cmd    *exec.Cmd
+	end    io.ReadWriteCloser
+	stderr bytes.Buffer
+}
+
+func startRx(b *testing.B) *rxPeer {
+	r := &rxPeer{cmd: exec.Command(needPeer(b, "rx"), "-c", "-q", "out.bin")}
+	r.cmd.Dir = b.TempDir()
+	r.cmd.Stderr = &r.stderr
+	end, err := serialtest.StartProcess(r.cmd)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.end = end
+	return r
+}
+
+// finish waits for rx to exit on its own after the transfer.
+func (r *rxPeer) finish(b *testing.B) {
+	done := make(chan error, 1)
+	go func() { done <- r.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			b.Fatalf("rx: %v (%s)", err, r.stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		r.cmd.Process.Kill()
+		<-done
+		b.Fatal("rx did not exit after the transfer")
+	}
+}
+
+// pipeEnd is the line's side of the two pipes: it reads what we write and
+// writes what we read.
+type pipeEnd struct{ r, w *os.File }
+
+func (e pipeEnd) Read(p []byte) (int, error)  { return e.r.Read(p) }
+func (e pipeEnd) Write(p []byte) (int, error) { return e.w.Write(p) }
+func (e pipeEnd) Close() error                { e.r.Close(); return e.w.Close() }
+
+// pipePort is our side: an xmodem.Port over the other ends of the pipes.
+type pipePort struct{ r, w *os.File }
+
+func (p pipePort) Read(b []byte) (int, error)         { return p.r.Read(b) }
+func (p pipePort) Write(b []byte) (int, error)        { return p.w.Write(b) }
+func (p pipePort) SetReadDeadline(t time.Time) error  { return p.r.SetReadDeadline(t) }
+func (p pipePort) SetWriteDeadline(t time.Time) error { return p.w.SetWriteDeadline(t) }
 
 // BenchmarkSxToRx: lrzsz `sx -k` into `rx -c` over the same emulated line,
 // the reference for BenchmarkSendToRx.
