@@ -95,8 +95,9 @@ type Board struct {
 	events  chan Event
 	wake    chan struct{} // SetLED pokes the LED driver
 
-	mu      sync.Mutex      // guards leds' pattern state, held and running
+	mu      sync.Mutex      // guards leds' pattern state, held, marker and running
 	held    map[string]bool // buttons held past LongPress: LEDs acknowledge
+	marker  marker          // a page number flashing over the patterns
 	running bool
 }
 

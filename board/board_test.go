@@ -517,3 +517,46 @@ func TestLookupPin(t *testing.T) {
 		}
 	}
 }
+
+// TestFlashAllAndChecks: a page marker flashes both LEDs together n times
+// over a two-check page, which then shows on its own: status lit = good,
+// fault lit = bad.
+func TestFlashAllAndChecks(t *testing.T) {
+	const ms = time.Millisecond
+	synctest.Test(t, func(t *testing.T) {
+		status, fault := &gpiotest.Pin{N: "GPIO27"}, &gpiotest.Pin{N: "GPIO22"}
+		cfg := Config{LEDs: map[string]Pin{"status": {Name: "GPIO27"}, "fault": {Name: "GPIO22"}}}
+		b, err := newBoard(cfg, map[string]gpio.PinIO{"GPIO27": status, "GPIO22": fault}, nil)
+		if err != nil {
+			t.Fatalf("newBoard: %v", err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- b.Run(ctx) }()
+		b.ShowChecks(true, false)
+		b.FlashAll(2)
+		start := time.Now()
+		for _, step := range []struct {
+			at            time.Duration
+			status, fault bool
+		}{
+			{75 * ms, true, true},    // first flash: both lit
+			{225 * ms, false, false}, // gap: both dark
+			{375 * ms, true, true},   // second flash
+			{525 * ms, false, false}, // gap
+			{700 * ms, true, false},  // marker over: the page itself
+			{5 * time.Second, true, false},
+		} {
+			time.Sleep(start.Add(step.at).Sub(time.Now()))
+			synctest.Wait()
+			if got := [2]bool{status.Read() == gpio.High, fault.Read() == gpio.High}; got != [2]bool{step.status, step.fault} {
+				t.Errorf("after %v: status, fault lit = %v, want %v", step.at, got, [2]bool{step.status, step.fault})
+			}
+		}
+		if got := b.LEDs(); got["status"] != On || got["fault"] != Off {
+			t.Errorf("LEDs() = %v, want status on, fault off", got)
+		}
+		cancel()
+		<-done
+	})
+}

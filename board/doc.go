@@ -15,7 +15,7 @@
 // A button's level counts after it has read the same for Config.Debounce
 // (30 ms). A press is classified by how long it was held:
 //
-//	short      < 3 s    reported on release   cycle the status display
+//	short      < 3 s    reported on release   next page of the status display
 //	long       3–10 s   reported on release   local approval / update now
 //	very long  ≥ 10 s   reported at 10 s,     emergency stop
 //	                    while still held
@@ -36,6 +36,11 @@
 //	fast-blink    4 flashes a second
 //	double-blink  two short flashes (150 ms) every 2 s
 //	triple-blink  three short flashes (150 ms) every 2 s
+//
+// The status display has pages (the daemon decides what they mean): Show
+// puts a gateway state on the LEDs, ShowChecks two yes/no checks (status
+// lit = good, fault lit = bad), and FlashAll(n) flashes every LED n times
+// together over either, the number of a page as it opens.
 //
 // PatternsFor maps the gateway state to the "status" and "fault" LEDs. A
 // heartbeat on the status LED means the daemon is alive; the fault LED is

@@ -43,10 +43,14 @@ func (b *Board) refreshLEDs(now time.Time) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var next time.Duration
+	mOn, mRem, marking := b.marker.lit(now)
 	for _, l := range b.leds {
 		on, rem := l.pattern.lit(now.Sub(l.since))
-		if len(b.held) > 0 {
+		switch {
+		case len(b.held) > 0:
 			on, rem = true, 0
+		case marking:
+			on, rem = mOn, mRem
 		}
 		b.write(l, on)
 		if rem > 0 && (next == 0 || rem < next) {
@@ -71,4 +75,34 @@ func (b *Board) write(l *led, on bool) {
 	}
 	l.failing = false
 	l.out = &on
+}
+
+// markerFlash is one flash of a page marker, and the gap after it.
+const markerFlash = 150 * time.Millisecond
+
+// marker is n flashes of every LED together, from start.
+type marker struct {
+	start time.Time
+	n     int
+}
+
+// lit reports whether the marker lights the LEDs at now and how long that
+// lasts; active is false once the marker is over (or never was).
+func (m marker) lit(now time.Time) (on bool, rem time.Duration, active bool) {
+	el := now.Sub(m.start)
+	if m.n <= 0 || el < 0 || el >= time.Duration(2*m.n)*markerFlash {
+		return false, 0, false
+	}
+	slot := el / markerFlash
+	return slot%2 == 0, markerFlash - el%markerFlash, true
+}
+
+// FlashAll flashes every LED n times together (150 ms lit, 150 ms dark) over
+// whatever they show, then lets them show their patterns again: the number
+// of the status page just opened. A held button's acknowledgement wins.
+func (b *Board) FlashAll(n int) {
+	b.mu.Lock()
+	b.marker = marker{start: time.Now(), n: n}
+	b.mu.Unlock()
+	b.poke()
 }

@@ -76,3 +76,14 @@ func (b *Board) Show(s State) {
 		}
 	}
 }
+
+// ShowChecks shows a page of two checks instead of a state: the status LED
+// lit steadily when good is true, the fault LED lit steadily when bad is.
+func (b *Board) ShowChecks(good, bad bool) {
+	p := map[bool]Pattern{true: On, false: Off}
+	for name, lit := range map[string]bool{LEDStatus: good, LEDFault: bad} {
+		if _, ok := b.leds[name]; ok {
+			b.SetLED(name, p[lit])
+		}
+	}
+}

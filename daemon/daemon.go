@@ -37,8 +37,44 @@ type Importer func(ctx context.Context, dir string) (*tuf.Snapshot, error)
 // Indicator shows the gateway's state to a person on site (the board's
 // LEDs, systemd's STATUS= line).
 type Indicator interface {
-	Show(s State)
+	Show(d Display)
 }
+
+// Display is what the status display shows. A short press of a button
+// cycles its pages; after pageTimeout without a press it returns to
+// PageState.
+type Display struct {
+	Page  Page
+	State State // the gateway state, whatever the page
+	// Good and Bad are the two checks of PageUplink and PageDevices: the
+	// status LED is lit when Good, the fault LED when Bad.
+	Good, Bad bool
+}
+
+// Page is a page of the status display, numbered from 1 as the LEDs flash
+// it when it opens.
+type Page int
+
+// The pages of the status display.
+const (
+	PageState   Page = 1 + iota // the gateway state (the blink-code table)
+	PageUplink                  // status: MQTT broker connected; fault: the repository refresh is failing
+	PageDevices                 // status: every device answers; fault: a device drifted or was rolled back
+)
+
+// String returns "state", "uplink" or "devices".
+func (p Page) String() string {
+	switch p {
+	case PageUplink:
+		return "uplink"
+	case PageDevices:
+		return "devices"
+	}
+	return "state"
+}
+
+// pageTimeout is how long a page other than PageState stays without a press.
+const pageTimeout = time.Minute
 
 // State is the gateway's overall state as shown on LEDs.
 type State string
@@ -115,6 +151,8 @@ type Daemon struct {
 	running         map[string]string // device id -> job id of its running worker
 	lastBundle      string            // timestamp hash of the last bundle seen in the import dir
 	brokerDownSince time.Time         // loop goroutine only
+	page            Page              // page of the status display (0: PageState)
+	pageUntil       time.Time         // when the page returns to PageState
 }
 
 // New builds a daemon from its parts.
@@ -409,7 +447,42 @@ func (d *Daemon) showState() {
 	if d.ind == nil {
 		return
 	}
-	d.ind.Show(d.overallState())
+	d.ind.Show(d.display())
+}
+
+// display is what the status display shows now.
+func (d *Daemon) display() Display {
+	disp := Display{Page: d.currentPage(), State: d.overallState()}
+	switch disp.Page {
+	case PageUplink:
+		disp.Good = d.broker != nil && d.broker.Connected()
+		disp.Bad = d.health.has(condRefresh)
+	case PageDevices:
+		disp.Good = !d.health.has(condUnreachable)
+		disp.Bad = d.health.has(condMismatch) || d.health.has(condRollback)
+	}
+	return disp
+}
+
+// currentPage returns the page of the status display, back at PageState
+// once pageTimeout has passed since the last press.
+func (d *Daemon) currentPage() Page {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.page == 0 || !d.now().Before(d.pageUntil) {
+		d.page = PageState
+	}
+	return d.page
+}
+
+// nextPage turns the status display to its next page (after the last, the
+// first) and returns it.
+func (d *Daemon) nextPage() Page {
+	p := d.currentPage()%PageDevices + 1
+	d.mu.Lock()
+	d.page, d.pageUntil = p, d.now().Add(pageTimeout)
+	d.mu.Unlock()
+	return p
 }
 
 func (d *Daemon) overallState() State {

@@ -65,7 +65,8 @@ func (d *Daemon) Windows() []api.WindowInfo {
 	return out
 }
 
-// buttonLoop turns button presses into actions: a long press on the
+// buttonLoop turns button presses into actions: a short press on any
+// button turns the status display to its next page; a long press on the
 // approve button approves the job awaiting a local approval in an open
 // window, or, if none does, asks for an update now (which still waits for
 // a window and any approval the policy requires); a very long press on any
@@ -82,6 +83,9 @@ func (d *Daemon) buttonLoop(ctx context.Context) error {
 			actor := "button " + ev.Button
 			d.log.Info("button", "button", ev.Button, "press", ev.Press.String(), "held", ev.Held)
 			switch {
+			case ev.Press == board.ShortPress:
+				d.log.Info("status display", "page", d.nextPage().String())
+				d.showState()
 			case ev.Press == board.VeryLongPress:
 				if err := d.Stop(actor); err != nil {
 					d.log.Error("emergency stop", "err", err)

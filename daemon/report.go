@@ -95,6 +95,7 @@ func (d *Daemon) gatewayDoc() api.Gateway {
 	g.OutboxDepth, _ = d.st.Depth()
 	if l, ok := d.ind.(interface{ LEDs() map[string]string }); ok {
 		g.LEDs = l.LEDs()
+		g.Display = d.currentPage().String()
 	}
 	return g
 }

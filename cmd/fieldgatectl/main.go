@@ -131,7 +131,7 @@ func printStatus(w io.Writer, st api.Status) {
 		for _, n := range names {
 			parts = append(parts, n+"="+g.LEDs[n])
 		}
-		fmt.Fprintf(w, "  leds %s\n", strings.Join(parts, " "))
+		fmt.Fprintf(w, "  leds %s  (display page: %s)\n", strings.Join(parts, " "), g.Display)
 	}
 
 	fmt.Fprintln(w, "\nDEVICES")

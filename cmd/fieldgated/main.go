@@ -220,21 +220,30 @@ func boardConfig(c config.Board) board.Config {
 	return bc
 }
 
-// indicator shows the daemon's state on the board's LEDs and in systemd's
-// STATUS= line.
+// indicator shows the daemon's display on the board's LEDs and its state
+// in systemd's STATUS= line.
 type indicator struct {
 	board  *board.Board
 	notify *systemd.Notifier
-	last   daemon.State
+	last   daemon.Display
 }
 
-func (i *indicator) Show(s daemon.State) {
-	if s == i.last {
+func (i *indicator) Show(d daemon.Display) {
+	if d == i.last {
 		return
 	}
-	i.last = s
-	i.board.Show(board.State(s))
-	i.notify.Status(string(s))
+	if i.last.Page != 0 && d.Page != i.last.Page {
+		i.board.FlashAll(int(d.Page)) // the page number, as it opens
+	}
+	if d.Page == daemon.PageState {
+		i.board.Show(board.State(d.State))
+	} else {
+		i.board.ShowChecks(d.Good, d.Bad)
+	}
+	if d.State != i.last.State {
+		i.notify.Status(string(d.State))
+	}
+	i.last = d
 }
 
 func (i *indicator) LEDs() map[string]string {

@@ -24,6 +24,7 @@ type Gateway struct {
 	BrokerConnected bool              `json:"broker_connected"`
 	OutboxDepth     int               `json:"outbox_depth"`
 	LEDs            map[string]string `json:"leds,omitempty"`
+	Display         string            `json:"display,omitempty"` // page of the LED status display: state, uplink, devices
 }
 
 // Condition is one active health condition.
