@@ -53,6 +53,9 @@ func (b *Board) refreshLEDs(now time.Time) time.Duration {
 			on, rem = mOn, mRem
 		}
 		b.write(l, on)
+		if l.pin == nil {
+			continue // a virtual LED has no level to keep up: LEDs() reports its pattern
+		}
 		if rem > 0 && (next == 0 || rem < next) {
 			next = rem
 		}

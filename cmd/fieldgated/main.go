@@ -1,3 +1,8 @@
+// The gateway's CPU allotment does not change while it runs; without this
+// the runtime re-reads the cgroup's CPU limit every second it is awake.
+//
+//go:debug updatemaxprocs=0
+
 // Command fieldgated is the fieldgate daemon: it pulls TUF-verified updates
 // and pushes them to the field devices behind the gateway inside their
 // maintenance windows, reporting over MQTT.
