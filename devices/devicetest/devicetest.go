@@ -2,6 +2,10 @@
 // that drives devices.Device: it keeps an installed image and a staged one,
 // boots images whose bytes say which version they are, and has knobs for the
 // failures the daemon must survive. It records every call in order.
+//
+// For the TestInterop... tests of the drivers, NeedPeer finds a real peer
+// program and Missing skips a test whose peer is absent (or fails it when
+// CI=true).
 package devicetest
 
 import (

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fieldgate/fieldgate/devices"
+	"github.com/fieldgate/fieldgate/devices/devicetest"
 	"github.com/fieldgate/fieldgate/devices/tftp"
 )
 
@@ -219,14 +220,7 @@ func TestTFTPPullWrongHash(t *testing.T) {
 // TestInteropTFTPServerSim drives the simulated device with Debian's
 // tftp-hpa client: put a new image, then read the version file.
 func TestInteropTFTPServerSim(t *testing.T) {
-	bin, err := exec.LookPath("tftp")
-	if err != nil {
-		msg := "tftp not found: install the Debian package tftp-hpa"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	bin := devicetest.NeedPeer(t, "tftp", "tftp-hpa")
 	sim := startTFTPServer(t, tftpSpec(t, "tftp-server"))
 	host, port, _ := strings.Cut(sim.Addr(), ":")
 	dir := t.TempDir()

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/fieldgate/fieldgate/devices/devicetest"
 )
 
 // Golden SMP packets. The bytes were produced by Debian's python3-cbor2
@@ -209,18 +211,11 @@ func TestCRC16(t *testing.T) {
 func python(t *testing.T, script string, in, out any) {
 	t.Helper()
 	const py = "/usr/bin/python3"
-	missing := func(msg string) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
 	if _, err := os.Stat(py); err != nil {
-		missing("needs /usr/bin/python3: install Debian package python3")
+		devicetest.Missing(t, "needs /usr/bin/python3: install Debian package python3")
 	}
 	if err := exec.Command(py, "-c", "import cbor2").Run(); err != nil {
-		missing("needs the cbor2 module: install Debian package python3-cbor2")
+		devicetest.Missing(t, "needs the cbor2 module: install Debian package python3-cbor2")
 	}
 	b, err := json.Marshal(in)
 	if err != nil {

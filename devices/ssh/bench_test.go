@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/pkg/sftp"
+
+	"github.com/fieldgate/fieldgate/devices/devicetest"
 )
 
 // BenchmarkSFTP64MiB uploads 64 MiB to openssh-server on loopback: our
@@ -49,10 +51,7 @@ func BenchmarkSFTP64MiB(b *testing.B) {
 		}
 	})
 	b.Run("openssh-sftp", func(b *testing.B) {
-		bin, err := exec.LookPath("sftp")
-		if err != nil {
-			missing(b, "sftp not found: install the Debian package openssh-client")
-		}
+		bin := devicetest.NeedPeer(b, "sftp", "openssh-client")
 		src := filepath.Join(b.TempDir(), "img")
 		if err := os.WriteFile(src, data, 0o644); err != nil {
 			b.Fatal(err)

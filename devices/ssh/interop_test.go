@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fieldgate/fieldgate/devices"
+	"github.com/fieldgate/fieldgate/devices/devicetest"
 )
 
 // The interop tests run our SSH/SFTP path against Debian's openssh-server,
@@ -25,14 +26,6 @@ import (
 // authorized_keys in a temp dir, inside a private mount namespace (unshare
 // -m, tmpfs on /run for /run/sshd) so nothing outside the temp dir is
 // touched. The "device" is a set of shell scripts in the temp dir.
-
-func missing(t testing.TB, msg string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
 
 type sshd struct {
 	addr    string
@@ -52,17 +45,11 @@ func keygen(t testing.TB, path string) {
 // startSSHD runs sshd -D -e in a private mount namespace.
 func startSSHD(t testing.TB) *sshd {
 	t.Helper()
-	bin := "/usr/sbin/sshd"
-	if _, err := os.Stat(bin); err != nil {
-		missing(t, "sshd not found: install the Debian package openssh-server")
-	}
-	for _, p := range []string{"unshare", "ssh-keygen"} {
-		if _, err := exec.LookPath(p); err != nil {
-			missing(t, p+" not found: install util-linux and openssh-client")
-		}
-	}
+	bin := devicetest.NeedPeer(t, "sshd", "openssh-server")
+	devicetest.NeedPeer(t, "unshare", "util-linux")
+	devicetest.NeedPeer(t, "ssh-keygen", "openssh-client")
 	if os.Geteuid() != 0 {
-		missing(t, "sshd in a private mount namespace needs root")
+		devicetest.Missing(t, "sshd in a private mount namespace needs root")
 	}
 	s := &sshd{dir: t.TempDir()}
 	keygen(t, filepath.Join(s.dir, "host_key"))

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/fieldgate/fieldgate/devices/devicetest"
 )
 
 // BenchmarkPut8MiBATFTPD pushes 8 MiB to atftpd on loopback: our client in
@@ -37,7 +39,7 @@ func BenchmarkPut8MiBATFTPD(b *testing.B) {
 			}
 		})
 		b.Run("atftp/"+tt.name, func(b *testing.B) {
-			bin := need(b, "atftp", "atftp")
+			bin := devicetest.NeedPeer(b, "atftp", "atftp")
 			args := append(append([]string{}, tt.opts...), "--put", "-l", src, "-r", "bench.bin", host, port)
 			b.SetBytes(int64(len(data)))
 			for b.Loop() {

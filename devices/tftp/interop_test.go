@@ -16,31 +16,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fieldgate/fieldgate/devices/devicetest"
 )
 
 // Interop tests run our client and server against Debian's TFTP programs:
 // tftpd-hpa (in.tftpd), atftpd, and the tftp-hpa and atftp clients. A
 // missing program skips the test with the package to install, or fails it
 // when CI=true.
-
-// need returns the path of a peer program or skips (fails under CI).
-func need(t testing.TB, prog, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(prog)
-	if err == nil {
-		return p
-	}
-	missing(t, fmt.Sprintf("%s not found: install the Debian package %s", prog, pkg))
-	return ""
-}
-
-func missing(t testing.TB, msg string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
 
 // freePort returns a UDP port on 127.0.0.1 that was free a moment ago.
 func freePort(t testing.TB) int {
@@ -107,9 +90,9 @@ func waitServer(t testing.TB, addr string) {
 // serving and accepting files in a fresh directory.
 func startTFTPDHPA(t testing.TB) (addr, dir string) {
 	t.Helper()
-	bin := need(t, "in.tftpd", "tftpd-hpa")
+	bin := devicetest.NeedPeer(t, "in.tftpd", "tftpd-hpa")
 	if os.Geteuid() != 0 {
-		missing(t, "in.tftpd -u nobody needs root")
+		devicetest.Missing(t, "in.tftpd -u nobody needs root")
 	}
 	dir = worldDir(t)
 	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
@@ -171,7 +154,7 @@ func atftpdPath(t testing.TB) string {
 		atftpdOnce.path = bin
 	})
 	if atftpdOnce.err != nil || atftpdOnce.path == "" {
-		missing(t, fmt.Sprintf("atftpd unavailable (%v): run `apt-get download atftpd && dpkg-deb -x atftpd_*.deb DIR` and set FIELDGATE_ATFTPD=DIR/usr/sbin/atftpd (needs libwrap0, libpcre2-8-0)", atftpdOnce.err))
+		devicetest.Missing(t, fmt.Sprintf("atftpd unavailable (%v): run `apt-get download atftpd && dpkg-deb -x atftpd_*.deb DIR` and set FIELDGATE_ATFTPD=DIR/usr/sbin/atftpd (needs libwrap0, libpcre2-8-0)", atftpdOnce.err))
 	}
 	return atftpdOnce.path
 }
@@ -181,7 +164,7 @@ func startATFTPD(t testing.TB) (addr, dir string) {
 	t.Helper()
 	bin := atftpdPath(t)
 	if os.Geteuid() != 0 {
-		missing(t, "atftpd --user nobody needs root")
+		devicetest.Missing(t, "atftpd --user nobody needs root")
 	}
 	dir = worldDir(t)
 	port := freePort(t)
@@ -314,7 +297,7 @@ func TestInteropServerToClients(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.prog, func(t *testing.T) {
-			bin := need(t, tt.prog, tt.pkg)
+			bin := devicetest.NeedPeer(t, tt.prog, tt.pkg)
 			dir := t.TempDir()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

@@ -12,23 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldgate/fieldgate/devices/devicetest"
 	"github.com/fieldgate/fieldgate/devices/serialtest"
 	"github.com/fieldgate/fieldgate/devices/sim"
 	"github.com/fieldgate/fieldgate/devices/xmodem"
 )
 
-// needPeer returns the path of an lrzsz tool, or skips the test (fails it
-// in CI, where the peer must be installed).
+// needPeer returns the path of an lrzsz tool (sx, rx), or skips the test
+// (fails it under CI=true); see devicetest.NeedPeer.
 func needPeer(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found: install the Debian package lrzsz", name)
-		}
-		t.Skipf("%s not found: install the Debian package lrzsz", name)
-	}
-	return p
+	return devicetest.NeedPeer(t, name, "lrzsz")
 }
 
 // peer is an lrzsz process on a line: the test talks to it through Port,
