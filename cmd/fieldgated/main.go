@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -226,14 +227,18 @@ func boardConfig(c config.Board) board.Config {
 }
 
 // indicator shows the daemon's display on the board's LEDs and its state
-// in systemd's STATUS= line.
+// in systemd's STATUS= line. The loop, workers and the button loop all
+// call Show.
 type indicator struct {
 	board  *board.Board
 	notify *systemd.Notifier
+	mu     sync.Mutex
 	last   daemon.Display
 }
 
 func (i *indicator) Show(d daemon.Display) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
 	if d == i.last {
 		return
 	}
