@@ -207,6 +207,9 @@ func serve(ctx context.Context, cfg *config.Config, registry devices.Registry, l
 		return err
 	}
 	sock := &api.Server{Path: cfg.Gateway.Socket, Backend: d, Log: log}
+	if err := sock.Listen(); err != nil { // before READY: fieldgatectl works once systemctl start returns
+		return err
+	}
 	d.AddRunners(session, sock, bd, &watchdog{notify: notify})
 	notify.Ready()
 	log.Info("fieldgated started", "version", version, "devices", len(devs), "board_virtual", bd.Virtual())

@@ -67,6 +67,8 @@ type Server struct {
 	Path    string
 	Backend Backend
 	Log     *slog.Logger
+
+	ln net.Listener // set by Listen
 }
 
 type actorKey struct{}
@@ -169,9 +171,13 @@ func (s *Server) handler() http.Handler {
 	return mux
 }
 
-// Run listens on s.Path (replacing a stale socket file) and serves until
-// ctx ends. It returns nil on cancel.
-func (s *Server) Run(ctx context.Context) error {
+// Listen binds s.Path (replacing a stale socket file) without serving yet:
+// a daemon calls it before it tells systemd it is ready, so that a client
+// started right after never finds no socket. Run calls it if nobody did.
+func (s *Server) Listen() error {
+	if s.ln != nil {
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Dir(s.Path), 0o750); err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
@@ -186,6 +192,17 @@ func (s *Server) Run(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("control socket: %w", err)
 	}
+	s.ln = ln
+	return nil
+}
+
+// Run listens on s.Path unless Listen already did, and serves until ctx
+// ends. It returns nil on cancel.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	ln := s.ln
 	srv := &http.Server{
 		Handler:           s.handler(),
 		ReadHeaderTimeout: 5 * time.Second,
