@@ -98,23 +98,11 @@ func newFootprintRig(t *testing.T) *footprintRig {
 	r := &footprintRig{bin: bin, work: work}
 
 	repo := filepath.Join(work, "repo")
-	for _, args := range [][]string{{"init", repo}, {"commit", repo}} {
-		if out, err := exec.Command(filepath.Join(bin, "fieldgate-repo"), args...).CombinedOutput(); err != nil {
-			t.Fatalf("fieldgate-repo %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
+	initRepo(t, bin, repo)
 	repoAddr, brokerAddr := freeTCPAddr(t), freeTCPAddr(t)
 	r.background(t, "repo", "fieldgate-repo", "serve", repo, "--listen", repoAddr)
 
-	sim := "devices:\n"
-	devs := ""
-	for i := range footprintDevices {
-		id := fmt.Sprintf("io%02d", i)
-		tty := filepath.Join(work, "dev", id)
-		sim += fmt.Sprintf("  - {id: %s, kind: xmodem-console, hardware_id: acme-io16-rev3, version: 1.0.0, state_dir: %s, address: %s, baud: 115200}\n",
-			id, filepath.Join(work, "sim", id), tty)
-		devs += fmt.Sprintf("  - {id: %s, group: line1, protocol: xmodem, hardware_id: acme-io16-rev3, address: %s, baud: 115200}\n", id, tty)
-	}
+	sim, devs := simDevices(footprintDevices, filepath.Join(work, "dev"), filepath.Join(work, "sim"))
 	for _, d := range []string{"dev", "sim", "state"} {
 		if err := os.MkdirAll(filepath.Join(work, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -129,29 +117,40 @@ func newFootprintRig(t *testing.T) *footprintRig {
 		waitPath(t, filepath.Join(work, "dev", fmt.Sprintf("io%02d", i)))
 	}
 
-	cfg := fmt.Sprintf(`gateway:
-  id: gw1
-  site: footprint
-  state_dir: %s
-  socket: %s
-tuf:
-  metadata_url: http://%s/metadata
-  targets_url: http://%s/targets
-  trusted_root: %s
-mqtt:
-  listen: %s
-windows:
-  - {name: nightly, start: "0 2 * * *", duration: 2h, timezone: UTC}
-groups:
-  - {name: line1, window: nightly, approval: auto}
-devices:
-%s`, filepath.Join(work, "state"), filepath.Join(work, "fieldgated.sock"), repoAddr, repoAddr,
+	cfg := gatewayConfig(filepath.Join(work, "state"), filepath.Join(work, "fieldgated.sock"), repoAddr,
 		filepath.Join(repo, "repository", "metadata", "1.root.json"), brokerAddr, devs)
 	r.config = filepath.Join(work, "fieldgated.yaml")
 	if err := os.WriteFile(r.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// initRepo creates a signed, empty fieldgate repository in dir with the
+// fieldgate-repo in bin.
+func initRepo(t *testing.T, bin, dir string) {
+	t.Helper()
+	for _, args := range [][]string{{"init", dir}, {"commit", dir}} {
+		if out, err := exec.Command(filepath.Join(bin, "fieldgate-repo"), args...).CombinedOutput(); err != nil {
+			t.Fatalf("fieldgate-repo %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// simDevices returns n simulated xmodem-console devices (io00, io01, …) as
+// fieldgate-sim's configuration and as the matching devices: list of
+// fieldgated's. Their pty links are made in devDir and their state is
+// kept under simDir.
+func simDevices(n int, devDir, simDir string) (simYAML, devsYAML string) {
+	simYAML = "devices:\n"
+	for i := range n {
+		id := fmt.Sprintf("io%02d", i)
+		tty := filepath.Join(devDir, id)
+		simYAML += fmt.Sprintf("  - {id: %s, kind: xmodem-console, hardware_id: acme-io16-rev3, version: 1.0.0, state_dir: %s, address: %s, baud: 115200}\n",
+			id, filepath.Join(simDir, id), tty)
+		devsYAML += fmt.Sprintf("  - {id: %s, group: line1, protocol: xmodem, hardware_id: acme-io16-rev3, address: %s, baud: 115200}\n", id, tty)
+	}
+	return simYAML, devsYAML
 }
 
 // background starts a helper process in its own process group and stops
@@ -460,4 +459,27 @@ func waitPath(t *testing.T, p string) {
 		}
 	}
 	t.Fatalf("%s did not appear within 30s", p)
+}
+
+// gatewayConfig is a fieldgated configuration for gateway gw1: the
+// repository served at repoAddr, the embedded MQTT broker on brokerAddr,
+// and devs (from simDevices) in group line1 with a nightly window.
+func gatewayConfig(stateDir, socket, repoAddr, trustedRoot, brokerAddr, devs string) string {
+	return fmt.Sprintf(`gateway:
+  id: gw1
+  site: footprint
+  state_dir: %s
+  socket: %s
+tuf:
+  metadata_url: http://%s/metadata
+  targets_url: http://%s/targets
+  trusted_root: %s
+mqtt:
+  listen: %s
+windows:
+  - {name: nightly, start: "0 2 * * *", duration: 2h, timezone: UTC}
+groups:
+  - {name: line1, window: nightly, approval: auto}
+devices:
+%s`, stateDir, socket, repoAddr, repoAddr, trustedRoot, brokerAddr, devs)
 }
