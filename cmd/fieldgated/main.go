@@ -214,7 +214,14 @@ func serve(ctx context.Context, cfg *config.Config, registry devices.Registry, l
 	notify.Ready()
 	log.Info("fieldgated started", "version", version, "devices", len(devs), "board_virtual", bd.Virtual())
 	err = d.Run(ctx)
-	notify.Stopping()
+	// A handover to a new binary re-executes in this same process: systemd
+	// must keep seeing a running service whose watchdog is armed, so that a
+	// new binary that never comes up is killed after WatchdogSec and rolled
+	// back at the restart. STOPPING=1 would disarm the watchdog and leave it
+	// to TimeoutStopSec (TestInteropSystemdBoot/self-update-rollback).
+	if !errors.Is(err, daemon.ErrRestart) {
+		notify.Stopping()
+	}
 	return err
 }
 
