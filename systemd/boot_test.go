@@ -3,6 +3,8 @@ package systemd
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +35,8 @@ import (
 //     can open them;
 //   - the watchdog: a frozen fieldgated is killed and restarted;
 //   - a start that never sends READY=1 fails after TimeoutStartSec;
+//   - self-update (issue 8): a signed new fieldgated that never becomes
+//     ready is tried, killed by the watchdog and rolled back for good;
 //   - DevicePolicy= is really enforced in the container, so that the
 //     checks above ran under it.
 //
@@ -56,7 +60,10 @@ func TestInteropSystemdBoot(t *testing.T) {
 	began := time.Now()
 
 	bin := t.TempDir()
-	crossBuild(t, runtime.GOARCH, bin, "boot-test", fieldgateBinaries...)
+	// A version that orders (tuf.ValidVersion): self-update compares
+	// the gateway's targets with it.
+	crossBuild(t, runtime.GOARCH, bin, bootVersion, fieldgateBinaries...)
+	buildNeverReady(t, bin)
 	stage := bootStage(t, bin)
 	c := bootContainer(t, stage)
 	t.Logf("container booted %v after the test began", time.Since(began).Round(100*time.Millisecond))
@@ -224,6 +231,101 @@ func TestInteropSystemdBoot(t *testing.T) {
 			t.Errorf("fieldgated-hang: %v, want ActiveState=failed Result=timeout", p)
 		}
 	})
+
+	// Self-update (issue 8): the repository gets a signed fieldgated for
+	// this gateway's hardware id that starts but never becomes ready (no
+	// READY=1, no WATCHDOG=1). The daemon installs it and re-executes into
+	// it in its main process; systemd's watchdog kills it and restarts the
+	// unit; the packaged binary marks the trial bad, runs itself, reports
+	// the rollback, and never tries that binary again. Last, since it
+	// leaves the rollback in the daemon's health.
+	t.Run("self-update-rollback", func(t *testing.T) {
+		begun := time.Now()
+		before := c.waitShow(t, "fieldgated", "NRestarts", bootRunning(""))
+		pid := before["MainPID"]
+		sha := fileSHA256(t, filepath.Join(bin, bootNeverReady))
+		trial := "/var/lib/fieldgate/self/" + sha + "/fieldgated"
+		kills := strings.Count(c.journal("fieldgated"), "Failed with result 'watchdog'")
+
+		c.must(t, "fieldgate-repo", "add", "/srv/fieldgate-repo", "/srv/fieldgate-self/fieldgated",
+			"--name", "fieldgated/fieldgated-"+bootTrialVersion, "--hardware", bootGatewayHardware, "--version", bootTrialVersion)
+		c.must(t, "fieldgate-repo", "commit", "/srv/fieldgate-repo")
+		c.must(t, "fieldgatectl", "--socket", bootSocket, "refresh")
+
+		// The trial runs in the main process systemd watches: same PID,
+		// the installed binary.
+		var exe string
+		if !waitFor(30*time.Second, func() bool { exe = c.exe(pid); return exe == trial }) {
+			t.Fatalf("PID %s runs %q, never the trial %s\n%s", pid, exe, trial, c.journal("fieldgated"))
+		}
+		tried := time.Now()
+		t.Logf("PID %s re-executed into the trial %v after the refresh", pid, tried.Sub(begun).Round(100*time.Millisecond))
+		// To systemd the service is still up, so its watchdog is armed. (A
+		// STOPPING=1 before the re-exec would leave it deactivating, with
+		// no watchdog, until TimeoutStopSec= kills the trial.)
+		if p := c.show(t, "fieldgated", "ActiveState", "SubState", "MainPID"); p["ActiveState"] != "active" || p["SubState"] != "running" || p["MainPID"] != pid {
+			t.Fatalf("while the trial runs: %v, want ActiveState=active SubState=running MainPID=%s: only then does systemd's watchdog catch a trial that never becomes ready\n%s",
+				p, pid, c.journal("fieldgated"))
+		}
+
+		p := c.waitShow(t, "fieldgated", "NRestarts", bootRunning(pid))
+		t.Logf("trial (PID %s) replaced by PID %s %v after it began (WatchdogSec=%v, RestartSec=%v)",
+			pid, p["MainPID"], time.Since(tried).Round(100*time.Millisecond), bootWatchdog, bootRestart)
+		if n := strings.Count(c.journal("fieldgated"), "Failed with result 'watchdog'"); n != kills+1 {
+			t.Errorf("journal of fieldgated: %d watchdog failures, want %d (the trial's)\n%s", n, kills+1, c.journal("fieldgated"))
+		}
+		if got := c.exe(p["MainPID"]); got != "/usr/bin/fieldgated" {
+			t.Errorf("after the restart PID %s runs %q, want /usr/bin/fieldgated (rolled back)", p["MainPID"], got)
+		}
+		s := c.selfState(t)
+		if s.Trial != "" || s.Current != "" || !slices.Contains(s.Bad, sha) {
+			t.Errorf("self-update state after the restart: %+v, want no trial, the packaged binary current, %s bad", s, sha)
+		}
+
+		// The daemon reports it: in its health and in the audit log.
+		var health string
+		if !waitFor(30*time.Second, func() bool {
+			st, err := c.status()
+			if err != nil {
+				return false
+			}
+			for _, h := range st.Gateway.Health {
+				if h.Name == "rollback" && h.Subject == "fieldgated" && strings.Contains(h.Message, bootTrialVersion) {
+					health = h.Severity + ": " + h.Message
+					return true
+				}
+			}
+			return false
+		}) {
+			st, err := c.status()
+			t.Errorf("fieldgatectl status never showed the rollback of %s in its health: %+v %v", bootTrialVersion, st.Gateway.Health, err)
+		}
+		t.Logf("health: %s", health)
+		audit := c.audit(t)
+		if n := audit.count("self-update-staged", "sha256", sha); n != 1 {
+			t.Errorf("audit log: %d self-update-staged events for %s, want 1", n, sha)
+		}
+		if n := audit.count("self-update-rolled-back", "failed_version", bootTrialVersion); n != 1 {
+			t.Errorf("audit log: %d self-update-rolled-back events for %s, want 1", n, bootTrialVersion)
+		}
+
+		// Never again: neither a refresh nor a restart tries it.
+		rolled := p["MainPID"]
+		c.refreshNow(t)
+		c.must(t, "systemctl", "restart", "fieldgated")
+		p = c.waitShow(t, "fieldgated", "NRestarts", bootRunning(rolled))
+		c.refreshNow(t)
+		if q := c.show(t, "fieldgated", "MainPID"); q["MainPID"] != p["MainPID"] || c.exe(p["MainPID"]) != "/usr/bin/fieldgated" {
+			t.Errorf("after a refresh, a restart and a refresh: MainPID %s running %q, want PID %s still on /usr/bin/fieldgated", q["MainPID"], c.exe(q["MainPID"]), p["MainPID"])
+		}
+		if s := c.selfState(t); s.Trial != "" || s.Attempts != 0 {
+			t.Errorf("self-update state after a refresh, a restart and a refresh: %+v, want no trial", s)
+		}
+		if n := c.audit(t).count("self-update-staged", "sha256", sha); n != 1 {
+			t.Errorf("audit log: %d self-update-staged events for %s, want still 1", n, sha)
+		}
+		t.Logf("self-update-rollback: %v", time.Since(begun).Round(100*time.Millisecond))
+	})
 	t.Logf("whole test: %v", time.Since(began).Round(100*time.Millisecond))
 }
 
@@ -235,6 +337,14 @@ const (
 	bootDevices      = 2
 	bootRepoAddr     = "127.0.0.1:8080" // the container has a network of its own
 	bootBrokerAddr   = "127.0.0.1:1883"
+	bootSocket       = "/run/fieldgate/fieldgated.sock"
+
+	// Self-update: the packaged fieldgated's version, the gateway's
+	// hardware id, and the version of the trial that never becomes ready.
+	bootVersion         = "1.0.0"
+	bootGatewayHardware = "fieldgate-gw-boot"
+	bootTrialVersion    = "9.9.9"
+	bootNeverReady      = "never-ready" // the trial's binary, in bin
 )
 
 // bootDropIn is the only change the test makes to fieldgated.service.
@@ -309,8 +419,14 @@ func bootStage(t *testing.T, bin string) string {
 	sim, devs := simDevices(bootDevices, "/run/fieldgate-sim", "/var/lib/fieldgate-sim")
 	write("etc/fieldgate-sim.yaml", sim, 0o644)
 	write("etc/fieldgate/root.json", read(filepath.Join(repo, "repository/metadata/1.root.json")), 0o644)
-	write("etc/fieldgate/fieldgated.yaml", gatewayConfig("/var/lib/fieldgate", "/run/fieldgate/fieldgated.sock",
-		bootRepoAddr, "/etc/fieldgate/root.json", bootBrokerAddr, devs), 0o640)
+	// Self-update on, in a window that is always open; the repository
+	// has no target for the gateway until self-update-rollback adds one.
+	cfg := gatewayConfig("/var/lib/fieldgate", bootSocket,
+		bootRepoAddr, "/etc/fieldgate/root.json", bootBrokerAddr, devs)
+	cfg = strings.Replace(cfg, "gateway:\n", "gateway:\n  hardware_id: "+bootGatewayHardware+"\n  self_update_window: always\n", 1)
+	cfg = strings.Replace(cfg, "windows:\n", "windows:\n  - {name: always, start: \"* * * * *\", duration: 2h, timezone: UTC}\n", 1)
+	write("etc/fieldgate/fieldgated.yaml", cfg, 0o640)
+	write("srv/fieldgate-self/fieldgated", read(filepath.Join(bin, bootNeverReady)), 0o755)
 
 	write("etc/systemd/system/fieldgate-test-repo.service", `[Unit]
 Description=fieldgate boot test: repository
@@ -699,9 +815,160 @@ type bootStatus struct {
 	Gateway struct {
 		ID          string  `json:"gateway"`
 		LastRefresh *string `json:"last_refresh"`
+		Health      []struct {
+			Name     string `json:"name"`
+			Severity string `json:"severity"`
+			Subject  string `json:"subject"`
+			Message  string `json:"message"`
+		} `json:"health"`
 	} `json:"gateway"`
 	Devices []struct {
 		ID      string `json:"id"`
 		Version string `json:"version"`
 	} `json:"devices"`
+}
+
+// neverReadySource is a fieldgated that starts but never becomes ready: it
+// sends neither READY=1 nor WATCHDOG=1, and runs until killed.
+const neverReadySource = `package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+func main() {
+	fmt.Fprintln(os.Stderr, "never-ready fieldgated: running, never ready", os.Args[1:])
+	time.Sleep(time.Hour)
+}
+`
+
+// buildNeverReady builds neverReadySource, static, into bin/bootNeverReady.
+func buildNeverReady(t *testing.T, bin string) {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "main.go")
+	if err := os.WriteFile(src, []byte(neverReadySource), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(bin, bootNeverReady), src)
+	cmd.Dir = filepath.Dir(src)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the never-ready fieldgated: %v\n%s", err, out)
+	}
+}
+
+// fileSHA256 returns the hex sha256 of a file: a self-update's name in the
+// gateway's state directory.
+func fileSHA256(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// bootRunning accepts a unit that is active/running, after a restart when
+// old is a PID: with a MainPID other than old, NRestarts above 0.
+func bootRunning(old string) func(map[string]string) bool {
+	return func(p map[string]string) bool {
+		if p["ActiveState"] != "active" || p["SubState"] != "running" || p["MainPID"] == "0" {
+			return false
+		}
+		return old == "" || p["MainPID"] != old
+	}
+}
+
+// exe returns the program a process in the container runs (/proc/PID/exe).
+func (c *container) exe(pid string) string {
+	out, _ := c.run("readlink", "/proc/"+pid+"/exe")
+	return strings.TrimSpace(out)
+}
+
+// status returns fieldgated's `fieldgatectl status --json`.
+func (c *container) status() (bootStatus, error) {
+	var s bootStatus
+	out, err := c.run("fieldgatectl", "--socket", bootSocket, "status", "--json")
+	if err != nil {
+		return s, fmt.Errorf("fieldgatectl status: %w: %s", err, out)
+	}
+	return s, json.Unmarshal([]byte(out), &s)
+}
+
+// refreshNow asks fieldgated to refresh and waits until two refreshes
+// have passed since: the loop refreshes one at a time, so the first one's
+// self-update decision has then been taken.
+func (c *container) refreshNow(t *testing.T) {
+	t.Helper()
+	last := func() string {
+		s, err := c.status()
+		if err != nil || s.Gateway.LastRefresh == nil {
+			return ""
+		}
+		return *s.Gateway.LastRefresh
+	}
+	for range 2 {
+		prev := last()
+		c.must(t, "fieldgatectl", "--socket", bootSocket, "refresh")
+		var now string
+		if !waitFor(30*time.Second, func() bool { now = last(); return now != "" && now != prev }) {
+			t.Fatalf("fieldgatectl refresh: last_refresh still %q after 30s\n%s", now, c.journal("fieldgated"))
+		}
+	}
+}
+
+// bootSelfState is the part of state_dir/self/state.json (the daemon's
+// SelfState) the test reads.
+type bootSelfState struct {
+	Current    string   `json:"current"`
+	Trial      string   `json:"trial"`
+	Attempts   int      `json:"attempts"`
+	Bad        []string `json:"bad"`
+	RolledBack string   `json:"rolled_back"`
+}
+
+func (c *container) selfState(t *testing.T) bootSelfState {
+	t.Helper()
+	var s bootSelfState
+	out := c.must(t, "cat", "/var/lib/fieldgate/self/state.json")
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("self-update state %q: %v", out, err)
+	}
+	return s
+}
+
+// bootAudit is fieldgated's audit log (fieldgatectl audit export).
+type bootAudit []bootEvent
+
+type bootEvent struct {
+	Type   string            `json:"type"`
+	Detail map[string]string `json:"detail"`
+}
+
+func (c *container) audit(t *testing.T) bootAudit {
+	t.Helper()
+	var a bootAudit
+	out := c.must(t, "fieldgatectl", "--socket", bootSocket, "audit", "export")
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var e bootEvent
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("audit export line %q: %v", line, err)
+		}
+		a = append(a, e)
+	}
+	return a
+}
+
+// count returns how many events of type typ have detail key = value.
+func (a bootAudit) count(typ, key, value string) int {
+	n := 0
+	for _, e := range a {
+		if e.Type == typ && e.Detail[key] == value {
+			n++
+		}
+	}
+	return n
 }
