@@ -64,6 +64,8 @@ func TestInteropSystemdBoot(t *testing.T) {
 	// the gateway's targets with it.
 	crossBuild(t, runtime.GOARCH, bin, bootVersion, fieldgateBinaries...)
 	buildNeverReady(t, bin)
+	// The good self-update: the same daemon, a newer version.
+	crossBuild(t, runtime.GOARCH, filepath.Join(bin, "good"), bootGoodVersion, "fieldgated")
 	stage := bootStage(t, bin)
 	c := bootContainer(t, stage)
 	t.Logf("container booted %v after the test began", time.Since(began).Round(100*time.Millisecond))
@@ -326,6 +328,48 @@ func TestInteropSystemdBoot(t *testing.T) {
 		}
 		t.Logf("self-update-rollback: %v", time.Since(begun).Round(100*time.Millisecond))
 	})
+
+	// A good self-update after the bad one: a real fieldgated, newer. It
+	// runs in the same main process, sends READY=1 and pings the watchdog
+	// (systemd leaves it running past WatchdogSec + RestartSec), and
+	// commits itself: it is what every later start hands over to.
+	t.Run("self-update-commit", func(t *testing.T) {
+		begun := time.Now()
+		before := c.waitShow(t, "fieldgated", "NRestarts", bootRunning(""))
+		pid := before["MainPID"]
+		sha := fileSHA256(t, filepath.Join(bin, "good", "fieldgated"))
+		installed := "/var/lib/fieldgate/self/" + sha + "/fieldgated"
+
+		c.must(t, "fieldgate-repo", "add", "/srv/fieldgate-repo", "/srv/fieldgate-self-good/fieldgated",
+			"--name", "fieldgated/fieldgated-"+bootGoodVersion, "--hardware", bootGatewayHardware, "--version", bootGoodVersion)
+		c.must(t, "fieldgate-repo", "commit", "/srv/fieldgate-repo")
+		c.must(t, "fieldgatectl", "--socket", bootSocket, "refresh")
+
+		var exe string
+		if !waitFor(30*time.Second, func() bool { exe = c.exe(pid); return exe == installed }) {
+			t.Fatalf("PID %s runs %q, never the new binary %s\n%s", pid, exe, installed, c.journal("fieldgated"))
+		}
+		if !waitFor(30*time.Second, func() bool { s := c.selfState(t); return s.Current == sha && s.Trial == "" }) {
+			t.Fatalf("self-update state: %+v, want %s committed as current\n%s", c.selfState(t), sha, c.journal("fieldgated"))
+		}
+		time.Sleep(bootWatchdog + bootRestart + time.Second)
+		after := c.show(t, "fieldgated", "ActiveState", "SubState", "MainPID", "NRestarts")
+		if after["ActiveState"] != "active" || after["SubState"] != "running" || after["MainPID"] != pid || after["NRestarts"] != before["NRestarts"] {
+			t.Errorf("%v after the new binary committed: %v, want still active/running as PID %s with NRestarts %s (its watchdog pings arrive)",
+				bootWatchdog+bootRestart+time.Second, after, pid, before["NRestarts"])
+		}
+		if n := c.audit(t).count("self-update-committed", "sha256", sha); n != 1 {
+			t.Errorf("audit log: %d self-update-committed events for %s, want 1", n, sha)
+		}
+
+		// The next start hands over to it.
+		c.must(t, "systemctl", "restart", "fieldgated")
+		p := c.waitShow(t, "fieldgated", "NRestarts", bootRunning(pid))
+		if got := c.exe(p["MainPID"]); got != installed {
+			t.Errorf("after systemctl restart PID %s runs %q, want the committed %s", p["MainPID"], got, installed)
+		}
+		t.Logf("self-update-commit: %v", time.Since(begun).Round(100*time.Millisecond))
+	})
 	t.Logf("whole test: %v", time.Since(began).Round(100*time.Millisecond))
 }
 
@@ -344,6 +388,7 @@ const (
 	bootVersion         = "1.0.0"
 	bootGatewayHardware = "fieldgate-gw-boot"
 	bootTrialVersion    = "9.9.9"
+	bootGoodVersion     = "10.0.0"      // a real fieldgated, published after the bad trial
 	bootNeverReady      = "never-ready" // the trial's binary, in bin
 )
 
@@ -427,6 +472,7 @@ func bootStage(t *testing.T, bin string) string {
 	cfg = strings.Replace(cfg, "windows:\n", "windows:\n  - {name: always, start: \"* * * * *\", duration: 2h, timezone: UTC}\n", 1)
 	write("etc/fieldgate/fieldgated.yaml", cfg, 0o640)
 	write("srv/fieldgate-self/fieldgated", read(filepath.Join(bin, bootNeverReady)), 0o755)
+	write("srv/fieldgate-self-good/fieldgated", read(filepath.Join(bin, "good", "fieldgated")), 0o755)
 
 	write("etc/systemd/system/fieldgate-test-repo.service", `[Unit]
 Description=fieldgate boot test: repository
