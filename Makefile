@@ -11,7 +11,7 @@ ARCHES     := amd64 arm64 arm
 # handshakes, protobuf that go-tuf's signature library drags in) is built
 # with -l, which keeps fieldgated for armv7 under 12 MiB (13.3 MiB with
 # full inlining); BENCHMARKS.md has the measured cost. systemd's tests
-# build with the same flags (releaseGCFlags, kept equal by a test).
+# read this line and build with the same flags.
 GCFLAGS    := -gcflags=all=-l -gcflags=runtime/...= -gcflags=crypto/internal/fips140/sha256= -gcflags=crypto/internal/fips140/sha512= -gcflags=crypto/internal/fips140/aes/...= -gcflags=internal/byteorder=
 # Binaries never use cgo; the race detector in `make test` needs it.
 GOBUILD    := CGO_ENABLED=0 go build -trimpath $(GCFLAGS)

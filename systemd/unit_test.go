@@ -17,21 +17,6 @@ import (
 // get (issue 8).
 const maxExposure = 2.0
 
-// tool returns the path of a systemd tool, or skips (fails under CI=true)
-// when it is missing.
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		msg := name + " not found: install the Debian package systemd"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
-}
-
 // newRoot builds a minimal file system root for systemd's --root options:
 // the host's unit directory (for the targets the unit depends on) and the
 // given files.
@@ -105,7 +90,7 @@ func copyTree(src, dst string) error {
 // shipped, unchanged. verify exits 0 even for unknown keys or bad values,
 // so any output counts as a failure.
 func TestUnitVerify(t *testing.T) {
-	analyze := tool(t, "systemd-analyze")
+	analyze := needPeer(t, "systemd-analyze", "systemd")
 	fake := filepath.Join(t.TempDir(), "fieldgated")
 	if err := os.WriteFile(fake, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -124,7 +109,7 @@ var exposureRE = regexp.MustCompile(`Overall exposure level for \S+: ([0-9]+(?:\
 
 // TestUnitSecurity checks the exposure rating of the shipped unit.
 func TestUnitSecurity(t *testing.T) {
-	analyze := tool(t, "systemd-analyze")
+	analyze := needPeer(t, "systemd-analyze", "systemd")
 	unit, err := filepath.Abs("fieldgated.service")
 	if err != nil {
 		t.Fatal(err)
@@ -227,8 +212,8 @@ func TestUnitKeepsAccess(t *testing.T) {
 // TestSnippets applies the sysusers.d and tmpfiles.d snippets to a temporary
 // root and checks the user, groups and directories they create.
 func TestSnippets(t *testing.T) {
-	sysusers := tool(t, "systemd-sysusers")
-	tmpfiles := tool(t, "systemd-tmpfiles")
+	sysusers := needPeer(t, "systemd-sysusers", "systemd")
+	tmpfiles := needPeer(t, "systemd-tmpfiles", "systemd")
 	if os.Geteuid() != 0 {
 		t.Skip("systemd-tmpfiles needs root to set owners")
 	}
