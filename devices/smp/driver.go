@@ -274,11 +274,7 @@ func slotN(slots []Slot, n int) (Slot, bool) {
 // runs exactly the image Transfer uploaded (same TLV hash), and empty
 // otherwise (the file of an image this driver did not upload is unknown).
 func (d *Device) Identify(ctx context.Context) (devices.Identity, error) {
-	c, err := d.client()
-	if err != nil {
-		return devices.Identity{}, d.fail("identify", err)
-	}
-	_, a, err := d.images(ctx, c)
+	c, _, a, err := d.images(ctx)
 	if err != nil {
 		return devices.Identity{}, d.fail("identify", err)
 	}
@@ -442,11 +438,7 @@ func noPending(slots []Slot) bool {
 // waits for it, and checks that the new image runs, not yet confirmed.
 func (d *Device) Activate(ctx context.Context) error {
 	const op = "activate"
-	c, err := d.client()
-	if err != nil {
-		return d.fail(op, err)
-	}
-	slots, a, err := d.images(ctx, c)
+	c, slots, a, err := d.images(ctx)
 	if err != nil {
 		return d.fail(op, err)
 	}
@@ -488,16 +480,20 @@ func (d *Device) Activate(ctx context.Context) error {
 // Health checks that the device answers an echo and runs the image fieldgate
 // transferred (when known).
 // images lists the device's slots and returns them with the active one.
-func (d *Device) images(ctx context.Context, c *Client) ([]Slot, Slot, error) {
+func (d *Device) images(ctx context.Context) (*Client, []Slot, Slot, error) {
+	c, err := d.client()
+	if err != nil {
+		return nil, nil, Slot{}, err
+	}
 	slots, err := c.ImageList(ctx)
 	if err != nil {
-		return nil, Slot{}, err
+		return c, nil, Slot{}, err
 	}
 	a, ok := activeSlot(slots)
 	if !ok {
-		return slots, Slot{}, fmt.Errorf("image list has no active slot: %w", ErrUnexpectedResponse)
+		return c, slots, Slot{}, fmt.Errorf("image list has no active slot: %w", ErrUnexpectedResponse)
 	}
-	return slots, a, nil
+	return c, slots, a, nil
 }
 
 func (d *Device) Health(ctx context.Context) error {
@@ -509,7 +505,7 @@ func (d *Device) Health(ctx context.Context) error {
 	if err := c.Echo(ctx, "fieldgate health"); err != nil {
 		return d.fail(op, err)
 	}
-	_, a, err := d.images(ctx, c)
+	_, _, a, err := d.images(ctx)
 	if err != nil {
 		return d.fail(op, err)
 	}
@@ -550,11 +546,7 @@ func (d *Device) Commit(ctx context.Context) error {
 // It then checks that the previous image runs, confirmed.
 func (d *Device) Revert(ctx context.Context) error {
 	const op = "revert"
-	c, err := d.client()
-	if err != nil {
-		return d.fail(op, err)
-	}
-	slots, a, err := d.images(ctx, c)
+	c, slots, a, err := d.images(ctx)
 	if err != nil {
 		return d.fail(op, err)
 	}
