@@ -106,38 +106,28 @@ func BenchmarkSendToRx(b *testing.B) {
 	})
 }
 
-// rxPeer is lrzsz `rx -c` receiving out.bin in a temporary directory.
+// rxPeer is lrzsz `rx -c` receiving out.bin in a temporary directory,
+// with its stdin/stdout as a line end (its Port is unused).
 type rxPeer struct {
-	cmd    *exec.Cmd
-	end    io.ReadWriteCloser
-	stderr bytes.Buffer
+	*peer
+	end io.ReadWriteCloser
 }
 
-func startRx(b *testing.B) *rxPeer {
-	r := &rxPeer{cmd: exec.Command(needPeer(b, "rx"), "-c", "-q", "out.bin")}
-	r.cmd.Dir = b.TempDir()
-	r.cmd.Stderr = &r.stderr
-	end, err := serialtest.StartProcess(r.cmd)
+func startRx(b *testing.B) rxPeer {
+	p := &peer{cmd: exec.Command(needPeer(b, "rx"), "-c", "-q", "out.bin")}
+	p.cmd.Dir = b.TempDir()
+	p.cmd.Stderr = &p.stderr
+	end, err := serialtest.StartProcess(p.cmd)
 	if err != nil {
 		b.Fatal(err)
 	}
-	r.end = end
-	return r
+	return rxPeer{peer: p, end: end}
 }
 
 // finish waits for rx to exit on its own after the transfer.
-func (r *rxPeer) finish(b *testing.B) {
-	done := make(chan error, 1)
-	go func() { done <- r.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			b.Fatalf("rx: %v (%s)", err, r.stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		r.cmd.Process.Kill()
-		<-done
-		b.Fatal("rx did not exit after the transfer")
+func (r rxPeer) finish(b *testing.B) {
+	if err := r.wait(b, 10*time.Second); err != nil {
+		b.Fatalf("rx: %v (%s)", err, r.stderr.String())
 	}
 }
 
@@ -168,25 +158,20 @@ func BenchmarkSxToRx(b *testing.B) {
 		if err := os.WriteFile(filepath.Join(dir, "in.bin"), payload(n), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		rx := exec.Command(needPeer(b, "rx"), "-c", "-q", "out.bin")
-		rx.Dir = dir
+		rx := startRx(b)
 		sx := exec.Command(needPeer(b, "sx"), "-k", "-q", "in.bin")
 		sx.Dir = dir
-		rxEnd, err := serialtest.StartProcess(rx)
-		if err != nil {
-			b.Fatal(err)
-		}
 		start := time.Now()
 		sxEnd, err := serialtest.StartProcess(sx)
 		if err != nil {
 			b.Fatal(err)
 		}
-		line := serialtest.Connect(sxEnd, rxEnd, serialtest.Config{Baud: benchBaud})
+		line := serialtest.Connect(sxEnd, rx.end, serialtest.Config{Baud: benchBaud})
 		if err := sx.Wait(); err != nil {
 			b.Fatalf("sx: %v", err)
 		}
 		total += time.Since(start)
-		rx.Wait()
+		rx.finish(b)
 		line.Close()
 	}
 	report(b, n, total)
