@@ -141,6 +141,7 @@ type Daemon struct {
 	commands    chan rawCommand
 	downloading atomic.Bool // a target is being fetched
 	workers     sync.WaitGroup
+	live        liveness
 
 	pollInterval time.Duration // interlock and soak probes
 
@@ -245,6 +246,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 	defer inventory.Stop()
 	defer tick.Stop()
 	for {
+		d.live.beat()
 		d.checkHealth()
 		d.publishGateway()
 		d.showState()
@@ -439,7 +441,7 @@ func (d *Daemon) fetch(ctx context.Context, t tuf.Target) (string, error) {
 	d.downloading.Store(true)
 	d.showState()
 	defer d.downloading.Store(false)
-	return d.src.Fetch(ctx, t, nil)
+	return d.src.Fetch(ctx, t, func(done, total int64) { d.live.beat() })
 }
 
 // showState derives the LED state from health and jobs.

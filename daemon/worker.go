@@ -106,6 +106,15 @@ func (d *Daemon) step(ctx context.Context, j store.Job, i int) bool {
 	dev := d.devs[s.Device]
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), phaseTimeout)
 	defer cancel()
+	// The watchdog counts a phase past its bound as a hung daemon; phases
+	// that wait on purpose (interlock, soak) poll and are bounded by the
+	// window instead.
+	switch s.Phase {
+	case stepBackup, stepVerify, stepRollback:
+		defer d.live.phase(s.Device, time.Now().Add(phaseTimeout))()
+	case stepTransfer:
+		defer d.live.phase(s.Device, time.Now().Add(2*estimate(d.devCfg[s.Device].Baud, j.Length)))()
+	}
 	next := func(phase, errText string, mut func(*store.Step)) bool {
 		_, err := d.setStep(j.ID, s.Device, phase, errText, mut)
 		return err == nil
