@@ -48,6 +48,10 @@ type Options struct {
 	// device documents seen so far; nil waits for every device to report
 	// the new version.
 	Until func(r *Result) bool
+	// Faults injects fieldgate-sim faults into simulated devices, by
+	// device id (e.g. "io16-a": {"boot-fail"}: the new image does not
+	// boot, so the update must roll back).
+	Faults map[string][]string
 }
 
 // Result is what the scenario observed over MQTT.
@@ -273,8 +277,8 @@ func Setup(ctx context.Context, o Options) (*Env, error) {
 	for i := 0; i < o.Devices; i++ {
 		id := fmt.Sprintf("io16-%c", 'a'+i)
 		ids = append(ids, id)
-		simCfg += fmt.Sprintf("  - {id: %s, kind: xmodem-console, hardware_id: %s, version: %q, state_dir: %s, address: %s, baud: %d}\n",
-			id, hardware, oldVersion, filepath.Join(work, "sim", id), filepath.Join(work, "dev", id), baud)
+		simCfg += fmt.Sprintf("  - {id: %s, kind: xmodem-console, hardware_id: %s, version: %q, state_dir: %s, address: %s, baud: %d, faults: [%s]}\n",
+			id, hardware, oldVersion, filepath.Join(work, "sim", id), filepath.Join(work, "dev", id), baud, strings.Join(o.Faults[id], ", "))
 	}
 	simPath := filepath.Join(work, "sim.yaml")
 	if err := os.WriteFile(simPath, []byte(simCfg), 0o644); err != nil {
