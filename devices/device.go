@@ -50,6 +50,21 @@ type Device interface {
 	Close() error
 }
 
+// Resumer is implemented by a Device whose steps after Transfer (Activate,
+// Health, Commit, Revert) depend on the image it transferred, knowledge a
+// Device opened after a daemon restart does not have. Before it runs any of
+// those steps on a Device that may not have run the job's Transfer itself,
+// the daemon calls Resume with the job's Image and its bytes (exactly
+// img.Size bytes, the same as given to Transfer). Calling it again, or
+// after Transfer on the same Device, is harmless.
+//
+// Resume does no I/O with the device. It returns a permanent error (see
+// Permanent) when r cannot be read or is not img (size, sha256, format);
+// the Device then knows no more than before.
+type Resumer interface {
+	Resume(img Image, r io.Reader) error
+}
+
 // Capabilities lists what a device supports; the daemon plans by it.
 type Capabilities struct {
 	Slots     int  `json:"slots"`     // 1: single slot (rollback = re-push backup); 2: A/B

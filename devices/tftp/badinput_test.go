@@ -87,6 +87,12 @@ func TestClientBadPeers(t *testing.T) {
 		{"blksize above requested", false, func(p *peer) {
 			p.send(appendOACK(nil, []option{{"blksize", "9000"}}))
 		}, ErrProtocol, ErrCodeBadOptions},
+		{"option twice in OACK", true, func(p *peer) {
+			p.send(appendOACK(nil, []option{{"tsize", "2000"}, {"tsize", "2000"}}))
+		}, ErrProtocol, ErrCodeBadOptions},
+		{"option twice in OACK, other case", false, func(p *peer) {
+			p.send(appendOACK(nil, []option{{"tsize", "2000"}, {"TSIZE", "2000"}}))
+		}, ErrProtocol, ErrCodeBadOptions},
 		{"unparsable option value", false, func(p *peer) {
 			p.send(appendOACK(nil, []option{{"tsize", "enable"}}))
 		}, ErrProtocol, ErrCodeBadOptions},
@@ -308,6 +314,57 @@ func TestServerBadRequests(t *testing.T) {
 				if len(p.opts) != 1 || p.opts[0] != want[0] {
 					t.Errorf("OACK options = %v, want %v (blksize 99999 out of range is ignored)", p.opts, want)
 				}
+			}
+		})
+	}
+}
+
+// TestServerRefusesDuplicateOptions: a request that gives one option twice
+// is answered with error 8 (RFC 2347), not an OACK echoing both values,
+// and nothing is read or written.
+func TestServerRefusesDuplicateOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		op   uint16
+		opts []option
+	}{
+		{"blksize twice", opRRQ, []option{{"blksize", "512"}, {"blksize", "1024"}}},
+		{"same value twice", opRRQ, []option{{"tsize", "0"}, {"windowsize", "4"}, {"tsize", "0"}}},
+		{"names differing in case", opWRQ, []option{{"tsize", "10"}, {"TSize", "10"}}},
+		{"unknown option twice", opRRQ, []option{{"foo", "1"}, {"foo", "2"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &memFS{files: map[string][]byte{"fw.bin": payload(700)}}
+			addr := serve(t, m.server())
+			conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			to, _ := net.ResolveUDPAddr("udp4", addr)
+			name := "fw.bin"
+			if tt.op == opWRQ {
+				name = "new.bin"
+			}
+			if _, err := conn.WriteTo(appendRequest(nil, tt.op, name, "octet", tt.opts), to); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, maxPacket)
+			_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			p, err := decode(buf[:n])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.op != opERROR || p.code != ErrCodeBadOptions {
+				t.Fatalf("answer to %v = op %d code %d opts %v, want ERROR %d", tt.opts, p.op, p.code, p.opts, ErrCodeBadOptions)
+			}
+			if _, ok := m.get("new.bin"); ok {
+				t.Errorf("refused WRQ created new.bin")
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fieldgate/fieldgate/devices"
@@ -140,7 +141,10 @@ type Device struct {
 	pushed *devices.Image
 }
 
-var _ devices.Device = (*Device)(nil)
+var (
+	_ devices.Device  = (*Device)(nil)
+	_ devices.Resumer = (*Device)(nil)
+)
 
 // NewDevice returns the "tftp" device for cfg. ident, if not nil, replaces
 // the version file as the identity source. It does no I/O.
@@ -252,6 +256,38 @@ func (d *Device) Activate(ctx context.Context) error {
 		return nil
 	}
 	return waitBooted(ctx, "activate", d.cfg.ID, d.pushed, d.ident, d.pc.bootTimeout, d.pc.pollInterval, d.log)
+}
+
+// Resume implements devices.Resumer. Activate and Health compare the
+// device's version with the transferred image's; a Device opened after a
+// daemon restart does not know it, and Activate would then return at the
+// first answer, whatever version runs.
+func (d *Device) Resume(img devices.Image, r io.Reader) error {
+	if err := checkImage(img, r); err != nil {
+		return devices.Permanent("resume", fmt.Errorf("resume %s on %s: %w", img.Name, d.cfg.ID, err))
+	}
+	d.pushed = &img
+	return nil
+}
+
+// checkImage reads r to its end and checks that it holds img: img.Size
+// bytes with sha256 img.SHA256 (when given).
+func checkImage(img devices.Image, r io.Reader) error {
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(r, img.Size+1))
+	if err != nil {
+		return fmt.Errorf("read image: %w", err)
+	}
+	if n > img.Size {
+		return fmt.Errorf("image is longer than %d bytes", img.Size)
+	}
+	if n != img.Size {
+		return fmt.Errorf("image has %d bytes, want %d", n, img.Size)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); img.SHA256 != "" && !strings.EqualFold(got, img.SHA256) {
+		return fmt.Errorf("image has sha256 %s, want %s", got, img.SHA256)
+	}
+	return nil
 }
 
 // waitBooted polls ident until it reports want's version in state running.

@@ -1,6 +1,12 @@
 package tftp
 
 import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -77,4 +83,54 @@ func FuzzControl(f *testing.F) {
 			t.Fatalf("ParseFetch(%q) = %+v", s, fe)
 		}
 	})
+}
+
+// TestResumeAfterRestart: a Device opened after a daemon restart, told the
+// job's image with Resume, waits in Activate for that version and fails
+// Health while the device runs another one, as the Device that ran
+// Transfer does. Without it, Activate returned at the first answer.
+func TestResumeAfterRestart(t *testing.T) {
+	old := func(context.Context) (devices.Identity, string, error) {
+		return devices.Identity{Version: "1.0"}, StateRunning, nil
+	}
+	b := payload(3000)
+	sum := sha256.Sum256(b)
+	img := devices.Image{Name: "fw/2.0", Version: "2.0", Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}
+	opts := map[string]string{"boot_timeout": "300ms", "poll_interval": "20ms", "version_file": "none"}
+	push, err := NewDevice(devices.Config{ID: "p", Protocol: "tftp", Address: "127.0.0.1:69", Options: opts}, nil, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pullOpts := map[string]string{"listen": "127.0.0.1:0", "boot_timeout": "300ms", "poll_interval": "20ms"}
+	pull, err := NewPullDevice(devices.Config{ID: "q", Protocol: "tftp-pull", Address: "127.0.0.1:7000", Options: pullOpts}, nil, old, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []devices.Device{push, pull} {
+		t.Run(fmt.Sprintf("%T", d), func(t *testing.T) {
+			r, ok := d.(interface {
+				Resume(devices.Image, io.Reader) error
+			})
+			if !ok {
+				t.Fatalf("%T has no Resume method", d)
+			}
+			if err := r.Resume(img, bytes.NewReader(b[:100])); err == nil || devices.IsTransient(err) {
+				t.Errorf("Resume(short image) = %v, want a permanent error", err)
+			}
+			bad := img
+			bad.SHA256 = strings.Repeat("0", 64)
+			if err := r.Resume(bad, bytes.NewReader(b)); err == nil || devices.IsTransient(err) {
+				t.Errorf("Resume(wrong sha256) = %v, want a permanent error", err)
+			}
+			if err := r.Resume(img, bytes.NewReader(b)); err != nil {
+				t.Fatalf("Resume() = %v", err)
+			}
+			if err := d.Activate(context.Background()); err == nil || !strings.Contains(err.Error(), "want 2.0") {
+				t.Errorf("Activate() while the device runs 1.0 = %v, want an error naming 2.0", err)
+			}
+			if err := d.Health(context.Background()); err == nil || !strings.Contains(err.Error(), "want 2.0") {
+				t.Errorf("Health() while the device runs 1.0 = %v, want an error naming 2.0", err)
+			}
+		})
+	}
 }

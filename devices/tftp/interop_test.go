@@ -103,6 +103,7 @@ func startTFTPDHPA(t testing.TB) (addr, dir string) {
 
 var atftpdOnce struct {
 	sync.Once
+	libs sync.Once
 	path string
 	err  error
 }
@@ -152,6 +153,26 @@ func atftpdPath(t testing.TB) string {
 			return
 		}
 		atftpdOnce.path = bin
+	})
+	atftpdOnce.libs.Do(func() {
+		// An unpacked .deb brings no dependencies: a binary that cannot
+		// load them is a missing peer, not a failing test.
+		if atftpdOnce.err != nil || atftpdOnce.path == "" {
+			return
+		}
+		out, err := exec.Command("ldd", atftpdOnce.path).CombinedOutput()
+		if err != nil {
+			return // ldd unavailable: starting atftpd will tell
+		}
+		var missing []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "not found") {
+				missing = append(missing, strings.TrimSpace(l))
+			}
+		}
+		if len(missing) > 0 {
+			atftpdOnce.err = fmt.Errorf("%s cannot load %s", atftpdOnce.path, strings.Join(missing, ", "))
+		}
 	})
 	if atftpdOnce.err != nil || atftpdOnce.path == "" {
 		devicetest.Missing(t, fmt.Sprintf("atftpd unavailable (%v): run `apt-get download atftpd && dpkg-deb -x atftpd_*.deb DIR` and set FIELDGATE_ATFTPD=DIR/usr/sbin/atftpd (needs libwrap0, libpcre2-8-0)", atftpdOnce.err))

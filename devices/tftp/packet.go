@@ -201,6 +201,20 @@ func defaultParams() params {
 	return params{blksize: defaultBlksize, windowsize: 1, timeout: defaultTimeoutSecs, tsize: -1}
 }
 
+// duplicate returns the name of the first option given more than once.
+// RFC 2347 leaves no way to tell which of two values counts, so a server
+// refuses such a request and a client such an OACK (error 8).
+func duplicate(opts []option) (string, bool) {
+	for i, o := range opts {
+		for _, p := range opts[:i] {
+			if p.name == o.name {
+				return o.name, true
+			}
+		}
+	}
+	return "", false
+}
+
 // parseOption validates one option value. ok is false for values that do not
 // parse or are out of range; a server ignores such options (atftp sends
 // "tsize enable"), a client treats them in an OACK as a protocol error.

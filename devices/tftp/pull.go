@@ -109,7 +109,10 @@ type PullDevice struct {
 	pushed  *devices.Image
 }
 
-var _ devices.Device = (*PullDevice)(nil)
+var (
+	_ devices.Device  = (*PullDevice)(nil)
+	_ devices.Resumer = (*PullDevice)(nil)
+)
 
 // NewPullDevice returns the "tftp-pull" device for cfg. ident and trigger,
 // if not nil, replace the control channel for identity and for telling the
@@ -257,6 +260,15 @@ func (d *PullDevice) Transfer(ctx context.Context, img devices.Image, r io.Reade
 	}
 	if complete == 0 {
 		return devices.Permanent("transfer", fmt.Errorf("device %s reports success but never read %s to the end", d.cfg.ID, d.pc.file))
+	}
+	d.pushed = &img
+	return nil
+}
+
+// Resume implements devices.Resumer, as Device.Resume does.
+func (d *PullDevice) Resume(img devices.Image, r io.Reader) error {
+	if err := checkImage(img, r); err != nil {
+		return devices.Permanent("resume", fmt.Errorf("resume %s on %s: %w", img.Name, d.cfg.ID, err))
 	}
 	d.pushed = &img
 	return nil

@@ -27,7 +27,8 @@ type Upload interface {
 // transfer (RFC 1350 TIDs). It serves what its handlers allow and nothing
 // else: with Write nil it is read-only, with Read nil write-only. Options
 // blksize, windowsize, timeout and tsize are negotiated; unknown and
-// unparsable options are ignored. Only octet mode is served.
+// unparsable options are ignored; a request that gives an option twice is
+// refused with error 8 (RFC 2347). Only octet mode is served.
 type Server struct {
 	// Read opens name for an RRQ and returns its size. An error wrapping
 	// fs.ErrNotExist is sent as "file not found"; a *RemoteError as itself.
@@ -140,6 +141,9 @@ func (srv *Server) transfer(ctx context.Context, log *slog.Logger, local, from n
 	}
 	if req.mode != "octet" {
 		return 0, refuse(ErrCodeIllegalOp, "only octet mode is served")
+	}
+	if name, dup := duplicate(req.opts); dup {
+		return 0, refuse(ErrCodeBadOptions, "option "+name+" given twice")
 	}
 	name := strings.TrimLeft(req.filename, "/")
 	maxBlk, maxWin := srv.MaxBlksize, srv.MaxWindowsize

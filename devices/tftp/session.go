@@ -388,8 +388,13 @@ func (s *session) negotiate(opts []option, maxBlk, maxWin int, size int64) []opt
 }
 
 // accept applies the options of an OACK (client side). The server may only
-// acknowledge options that were requested, with values no larger than asked.
+// acknowledge options that were requested, each once, with values no larger
+// than asked.
 func (s *session) accept(requested, got []option) error {
+	if name, dup := duplicate(got); dup {
+		s.abort(ErrCodeBadOptions, "option given twice: "+name)
+		return fmt.Errorf("%w: OACK has option %q twice", ErrProtocol, name)
+	}
 	for _, o := range got {
 		var req *option
 		for i := range requested {
