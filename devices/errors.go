@@ -39,3 +39,27 @@ func IsTransient(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Transient
 }
+
+// Untouched wraps an error of Transfer to say that the device's installed
+// image was not changed: the failure came before the first byte was
+// written (connection refused, handshake or authentication failed), or the
+// bytes went to a staging file the device does not boot from. The daemon
+// then ends the step as not started, with no rollback. The classification
+// of err (transient or permanent) is kept.
+func Untouched(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &untouched{err}
+}
+
+// IsUntouched reports whether err says the device was not written.
+func IsUntouched(err error) bool {
+	var u *untouched
+	return errors.As(err, &u)
+}
+
+type untouched struct{ err error }
+
+func (u *untouched) Error() string { return u.err.Error() }
+func (u *untouched) Unwrap() error { return u.err }

@@ -334,8 +334,14 @@ func (d *Device) remotePath(img devices.Image) (string, error) {
 	return path.Join(d.c.remoteDir, base), nil
 }
 
-// Transfer implements devices.Device.
+// Transfer uploads img to a staging file (.part, renamed when complete and
+// verified); the running system changes only in Activate. Every error is
+// therefore Untouched: the device still runs what it ran.
 func (d *Device) Transfer(ctx context.Context, img devices.Image, r io.Reader, progress devices.Progress) error {
+	return devices.Untouched(d.transfer(ctx, img, r, progress))
+}
+
+func (d *Device) transfer(ctx context.Context, img devices.Image, r io.Reader, progress devices.Progress) error {
 	final, err := d.remotePath(img)
 	if err != nil {
 		return devices.Permanent("transfer", err)
