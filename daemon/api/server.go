@@ -96,13 +96,65 @@ func peerActor(c net.Conn) string {
 	return fmt.Sprintf("console uid=%d", cred.Uid)
 }
 
+// Limits on what a client may send. A request body is read whole, under
+// its own deadline, before any handler runs: without it a client that sent
+// its headers and then stalled or trickled the body would hold a
+// connection and a goroutine as long as it liked (ReadHeaderTimeout ends at
+// the headers). http.Server.ReadTimeout is not used instead: its deadline
+// stays on the connection while the handler runs, and when it passes,
+// net/http cancels the request's context, which would abort a long Import.
+const (
+	headerTimeout = 5 * time.Second
+	bodyTimeout   = 5 * time.Second  // from the end of the headers to the end of the body
+	idleTimeout   = 60 * time.Second // a kept-alive connection waiting for its next request
+	maxBody       = 4096             // every request body is a small JSON Request
+)
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// readBody reads the request body, at most maxBody bytes within
+// bodyTimeout, and hands it to next in memory. A body that is too large or
+// too slow is answered with 413 or 408 and the connection is closed.
+func readBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		if err := rc.SetReadDeadline(time.Now().Add(bodyTimeout)); err != nil {
+			writeJSON(w, http.StatusInternalServerError, Reply{Error: "request body deadline: " + err.Error()})
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			code, msg := http.StatusBadRequest, "bad request: "+err.Error()
+			var tooBig *http.MaxBytesError
+			var ne net.Error
+			switch {
+			case errors.As(err, &tooBig):
+				code, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", maxBody)
+			case errors.As(err, &ne) && ne.Timeout():
+				code, msg = http.StatusRequestTimeout, fmt.Sprintf("request body not received within %v", bodyTimeout)
+			}
+			w.Header().Set("Connection", "close")
+			writeJSON(w, code, Reply{Error: msg})
+			return
+		}
+		// Lift the deadline again: it also covers the read net/http keeps
+		// pending while the handler runs, whose timeout would cancel the
+		// request's context.
+		if err := rc.SetReadDeadline(time.Time{}); err != nil {
+			writeJSON(w, http.StatusInternalServerError, Reply{Error: "request body deadline: " + err.Error()})
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
-	writeJSON := func(w http.ResponseWriter, code int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(v)
-	}
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		st, err := s.Backend.Status(r.Context())
 		if err != nil {
@@ -123,7 +175,7 @@ func (s *Server) handler() http.Handler {
 	post := func(path string, fn func(req Request, actor string) (Reply, error)) {
 		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
 			var req Request
-			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+			if err := json.NewDecoder(r.Body).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
 				writeJSON(w, http.StatusBadRequest, Reply{Error: "bad request: " + err.Error()})
 				return
 			}
@@ -152,7 +204,7 @@ func (s *Server) handler() http.Handler {
 	post("/v1/board/press", func(q Request, a string) (Reply, error) { return Reply{}, s.Backend.Press(q.Button, q.Hold) })
 	mux.HandleFunc("POST /v1/import", func(w http.ResponseWriter, r *http.Request) {
 		var req Request
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil || req.Dir == "" {
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Dir == "" {
 			writeJSON(w, http.StatusBadRequest, Reply{Error: "bad request: want {\"dir\": PATH}"})
 			return
 		}
@@ -168,7 +220,7 @@ func (s *Server) handler() http.Handler {
 		n, err := s.Backend.VerifyAudit()
 		return Reply{Count: n}, err
 	})
-	return mux
+	return readBody(mux)
 }
 
 // Listen binds s.Path (replacing a stale socket file) without serving yet:
@@ -205,7 +257,8 @@ func (s *Server) Run(ctx context.Context) error {
 	ln := s.ln
 	srv := &http.Server{
 		Handler:           s.handler(),
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		IdleTimeout:       idleTimeout,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, actorKey{}, peerActor(c))
 		},
