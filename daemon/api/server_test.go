@@ -153,14 +153,16 @@ func TestBodyTimeout(t *testing.T) {
 					t.Fatal(err)
 				}
 				if tt.trickle {
-					go func() {
+					var wg sync.WaitGroup
+					defer func() { c.Close(); wg.Wait() }() // the next Write fails
+					wg.Go(func() {
 						for {
 							time.Sleep(time.Second)
 							if _, err := c.Write([]byte(" ")); err != nil {
 								return
 							}
 						}
-					}()
+					})
 				}
 				resp, took := answer(t, c)
 				if resp.StatusCode != http.StatusRequestTimeout || took > bodyTimeout+time.Second {
