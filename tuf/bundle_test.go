@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -163,5 +164,213 @@ func TestImportBundleRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// importWithin runs ImportBundle with a test deadline, so that a reader
+// that blocks on the medium fails the test instead of hanging it.
+func importWithin(t *testing.T, c *tuf.Client, dir string) (*tuf.Import, error) {
+	t.Helper()
+	type result struct {
+		imp *tuf.Import
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		imp, err := tuf.ImportBundle(context.Background(), c, dir)
+		done <- result{imp, err}
+	}()
+	select {
+	case r := <-done:
+		return r.imp, r.err
+	case <-time.After(20 * time.Second):
+		t.Fatalf("ImportBundle(%s) still running after 20s: it blocks on the bundle", dir)
+		return nil, nil
+	}
+}
+
+// replace removes path and lets mk put something else in its place.
+func replace(t *testing.T, path string, mk func(string) error) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := mk(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func symlinkTo(target string) func(string) error {
+	return func(p string) error { return os.Symlink(target, p) }
+}
+
+func bundleFile(t *testing.T, dir, pattern string) string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, pattern))
+	if len(files) != 1 {
+		t.Fatalf("bundle files %s = %v, want one", pattern, files)
+	}
+	return files[0]
+}
+
+// TestImportBundleEntries: the bundle is read through one local reader, so
+// a named pipe, a symbolic link, a device or a directory where the bundle
+// should hold a file refuses the bundle quickly, naming the entry, and
+// stages nothing.
+func TestImportBundleEntries(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		entry   string // glob below the bundle
+		replace func(t *testing.T, path string)
+	}{
+		{"fifo timestamp", "metadata/timestamp.json", func(t *testing.T, p string) {
+			replace(t, p, func(p string) error { return syscall.Mkfifo(p, 0o644) })
+		}},
+		{"fifo snapshot", "metadata/*.snapshot.json", func(t *testing.T, p string) {
+			replace(t, p, func(p string) error { return syscall.Mkfifo(p, 0o644) })
+		}},
+		{"fifo target", "targets/acme-io16/*", func(t *testing.T, p string) {
+			replace(t, p, func(p string) error { return syscall.Mkfifo(p, 0o644) })
+		}},
+		{"target symlink to /dev/zero", "targets/acme-io16/*", func(t *testing.T, p string) {
+			replace(t, p, symlinkTo("/dev/zero"))
+		}},
+		{"target symlink to a good copy", "targets/acme-io16/*", func(t *testing.T, p string) {
+			cp := filepath.Join(t.TempDir(), "copy")
+			data, _ := os.ReadFile(p)
+			os.WriteFile(cp, data, 0o644)
+			replace(t, p, symlinkTo(cp))
+		}},
+		{"targets dir symlink", "targets/acme-io16", func(t *testing.T, p string) {
+			cp := filepath.Join(t.TempDir(), "copy")
+			if err := os.Rename(p, cp); err != nil {
+				t.Fatal(err)
+			}
+			os.Symlink(cp, p)
+		}},
+		{"root symlink", "metadata/2.root.json", func(t *testing.T, p string) {
+			cp := filepath.Join(t.TempDir(), "copy")
+			data, _ := os.ReadFile(p)
+			os.WriteFile(cp, data, 0o644)
+			replace(t, p, symlinkTo(cp))
+		}},
+		{"timestamp symlink", "metadata/timestamp.json", func(t *testing.T, p string) {
+			cp := filepath.Join(t.TempDir(), "copy")
+			data, _ := os.ReadFile(p)
+			os.WriteFile(cp, data, 0o644)
+			replace(t, p, symlinkTo(cp))
+		}},
+		{"metadata dir symlink", "metadata", func(t *testing.T, p string) {
+			cp := filepath.Join(t.TempDir(), "copy")
+			if err := os.Rename(p, cp); err != nil {
+				t.Fatal(err)
+			}
+			os.Symlink(cp, p)
+		}},
+		{"target device", "targets/acme-io16/*", func(t *testing.T, p string) {
+			replace(t, p, func(p string) error { return syscall.Mknod(p, syscall.S_IFCHR|0o644, 1<<8|5) }) // like /dev/zero
+		}},
+		{"target directory", "targets/acme-io16/*", func(t *testing.T, p string) {
+			replace(t, p, func(p string) error { return os.Mkdir(p, 0o755) })
+		}},
+		{"timestamp directory", "metadata/timestamp.json", func(t *testing.T, p string) {
+			replace(t, p, func(p string) error { return os.Mkdir(p, 0o755) })
+		}},
+		{"delegated role directory", "metadata/*.acme.json", func(t *testing.T, p string) {
+			replace(t, p, func(p string) error { return os.Mkdir(p, 0o755) })
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			repo, _ := bundleRepo(t)
+			dir := repo.Export(vendorFw)
+			entry := bundleFile(t, dir, tc.entry)
+			if strings.Contains(tc.name, "device") {
+				if err := syscall.Mknod(filepath.Join(t.TempDir(), "probe"), syscall.S_IFCHR|0o644, 1<<8|5); err != nil {
+					t.Skipf("cannot create device nodes here: %v", err)
+				}
+			}
+			tc.replace(t, entry)
+			c := repo.Client(t, nil)
+			imp, err := importWithin(t, c, dir)
+			if err == nil {
+				t.Fatalf("ImportBundle(%s) = %d staged, want an error", tc.name, len(imp.Staged))
+			}
+			t.Logf("ImportBundle(%s) = %v", tc.name, err)
+			if !strings.Contains(err.Error(), entry) {
+				t.Errorf("ImportBundle(%s) = %v, want the entry %s named", tc.name, err, entry)
+			}
+			blobs, _ := filepath.Glob(filepath.Join(c.BlobPath("x"), "..", "*"))
+			for _, b := range blobs {
+				if !strings.HasSuffix(b, ".partial") {
+					t.Errorf("blob %s staged by a refused bundle", b)
+				}
+			}
+
+			// Nothing is left holding the client: an online refresh
+			// (sharing the import's locks and cache) still completes.
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.Refresh(context.Background())
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Refresh() after a refused bundle = %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("Refresh() after a refused bundle still running after 20s")
+			}
+		})
+	}
+}
+
+// TestImportBundleStagedCount: Staged lists what is in the blob store, not
+// what the metadata lists.
+func TestImportBundleStagedCount(t *testing.T) {
+	repo, _ := bundleRepo(t)
+	dir := repo.Export(vendorFw)
+	imp, err := importWithin(t, repo.Client(t, nil), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imp.Snapshot.Targets) != 2 || len(imp.Staged) != 1 {
+		t.Errorf("ImportBundle() = %d targets, %d staged; want 2 targets, 1 staged", len(imp.Snapshot.Targets), len(imp.Staged))
+	}
+	for _, s := range imp.Staged {
+		if err := tuf.VerifyFile(s.Path, s.Target); err != nil {
+			t.Errorf("staged %s: %v", s.Target.Name, err)
+		}
+	}
+}
+
+func TestBundleID(t *testing.T) {
+	repo, _ := bundleRepo(t)
+	dir := repo.Export(vendorFw)
+	id, err := tuf.BundleID(dir)
+	if err != nil || len(id) != 64 {
+		t.Fatalf("BundleID() = %q, %v, want a sha256", id, err)
+	}
+	if _, err := tuf.BundleID(t.TempDir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("BundleID(empty dir) = %v, want os.ErrNotExist", err)
+	}
+	ts := filepath.Join(dir, "metadata", "timestamp.json")
+	replace(t, ts, func(p string) error { return syscall.Mkfifo(p, 0o644) })
+	done := make(chan error, 1)
+	go func() {
+		_, err := tuf.BundleID(dir)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), ts) {
+			t.Errorf("BundleID(fifo timestamp) = %v, want a refusal naming %s", err, ts)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("BundleID(fifo timestamp) blocks")
+	}
+	replace(t, ts, func(p string) error { return os.WriteFile(p, make([]byte, 16385), 0o644) })
+	if _, err := tuf.BundleID(dir); err == nil {
+		t.Errorf("BundleID(17 KiB timestamp) = nil, want an error")
 	}
 }
