@@ -29,8 +29,11 @@ import (
 // Write/Read File Record for the update store and the running image, and
 // Read Device Identification: VendorName (option vendor), ProductCode
 // (Spec.HardwareID), MajorMinorRevision (running image's version),
-// ModelName (option model), and the serial number (Spec.ID) as private
-// object 0x80.
+// ProductName, ModelName (option model), and the serial number (Spec.ID)
+// as private object 0x80; read codes 1, 2 and 3 stream the basic objects,
+// the basic and regular ones, and all of them, as the specification says.
+// Addresses out of range and file-record reference types other than 6 get
+// exception 02.
 //
 // Sim-only options: process_running (true/false, default false: the
 // interlock register then reads interlock_running), boot_time (default
@@ -258,8 +261,11 @@ func (d *ModbusDevice) handle(req pdu.PDU) pdu.PDU {
 			return ex(pdu.ExIllegalDataValue)
 		}
 		addr, n := modbusU16(req.Data), modbusU16(req.Data[2:])
-		if n < 1 || n > 125 || int(addr)+int(n) > 0x10000 {
+		if n < 1 || n > 125 {
 			return ex(pdu.ExIllegalDataValue)
+		}
+		if int(addr)+int(n) > 0x10000 {
+			return ex(pdu.ExIllegalDataAddress)
 		}
 		out := []byte{byte(2 * n)}
 		for i := range n {
@@ -271,8 +277,11 @@ func (d *ModbusDevice) handle(req pdu.PDU) pdu.PDU {
 			return ex(pdu.ExIllegalDataValue)
 		}
 		addr, n := modbusU16(req.Data), modbusU16(req.Data[2:])
-		if n < 1 || n > 2000 || int(addr)+int(n) > 0x10000 {
+		if n < 1 || n > 2000 {
 			return ex(pdu.ExIllegalDataValue)
+		}
+		if int(addr)+int(n) > 0x10000 {
+			return ex(pdu.ExIllegalDataAddress)
 		}
 		out := make([]byte, 1+(n+7)/8)
 		out[0] = byte(len(out) - 1)
@@ -297,6 +306,9 @@ func (d *ModbusDevice) handle(req pdu.PDU) pdu.PDU {
 		addr, n := modbusU16(req.Data), modbusU16(req.Data[2:])
 		if n < 1 || n > 123 || int(req.Data[4]) != 2*int(n) || len(req.Data) != 5+2*int(n) {
 			return ex(pdu.ExIllegalDataValue)
+		}
+		if int(addr)+int(n) > 0x10000 {
+			return ex(pdu.ExIllegalDataAddress)
 		}
 		vals := make([]uint16, n)
 		for i := range vals {
@@ -497,7 +509,7 @@ func (d *ModbusDevice) fileArea(file uint16) (base uint16, img []byte, writable 
 func (d *ModbusDevice) writeFile(req pdu.PDU) pdu.PDU {
 	recs, err := pdu.DecodeWriteFileRecord(req.Data)
 	if err != nil {
-		return pdu.ExceptionPDU(req.Func, pdu.ExIllegalDataValue)
+		return pdu.ExceptionPDU(req.Func, fileRecordException(req))
 	}
 	for _, r := range recs {
 		base, _, writable, ok := d.fileArea(r.File)
@@ -526,7 +538,7 @@ func (d *ModbusDevice) writeFile(req pdu.PDU) pdu.PDU {
 func (d *ModbusDevice) readFile(req pdu.PDU) pdu.PDU {
 	refs, err := pdu.DecodeReadFileRecordRequest(req.Data)
 	if err != nil {
-		return pdu.ExceptionPDU(req.Func, pdu.ExIllegalDataValue)
+		return pdu.ExceptionPDU(req.Func, fileRecordException(req))
 	}
 	var blocks [][]byte
 	for _, r := range refs {
@@ -550,6 +562,36 @@ func (d *ModbusDevice) readFile(req pdu.PDU) pdu.PDU {
 	return resp
 }
 
+// fileRecordException is the exception for a 0x14/0x15 request that does
+// not decode. The Modbus specification (6.14, 6.15) answers a byte count
+// out of range with 03, and a sub-request whose reference type is not 6
+// with 02, like a file or record number out of range; other malformed
+// requests get 03.
+func fileRecordException(req pdu.PDU) byte {
+	data, maxCount := req.Data, 0xF5
+	if req.Func == pdu.WriteFileRecord {
+		maxCount = 0xFB
+	}
+	if len(data) < 1 || int(data[0]) != len(data)-1 || data[0] < 7 || int(data[0]) > maxCount {
+		return pdu.ExIllegalDataValue
+	}
+	body := data[1:]
+	for len(body) >= 7 {
+		if body[0] != 6 {
+			return pdu.ExIllegalDataAddress
+		}
+		n := 7
+		if req.Func == pdu.WriteFileRecord {
+			n += 2 * int(modbusU16(body[5:]))
+		}
+		if n > len(body) {
+			break
+		}
+		body = body[n:]
+	}
+	return pdu.ExIllegalDataValue
+}
+
 func (d *ModbusDevice) deviceID(req pdu.PDU) pdu.PDU {
 	code, obj, err := pdu.DecodeDeviceIDRequest(req.Data)
 	if err != nil {
@@ -564,14 +606,18 @@ func (d *ModbusDevice) deviceID(req pdu.PDU) pdu.PDU {
 		0x80:                      d.spec.ID,
 	}
 	r := pdu.DeviceIDResponse{Code: code, Conformity: 0x83}
-	var lo, hi int
+	// A stream access (codes 1..3) returns every object of its category
+	// and the categories below it (Modbus specification 6.21): 1 the basic
+	// objects 0x00..0x02, 2 also the regular ones up to 0x7F, 3 also the
+	// extended ones up to 0xFF.
+	var hi int
 	switch code {
 	case pdu.DevIDBasic:
-		lo, hi = 0x00, 0x02
+		hi = 0x02
 	case pdu.DevIDRegular:
-		lo, hi = 0x03, 0x7F
+		hi = 0x7F
 	case pdu.DevIDExtended:
-		lo, hi = 0x80, 0xFF
+		hi = 0xFF
 	case pdu.DevIDIndividual:
 		v, ok := objects[obj]
 		if !ok {
@@ -583,13 +629,23 @@ func (d *ModbusDevice) deviceID(req pdu.PDU) pdu.PDU {
 	}
 	if code != pdu.DevIDIndividual {
 		start := int(obj)
-		if _, ok := objects[obj]; !ok || start < lo || start > hi {
-			start = lo // the spec: an unknown start object restarts the stream
+		if _, ok := objects[obj]; !ok || start > hi {
+			start = 0 // the spec: an unknown start object restarts the stream
 		}
+		// What does not fit in one PDU follows in the next request,
+		// starting at Next.
+		size := 1 + 6 // function code and the response header
 		for id := start; id <= hi; id++ {
-			if v, ok := objects[byte(id)]; ok {
-				r.Objects = append(r.Objects, pdu.Object{ID: byte(id), Value: []byte(v)})
+			v, ok := objects[byte(id)]
+			if !ok {
+				continue
 			}
+			if size+2+len(v) > pdu.MaxPDU && len(r.Objects) > 0 {
+				r.More, r.Next = true, byte(id)
+				break
+			}
+			size += 2 + len(v)
+			r.Objects = append(r.Objects, pdu.Object{ID: byte(id), Value: []byte(v)})
 		}
 	}
 	resp, err := pdu.EncodeDeviceIDResponse(r)

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -84,6 +85,17 @@ func TestModbusSimExceptions(t *testing.T) {
 		{"unknown identification object", pdu.EncodeDeviceIDRequest(pdu.DevIDIndividual, 0x99), pdu.ExIllegalDataAddress},
 		{"serial object", pdu.EncodeDeviceIDRequest(pdu.DevIDIndividual, 0x80), 0},
 		{"too many registers", pdu.PDU{Func: pdu.ReadHoldingRegisters, Data: []byte{0, 0, 0, 126}}, pdu.ExIllegalDataValue},
+		{"registers past 0xFFFF", pdu.PDU{Func: pdu.ReadHoldingRegisters, Data: []byte{0xFF, 0xFF, 0, 2}}, pdu.ExIllegalDataAddress},
+		{"input registers past 0xFFFF", pdu.PDU{Func: pdu.ReadInputRegisters, Data: []byte{0xFF, 0x90, 0, 125}}, pdu.ExIllegalDataAddress},
+		{"last register", pdu.PDU{Func: pdu.ReadHoldingRegisters, Data: []byte{0xFF, 0xFF, 0, 1}}, 0},
+		{"coils past 0xFFFF", pdu.PDU{Func: pdu.ReadCoils, Data: []byte{0xFF, 0xF0, 0, 32}}, pdu.ExIllegalDataAddress},
+		{"too many coils", pdu.PDU{Func: pdu.ReadCoils, Data: []byte{0, 0, 0x07, 0xD1}}, pdu.ExIllegalDataValue},
+		{"register write past 0xFFFF", pdu.PDU{Func: pdu.WriteMultipleRegs, Data: []byte{0xFF, 0xFF, 0, 2, 4, 0, 0, 0, 0}}, pdu.ExIllegalDataAddress},
+		{"read file reference type 5", pdu.PDU{Func: pdu.ReadFileRecord, Data: []byte{7, 5, 0x03, 0xE9, 0, 0, 0, 1}}, pdu.ExIllegalDataAddress},
+		{"read file second reference type 0", pdu.PDU{Func: pdu.ReadFileRecord, Data: []byte{14, 6, 0x03, 0xE9, 0, 0, 0, 1, 0, 0x03, 0xE9, 0, 0, 0, 1}}, pdu.ExIllegalDataAddress},
+		{"write file reference type 7", pdu.PDU{Func: pdu.WriteFileRecord, Data: []byte{9, 7, 0, 1, 0, 0, 0, 1, 0xAB, 0xCD}}, pdu.ExIllegalDataAddress},
+		{"write file second reference type 0", pdu.PDU{Func: pdu.WriteFileRecord, Data: []byte{18, 6, 0, 1, 0, 0, 0, 1, 0xAB, 0xCD, 0, 0, 1, 0, 1, 0, 1, 0xAB, 0xCD}}, pdu.ExIllegalDataAddress},
+		{"read file byte count out of range", pdu.PDU{Func: pdu.ReadFileRecord, Data: []byte{6, 5, 0x03, 0xE9, 0, 0, 0}}, pdu.ExIllegalDataValue},
 	}
 	_, c := startModbusTCP(t, nil)
 	for _, tt := range tests {
@@ -98,6 +110,77 @@ func TestModbusSimExceptions(t *testing.T) {
 				t.Errorf("request % X = %v, want exception %d", tt.req.Data, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestModbusSimDeviceIDCategories: Read Device Identification streams the
+// objects of the category asked for and of the ones below it (read code 1
+// basic, 2 basic and regular, 3 all), and code 4 one object.
+func TestModbusSimDeviceIDCategories(t *testing.T) {
+	_, c := startModbusTCP(t, map[string]string{"vendor": "acme", "model": "io16"})
+	tests := []struct {
+		name      string
+		code, obj byte
+		want      []byte // object ids
+	}{
+		{"basic", pdu.DevIDBasic, 0, []byte{0, 1, 2}},
+		{"regular", pdu.DevIDRegular, 0, []byte{0, 1, 2, 4, 5}},
+		{"extended", pdu.DevIDExtended, 0, []byte{0, 1, 2, 4, 5, 0x80}},
+		{"individual", pdu.DevIDIndividual, 5, []byte{5}},
+		{"regular from product name", pdu.DevIDRegular, 4, []byte{4, 5}},
+		{"regular from an extended object restarts", pdu.DevIDRegular, 0x80, []byte{0, 1, 2, 4, 5}},
+		{"basic from a regular object restarts", pdu.DevIDBasic, 4, []byte{0, 1, 2}},
+		{"extended from an unknown object restarts", pdu.DevIDExtended, 0x33, []byte{0, 1, 2, 4, 5, 0x80}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := pdu.EncodeDeviceIDRequest(tt.code, tt.obj)
+			resp := roundTrip(t, c, req)
+			if err := pdu.CheckResponse(req.Func, resp); err != nil {
+				t.Fatalf("read code %d object 0x%02X = %v", tt.code, tt.obj, err)
+			}
+			r, err := pdu.DecodeDeviceIDResponse(resp.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []byte
+			for _, o := range r.Objects {
+				got = append(got, o.ID)
+			}
+			if !bytes.Equal(got, tt.want) || r.More || r.Code != tt.code {
+				t.Errorf("read code %d object 0x%02X = code %d objects % X more %v, want code %d objects % X and no more", tt.code, tt.obj, r.Code, got, r.More, tt.code, tt.want)
+			}
+		})
+	}
+}
+
+// TestModbusSimDeviceIDMoreFollows: objects that do not fit one PDU come
+// in several, the client asking again from Next.
+func TestModbusSimDeviceIDMoreFollows(t *testing.T) {
+	long := strings.Repeat("v", 200)
+	_, c := startModbusTCP(t, map[string]string{"vendor": long, "model": long})
+	var got []byte
+	obj, requests := byte(0), 0
+	for ; requests < 10; requests++ {
+		req := pdu.EncodeDeviceIDRequest(pdu.DevIDExtended, obj)
+		resp := roundTrip(t, c, req)
+		if err := pdu.CheckResponse(req.Func, resp); err != nil {
+			t.Fatalf("read code 3 object 0x%02X = %v", obj, err)
+		}
+		r, err := pdu.DecodeDeviceIDResponse(resp.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range r.Objects {
+			got = append(got, o.ID)
+		}
+		if !r.More {
+			break
+		}
+		obj = r.Next
+	}
+	if want := []byte{0, 1, 2, 4, 5, 0x80}; !bytes.Equal(got, want) || requests < 1 {
+		t.Errorf("objects over %d requests = % X, want % X over more than one", requests+1, got, want)
 	}
 }
 
