@@ -76,7 +76,7 @@ func (d *Daemon) Approve(a Approval) error {
 	err := d.approve(a)
 	if err != nil {
 		d.audit(store.Event{Type: "approval-refused", Job: a.Job, Actor: a.Actor,
-			Detail: map[string]string{"kind": a.Kind, "reason": err.Error(), "command": a.Command}})
+			Detail: map[string]any{"kind": a.Kind, "reason": err.Error(), "command": a.Command}})
 		return err
 	}
 	d.kick()
@@ -138,7 +138,7 @@ func (d *Daemon) approve(a Approval) error {
 		if err := tx.PutJob(j); err != nil {
 			return err
 		}
-		if _, err := d.auditTx(tx, store.Event{Type: "approval", Job: j.ID, Actor: a.Actor, Detail: map[string]string{
+		if _, err := d.auditTx(tx, store.Event{Type: "approval", Job: j.ID, Actor: a.Actor, Detail: map[string]any{
 			"kind": a.Kind, "sha256": a.SHA256, "devices": strings.Join(got, ","), "window": a.Window,
 			"expires": rec.Expires.Format(time.RFC3339), "command": a.Command}}); err != nil {
 			return err
@@ -191,8 +191,7 @@ func (d *Daemon) Cancel(jobID, actor string) error {
 	if jobTerminal(j.Phase) {
 		return fmt.Errorf("cancel %s: %w: job already %s", jobID, ErrRefused, j.Phase)
 	}
-	d.skipPending(j, jobCancelled, "cancelled by "+actor)
-	return nil
+	return d.skipPending(j, jobCancelled, "cancelled by "+actor)
 }
 
 // Defer postpones a job's pending devices until t.
@@ -202,7 +201,7 @@ func (d *Daemon) Defer(jobID, actor string, t time.Time) error {
 		return fmt.Errorf("defer %s: %w: no open job", jobID, ErrRefused)
 	}
 	_, err = d.setJob(jobID, j.Phase, "deferred by "+actor+" until "+t.UTC().Format(time.RFC3339),
-		func(j *store.Job) { j.NotBefore = t.UTC() })
+		func(_ *store.Tx, j *store.Job) error { j.NotBefore = t.UTC(); return nil })
 	return err
 }
 

@@ -22,7 +22,7 @@ func (d *Daemon) Import(ctx context.Context, dir, actor string) (int, error) {
 	}
 	snap, err := d.importer(ctx, dir)
 	if err != nil {
-		d.audit(store.Event{Type: "bundle-refused", Actor: actor, Detail: map[string]string{"dir": dir, "error": err.Error()}})
+		d.audit(store.Event{Type: "bundle-refused", Actor: actor, Detail: map[string]any{"dir": dir, "error": err.Error()}})
 		d.health.set(condVerify, "bundle", "error", "bundle refused: "+err.Error())
 		return 0, fmt.Errorf("import %s: %w", dir, err)
 	}
@@ -30,7 +30,7 @@ func (d *Daemon) Import(ctx context.Context, dir, actor string) (int, error) {
 	d.mu.Lock()
 	d.snapshot, d.lastRefresh = snap, d.now()
 	d.mu.Unlock()
-	d.audit(store.Event{Type: "bundle-imported", Actor: actor, Detail: map[string]string{
+	d.audit(store.Event{Type: "bundle-imported", Actor: actor, Detail: map[string]any{
 		"dir": dir, "targets": fmt.Sprint(len(snap.Targets))}})
 	d.stage(ctx, snap)
 	d.kick()

@@ -150,7 +150,7 @@ func (d *Daemon) execute(c mqtt.Command) error {
 			if err != nil || jobTerminal(j.Phase) {
 				return fmt.Errorf("update-now %s: %w: no open job", c.Job, ErrRefused)
 			}
-			if _, err := d.setJob(c.Job, j.Phase, "update-now by "+actor, func(j *store.Job) { j.NotBefore = time.Time{} }); err != nil {
+			if _, err := d.setJob(c.Job, j.Phase, "update-now by "+actor, func(_ *store.Tx, j *store.Job) error { j.NotBefore = time.Time{}; return nil }); err != nil {
 				return err
 			}
 		}
@@ -174,7 +174,7 @@ func (d *Daemon) commandResult(id string, c mqtt.Command, status, reason string)
 	}
 	err := d.st.Update(func(tx *store.Tx) error {
 		if _, err := d.auditTx(tx, store.Event{Type: "command-" + status, Job: c.Job, Actor: res.Actor,
-			Detail: map[string]string{"command": id, "action": c.Action, "reason": reason}}); err != nil {
+			Detail: map[string]any{"command": id, "action": c.Action, "reason": reason}}); err != nil {
 			return err
 		}
 		_, err := tx.Enqueue(d.topic("cmd", id, "result"), res, false)

@@ -142,18 +142,22 @@ type Daemon struct {
 	downloading atomic.Bool // a target is being fetched
 	workers     sync.WaitGroup
 	live        liveness
+	errlog      ratelimit
+	restage     chan struct{} // stage again from the last snapshot (a hold was lifted)
 
 	pollInterval time.Duration // interlock and soak probes
 
 	mu              sync.Mutex // guards the fields below
 	snapshot        *tuf.Snapshot
 	lastRefresh     time.Time
-	lastGateway     string            // last published gateway document, without volatile fields
-	running         map[string]string // device id -> job id of its running worker
-	lastBundle      string            // timestamp hash of the last bundle seen in the import dir
-	brokerDownSince time.Time         // loop goroutine only
-	page            Page              // page of the status display (0: PageState)
-	pageUntil       time.Time         // when the page returns to PageState
+	lastGateway     string             // last published gateway document, without volatile fields
+	running         map[string]string  // device id -> job id of its running worker
+	backoff         map[string]backoff // device id ("" for jobs) -> when its worker may start again
+	lastDevice      map[string]string  // device id -> last published document, without volatile fields
+	lastBundle      string             // timestamp hash of the last bundle seen in the import dir
+	brokerDownSince time.Time          // loop goroutine only
+	page            Page               // page of the status display (0: PageState)
+	pageUntil       time.Time          // when the page returns to PageState
 }
 
 // New builds a daemon from its parts.
@@ -165,12 +169,16 @@ func New(d Deps) (*Daemon, error) {
 		cfg: d.Config, st: d.Store, src: d.Source, importer: d.Importer, devs: d.Devices, ind: d.Indicator, buttons: d.Buttons,
 		broker: d.Broker, runners: d.Runners, version: d.Version, log: d.Log, now: d.Now,
 		windows: map[string]*Window{}, groups: map[string]config.Group{}, devCfg: map[string]config.Device{},
-		backups:  filepath.Join(d.Config.Gateway.StateDir, "backups"),
-		wake:     make(chan struct{}, 1),
-		kicks:    make(chan struct{}, 1),
-		health:   newHealth(d.Now),
-		running:  map[string]string{},
-		commands: make(chan rawCommand, 64),
+		backups: filepath.Join(d.Config.Gateway.StateDir, "backups"),
+		wake:    make(chan struct{}, 1),
+		kicks:   make(chan struct{}, 1),
+		health:  newHealth(d.Now),
+		running: map[string]string{},
+		backoff: map[string]backoff{},
+		restage: make(chan struct{}, 1),
+
+		lastDevice: map[string]string{},
+		commands:   make(chan rawCommand, 64),
 
 		pollInterval: 5 * time.Second,
 	}
@@ -233,10 +241,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 func (d *Daemon) loop(ctx context.Context) error {
-	d.audit(store.Event{Type: "daemon-started", Detail: map[string]string{"version": d.version}})
+	d.audit(store.Event{Type: "daemon-started", Detail: map[string]any{"version": d.version}})
 	d.inventory(ctx)
 	d.confirmSelf()
-	d.resume()
 	refresh := time.NewTimer(0)
 	inventory := time.NewTicker(d.cfg.Gateway.InventoryInterval)
 	tick := time.NewTicker(5 * time.Second) // windows open on minute boundaries; events kick the loop sooner
@@ -248,6 +255,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 	for {
 		d.live.beat()
 		d.checkHealth()
+		d.publishDevices()
 		d.publishGateway()
 		d.showState()
 		select {
@@ -269,6 +277,13 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.inventory(ctx)
 		case <-importTick.C:
 			d.watchImportDir(ctx)
+		case <-d.restage:
+			d.mu.Lock()
+			snap := d.snapshot
+			d.mu.Unlock()
+			if snap != nil {
+				d.stage(ctx, snap)
+			}
 		case <-d.kicks:
 		case <-tick.C:
 		}
@@ -279,7 +294,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 // restart stops the loop to hand over to a newly installed fieldgated.
 func (d *Daemon) restart() error {
 	d.workers.Wait()
-	d.audit(store.Event{Type: "daemon-stopped", Detail: map[string]string{"reason": "self-update"}})
+	d.audit(store.Event{Type: "daemon-stopped", Detail: map[string]any{"reason": "self-update"}})
 	return ErrRestart
 }
 
@@ -296,7 +311,7 @@ func (d *Daemon) refresh(ctx context.Context) bool {
 			d.health.set(condRefresh, "", "warning", err.Error())
 		}
 		d.log.Warn("refresh", "err", err)
-		d.audit(store.Event{Type: "refresh-failed", Detail: map[string]string{"error": err.Error()}})
+		d.audit(store.Event{Type: "refresh-failed", Detail: map[string]any{"error": err.Error()}})
 		return false
 	}
 	d.health.clear(condClock, "")
@@ -320,8 +335,11 @@ func (d *Daemon) refresh(ctx context.Context) bool {
 	return d.selfUpdate(ctx, snap)
 }
 
-// stage creates jobs for devices with a newer target and downloads them.
-func (d *Daemon) stage(ctx context.Context, snap *tuf.Snapshot) {
+// stage creates jobs for devices with a newer target and downloads them;
+// it returns the number of jobs staged. A device that needs recovery, or
+// whose version is not known yet, gets none. Held targets are not offered
+// again; a newer target for the device lifts the holds of older ones.
+func (d *Daemon) stage(ctx context.Context, snap *tuf.Snapshot) int {
 	busy := d.devicesInOpenJobs()
 	byTarget := map[string][]string{} // "target\x00group" -> devices
 	targets := map[string]tuf.Target{}
@@ -330,21 +348,19 @@ func (d *Daemon) stage(ctx context.Context, snap *tuf.Snapshot) {
 			continue
 		}
 		rec, err := d.st.Device(id)
-		if err != nil || rec.Version == "" {
-			continue // not identified yet (inventory retries): no way to know a target is newer
+		if err != nil || rec.Version == "" || rec.Recovery != "" {
+			continue // not identified yet (inventory retries), or needs recovery: no way to know a target is newer
 		}
 		if rec.Mismatch != "" {
 			continue // the device on this address is not the one configured
 		}
-		offered := snap.Targets
-		if len(rec.Held) > 0 {
-			offered = slices.DeleteFunc(slices.Clone(offered), func(t tuf.Target) bool { return slices.Contains(rec.Held, t.SHA256()) })
-		}
+		offered := slices.DeleteFunc(slices.Clone(snap.Targets), func(t tuf.Target) bool { return rec.HeldSHA(t.SHA256()) })
 		t, ok, reason := tuf.Select(offered, d.devCfg[id].HardwareID, rec.Version, rec.Floor)
 		if !ok {
 			d.log.Debug("no update", "device", id, "reason", reason)
 			continue
 		}
+		d.releaseOlderHolds(id, t)
 		k := t.Name + "\x00" + d.devCfg[id].Group
 		byTarget[k] = append(byTarget[k], id)
 		targets[t.Name] = t
@@ -354,22 +370,31 @@ func (d *Daemon) stage(ctx context.Context, snap *tuf.Snapshot) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	staged := 0
 	for _, k := range names {
 		name, group, _ := strings.Cut(k, "\x00")
 		t := targets[name]
 		path, err := d.fetch(ctx, t)
 		if err != nil {
 			d.log.Error("download", "target", name, "err", err)
-			d.health.set(condVerify, name, "error", err.Error())
-			d.audit(store.Event{Type: "download-failed", Detail: map[string]string{"target": name, "error": err.Error()}})
+			if errors.Is(err, tuf.ErrTargetMismatch) {
+				d.health.set(condVerify, name, "error", err.Error())
+			} else {
+				d.health.set(condDownload, name, "warning", err.Error())
+			}
+			d.audit(store.Event{Type: "download-failed", Detail: map[string]any{"target": name, "error": err.Error()}})
 			d.publishTargetRejected(byTarget[k], name, err)
 			continue
 		}
 		d.health.clear(condVerify, name)
+		d.health.clear(condDownload, name)
 		if err := d.createJob(t, path, d.groups[group], byTarget[k]); err != nil {
 			d.log.Error("stage job", "target", name, "err", err)
+			continue
 		}
+		staged++
 	}
+	return staged
 }
 
 func (d *Daemon) devicesInOpenJobs() map[string]bool {
@@ -426,6 +451,12 @@ func (d *Daemon) checkHealth() {
 			d.health.clear(condDisk, "")
 		}
 	}
+	if v, err := d.st.Flag("stop"); err != nil || v != "" {
+		d.health.set(condStopped, "", "warning", "emergency stop by "+v+": no device step starts until resume")
+	} else {
+		d.health.clear(condStopped, "")
+	}
+	d.deriveHealth()
 	d.mu.Lock()
 	snap := d.snapshot
 	d.mu.Unlock()
@@ -434,6 +465,42 @@ func (d *Daemon) checkHealth() {
 	} else {
 		d.health.clear(condExpired, "")
 	}
+}
+
+// deriveHealth sets the conditions that describe device records (needs
+// recovery, held updates, a rollback, a mismatch), so they follow the
+// records: they survive restarts and clear when the record does.
+func (d *Daemon) deriveHealth() {
+	recs, err := d.st.Devices()
+	if err != nil {
+		return
+	}
+	recovery, held, rolled, mismatch := map[string]string{}, map[string]string{}, map[string]string{}, map[string]string{}
+	for _, r := range recs {
+		if _, ok := d.devCfg[r.ID]; !ok {
+			continue
+		}
+		if r.Recovery != "" {
+			recovery[r.ID] = r.Recovery + ": fieldgatectl recover " + r.ID
+		}
+		if n := len(r.Holds); n > 0 {
+			h := r.Holds[n-1]
+			held[r.ID] = fmt.Sprintf("%s %s not retried on its own (%s): fieldgatectl retry %s", h.Target, h.Version, h.Reason, r.ID)
+			if n > 1 {
+				held[r.ID] += fmt.Sprintf(" (%d updates held)", n)
+			}
+		}
+		if r.RolledBack != "" {
+			rolled[r.ID] = r.RolledBack
+		}
+		if r.Mismatch != "" {
+			mismatch[r.ID] = r.Mismatch + ": no update is offered to it"
+		}
+	}
+	d.health.sync(condRecovery, "error", d.order, recovery)
+	d.health.sync(condHeld, "warning", d.order, held)
+	d.health.sync(condRollback, "warning", d.order, rolled)
+	d.health.sync(condMismatch, "error", d.order, mismatch)
 }
 
 // fetch downloads a target, showing "downloading" on the LEDs meanwhile.
@@ -488,13 +555,20 @@ func (d *Daemon) nextPage() Page {
 }
 
 func (d *Daemon) overallState() State {
-	if d.health.has(condClock) || d.health.has(condVerify) || d.health.has(condExpired) {
+	if slices.ContainsFunc(trustConds, d.health.has) {
 		return StateTrustProblem
 	}
 	if d.stopped() {
 		return StateStopped
 	}
 	jobs, _ := d.st.Jobs() // oldest first
+	if slices.ContainsFunc(jobs, func(j store.Job) bool { return j.Phase == jobRunning }) {
+		return StatePushing // do not power off
+	}
+	// A device left needing recovery is a failure whatever else waits.
+	if d.health.has(condRecovery) {
+		return StateFailure
+	}
 	var awaiting, scheduled bool
 	last := "" // outcome of the newest finished job
 	for _, j := range jobs {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -197,22 +198,23 @@ func TestBootFailureRollsBackToBackup(t *testing.T) {
 	}
 }
 
-func TestRollbackRestoresPreviousVersion(t *testing.T) {
+// TestBackupThatDoesNotMatchIsRefused: a device whose read-back image does
+// not hash to what it reports running gives no backup, and nothing is
+// written to it: the step ends not-started, the device keeps its version.
+func TestBackupThatDoesNotMatchIsRefused(t *testing.T) {
 	r := newRig(t, false, "a")
-	r.devs["a"].WrongHash = true // verify fails after a good boot
+	r.devs["a"].WrongHash = true
 	r.src.add(t, "fw-2.0.0", "2.0.0", 5, "hw1", devicetest.Image("2.0.0", 300))
 	r.cycle(context.Background())
 	j := r.onlyJob(t)
-	// WrongHash also corrupts the hash the rolled-back image reports, but
-	// the rollback checks the version: it must be the old one again.
-	if v, _ := r.devs["a"].Identify(context.Background()); v.Version != "1.0.0" {
-		t.Errorf("device runs %q after rollback, want 1.0.0", v.Version)
+	if s := j.Devices[0]; s.Phase != stepFailed || !strings.HasPrefix(s.Error, "not-started: backup") {
+		t.Errorf("step = %s (%s), want failed, not-started: backup …", s.Phase, s.Error)
 	}
-	if j.Devices[0].Phase != stepRolledBack {
-		t.Errorf("step phase = %q (%s), want %q", j.Devices[0].Phase, j.Devices[0].Error, stepRolledBack)
+	if c := r.devs["a"].Calls(); slices.Contains(c, "transfer") {
+		t.Errorf("device calls = %v: written after a backup that did not match", c)
 	}
-	if j.Phase != jobFailed {
-		t.Errorf("job phase = %q, want %q", j.Phase, jobFailed)
+	if rec, _ := r.st.Device("a"); rec.Version != "1.0.0" || rec.Recovery != "" || len(rec.Backups) != 0 {
+		t.Errorf("record = version %q recovery %q backups %d, want 1.0.0, none, 0", rec.Version, rec.Recovery, len(rec.Backups))
 	}
 }
 
@@ -254,7 +256,7 @@ func TestResumeAfterCrashEndsDefinite(t *testing.T) {
 		{stepActivate, 1, []string{stepCommitted}},
 		{stepVerify, 1, []string{stepCommitted}},
 		{stepTransfer, maxAttempts, []string{stepRolledBack}},
-		{stepRollback, maxAttempts + 2, []string{stepFailed}},
+		{stepRollback, maxRollbacks, []string{stepFailed}},
 	} {
 		t.Run(tc.phase, func(t *testing.T) {
 			r := newRig(t, false, "a")
@@ -271,10 +273,18 @@ func TestResumeAfterCrashEndsDefinite(t *testing.T) {
 			}
 			j.Phase = jobRunning
 			j.Devices[0].Phase, j.Devices[0].Attempts = tc.phase, tc.attempts
+			if tc.phase == stepRollback {
+				j.Devices[0].Rollbacks = tc.attempts
+			}
 			if bk != nil {
 				p := filepath.Join(t.TempDir(), "backup.bin")
 				os.WriteFile(p, bk, 0o600)
 				j.Devices[0].Backup = p
+				sum := sha256.Sum256(bk)
+				r.st.UpdateDevice("a", func(d *store.Device) error {
+					d.Backups = append(d.Backups, store.Backup{Version: "1.0.0", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(bk)), Path: p})
+					return nil
+				})
 			}
 			if tc.phase == stepActivate || tc.phase == stepVerify {
 				// the transfer had completed before the crash
@@ -285,8 +295,7 @@ func TestResumeAfterCrashEndsDefinite(t *testing.T) {
 			}
 			r.st.Update(func(tx *store.Tx) error { return tx.PutJob(j) })
 
-			r.d.resume()
-			r.settle(ctx)
+			r.settle(ctx) // the worker counts the interruption first
 			j = r.onlyJob(t)
 			if !jobTerminal(j.Phase) {
 				t.Errorf("job phase = %q after resume, want a terminal phase", j.Phase)

@@ -22,7 +22,23 @@ const (
 	condDisk        = "disk-low"
 	condMismatch    = "device-mismatch"
 	condRollback    = "rollback"
+
+	condStore    = "store-unwritable"    // a transition could not be written; no device step starts
+	condRecovery = "needs-recovery"      // what a device holds is unknown: fieldgatectl recover
+	condHeld     = "update-held"         // a failed update is not retried on its own: fieldgatectl retry
+	condDownload = "download-failed"     // a target could not be downloaded (transport, not trust)
+	condDevice   = "device-check-failed" // a device did not report the update it was given
+	condStopped  = "emergency-stop"      // no device step starts until resume
 )
+
+// Trust conditions turn the LEDs to trust-problem: what the gateway was
+// given could not be verified (signature, hash, expiry, clock). Device and
+// transport failures are not among them.
+var trustConds = []string{condClock, condVerify, condExpired}
+
+// deviceConds are the conditions derived from device records (see
+// Daemon.deriveHealth): persisted, so they survive restarts.
+var deviceConds = []string{condRecovery, condHeld, condRollback, condMismatch}
 
 // health is the set of active conditions. It is safe for concurrent use.
 type health struct {
@@ -53,6 +69,18 @@ func (h *health) clear(name, subject string) {
 	delete(h.conds, [2]string{name, subject})
 }
 
+// sync makes the conditions called name on the given subjects exactly
+// want (subject -> message): it sets those and clears the others.
+func (h *health) sync(name, severity string, subjects []string, want map[string]string) {
+	for _, sub := range subjects {
+		if msg, ok := want[sub]; ok {
+			h.set(name, sub, severity, msg)
+		} else {
+			h.clear(name, sub)
+		}
+	}
+}
+
 func (h *health) has(name string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -78,4 +106,25 @@ func (h *health) list() []api.Condition {
 		return out[i].Subject < out[j].Subject
 	})
 	return out
+}
+
+// ratelimit lets a repeated message through once per period per key.
+// Safe for concurrent use.
+type ratelimit struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (r *ratelimit) allow(key string, period time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last == nil {
+		r.last = map[string]time.Time{}
+	}
+	now := time.Now()
+	if t, ok := r.last[key]; ok && now.Sub(t) < period {
+		return false
+	}
+	r.last[key] = now
+	return true
 }

@@ -14,14 +14,23 @@ package daemon
 //
 //	pending ──(approved, window fits, interlock clear, segment free)──▶ backup ──▶ transfer
 //	   ──▶ activate ──▶ verify ──▶ soak ──▶ committed
+//	failures before anything was written ──▶ failed ("not-started: …")
 //	failures after the push ──▶ rollback ──▶ rolled-back | failed
 //
 // Each transition is written (with its audit record and reports) in one
 // transaction before the side effect of the phase it enters runs, so after a
-// kill -9 the daemon runs the persisted phase again. Attempts counts entries
-// into transfer and resumptions of interrupted phases; past maxAttempts the
-// step rolls back, and a rollback interrupted too often ends failed: no loop
-// outlives its counter.
+// kill -9 the daemon runs the persisted phase again. A worker that finds its
+// step in the middle of a phase (crash, or a transition it could not write)
+// first counts the interruption durably, and runs the phase only if that
+// write succeeded: Attempts counts entries into transfer, Restarts resumed
+// phases, Rollbacks entries into rollback. Past their limits the step rolls
+// back, or ends failed: no loop outlives its counter.
+//
+// A step that ends failed or rolled-back, or is skipped because its job was
+// halted or cancelled, holds the (device, target): no job is staged for it
+// again until a newer target is published or a person retries. A failed
+// step whose device does not then report a version leaves the device
+// needing recovery (fieldgatectl recover), never with its old version.
 
 import (
 	"context"
@@ -63,8 +72,23 @@ const (
 	stepSkipped    = "skipped"
 )
 
-// maxAttempts bounds transfers (and resumptions) of one step.
-const maxAttempts = 3
+// Limits of one step: transfers, resumptions of an interrupted phase, runs
+// of the read-only backup, and entries into rollback.
+const (
+	maxAttempts  = 3
+	maxRestarts  = 3
+	maxBackups   = 10
+	maxRollbacks = 5
+)
+
+// Job kinds.
+const (
+	jobKindUpdate   = ""
+	jobKindRecovery = "recovery" // returns a device to an image the gateway holds
+)
+
+// notStarted is the reason of a step that ended before anything was written.
+func notStarted(why string) string { return "not-started: " + why }
 
 func jobTerminal(p string) bool {
 	switch p {
@@ -129,39 +153,9 @@ func (d *Daemon) createJob(t tuf.Target, blob string, group config.Group, devs [
 			return err
 		}
 		d.log.Info("job staged", "job", j.ID, "target", j.Target, "devices", devs, "phase", phase)
-		return d.recordTx(tx, j, -1, "job-"+phase, map[string]string{
+		return d.recordTx(tx, j, -1, "job-"+phase, map[string]any{
 			"target": j.Target, "sha256": j.SHA256, "version": j.Version, "severity": j.Severity, "policy": j.Policy})
 	})
-}
-
-// resume runs once at start: a step found in the middle of a phase was
-// interrupted (crash, power loss); count that as an attempt so that a
-// phase which kills the daemon cannot loop forever.
-func (d *Daemon) resume() {
-	jobs, err := d.st.Jobs()
-	if err != nil {
-		d.log.Error("resume", "err", err)
-		return
-	}
-	for _, j := range jobs {
-		if jobTerminal(j.Phase) {
-			continue
-		}
-		for _, s := range j.Devices {
-			if s.Phase == stepPending || stepTerminal(s.Phase) {
-				continue
-			}
-			next := s.Phase
-			switch {
-			case s.Attempts >= maxAttempts+2:
-				next = stepFailed
-			case s.Attempts >= maxAttempts && s.Phase != stepRollback:
-				next = stepRollback
-			}
-			d.log.Warn("resuming interrupted step", "job", j.ID, "device", s.Device, "phase", s.Phase, "next", next)
-			d.setStep(j.ID, s.Device, next, "resumed after interruption in "+s.Phase, func(s *store.Step) { s.Attempts++ })
-		}
-	}
 }
 
 // runJobs approves, schedules and finishes jobs, most severe first, and
@@ -232,7 +226,7 @@ func (d *Daemon) schedule(ctx context.Context, j store.Job) {
 		return
 	}
 	for i, s := range j.Devices {
-		if stepTerminal(s.Phase) || d.busy(s.Device) {
+		if stepTerminal(s.Phase) || d.busy(s.Device) || d.backingOff(s.Device) {
 			continue
 		}
 		if s.Phase != stepPending {
@@ -274,8 +268,8 @@ func (d *Daemon) mayStart(ctx context.Context, j store.Job, id string) (bool, st
 	switch {
 	case d.stopped():
 		return false, "emergency stop is active"
-	case d.health.has(condAudit):
-		return false, "audit log unwritable"
+	case d.health.has(condAudit) || d.health.has(condStore):
+		return false, "state store unwritable"
 	case d.health.has(condDisk):
 		return false, "state directory almost full"
 	case d.health.has(condClock):
@@ -325,55 +319,77 @@ func (d *Daemon) target(j store.Job) tuf.Target {
 	return tuf.Target{Name: j.Target, Length: j.Length, Hashes: j.Hashes}
 }
 
-// setStep writes step dev of job jobID into phase next (with its audit
-// record and reports) in one transaction; mut, if not nil, changes the step
-// further. It reads the job inside the transaction, so workers of the same
-// job never overwrite each other's steps.
-func (d *Daemon) setStep(jobID, dev, next, errText string, mut func(*store.Step)) (store.Job, error) {
-	var j store.Job
+// change is what a transition may alter beside the step's phase: the step,
+// its job and the device's record, all written in the same transaction.
+type change struct {
+	job  *store.Job
+	step *store.Step
+	rec  *store.Device
+}
+
+// advance is the one writer of step transitions: it moves step dev of job
+// jobID into phase next with reason why, lets mut (if not nil) change the
+// step, job or device record further, records a hold when the step ends
+// failed or rolled back, and writes all of it with its audit record and
+// reports in one transaction. It reads the job inside the transaction, so
+// workers of the same job never overwrite each other's steps. A failed
+// write raises store-unwritable and backs the device off: its worker stops,
+// and the next one counts the interruption before touching the device.
+func (d *Daemon) advance(jobID, dev, next, why string, mut func(*change)) error {
 	err := d.st.Update(func(tx *store.Tx) error {
-		var err error
-		if j, err = tx.Job(jobID); err != nil {
+		j, err := tx.Job(jobID)
+		if err != nil {
 			return err
 		}
 		i := slices.IndexFunc(j.Devices, func(s store.Step) bool { return s.Device == dev })
 		if i < 0 {
 			return fmt.Errorf("job %s has no device %s", jobID, dev)
 		}
-		s := &j.Devices[i]
-		s.Phase, s.Error = next, errText
-		if mut != nil {
-			mut(s)
+		rec, err := tx.Device(dev)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
 		}
+		rec.ID = dev
+		s := &j.Devices[i]
+		s.Phase, s.Error = next, why
 		j.Updated = d.now().UTC()
+		if mut != nil {
+			mut(&change{job: &j, step: s, rec: &rec})
+		}
+		if next == stepFailed || next == stepRolledBack {
+			rec.LastError = why
+			if j.Kind == jobKindUpdate {
+				d.holdTx(&rec, j, next+": "+why)
+			}
+		}
+		if err := tx.PutDevice(rec); err != nil {
+			return err
+		}
 		if err := tx.PutJob(j); err != nil {
 			return err
 		}
-		detail := map[string]string{"attempts": fmt.Sprint(s.Attempts)}
-		if errText != "" {
-			detail["error"] = errText
+		detail := map[string]any{"attempts": s.Attempts, "error": why}
+		if next == stepCommitted {
+			detail["version"], detail["floor"] = rec.Version, rec.Floor
 		}
-		if next == stepFailed || next == stepRolledBack {
-			rec, _ := tx.Device(dev)
-			rec.ID, rec.LastError = dev, errText
-			if err := tx.PutDevice(rec); err != nil {
-				return err
-			}
+		if rec.Recovery != "" && stepTerminal(next) {
+			detail["needs_recovery"] = true
 		}
 		return d.recordTx(tx, j, i, "step-"+next, detail)
 	})
 	if err != nil {
-		d.auditFailed(err)
-		return j, err
+		d.storeFailed(dev, err)
+		return err
 	}
-	d.health.clear(condAudit, "")
-	d.log.Info("step", "job", jobID, "device", dev, "phase", next, "error", errText)
-	return j, nil
+	d.storeOK(dev)
+	d.log.Info("step", "job", jobID, "device", dev, "phase", next, "reason", why)
+	return nil
 }
 
 // setJob writes job jobID's phase with a reason and audit record; mut, if
-// not nil, changes the job further in the same transaction.
-func (d *Daemon) setJob(jobID, phase, reason string, mut func(*store.Job)) (store.Job, error) {
+// not nil, changes the job (and through tx, device records) further in the
+// same transaction.
+func (d *Daemon) setJob(jobID, phase, reason string, mut func(*store.Tx, *store.Job) error) (store.Job, error) {
 	var j store.Job
 	err := d.st.Update(func(tx *store.Tx) error {
 		var err error
@@ -382,17 +398,20 @@ func (d *Daemon) setJob(jobID, phase, reason string, mut func(*store.Job)) (stor
 		}
 		j.Phase, j.Reason, j.Updated = phase, reason, d.now().UTC()
 		if mut != nil {
-			mut(&j)
+			if err := mut(tx, &j); err != nil {
+				return err
+			}
 		}
 		if err := tx.PutJob(j); err != nil {
 			return err
 		}
-		return d.recordTx(tx, j, -1, "job-"+phase, map[string]string{"reason": reason})
+		return d.recordTx(tx, j, -1, "job-"+phase, map[string]any{"reason": reason})
 	})
 	if err != nil {
 		d.auditFailed(err)
 		return j, err
 	}
+	d.storeOK("")
 	d.log.Info("job", "job", jobID, "phase", phase, "reason", reason)
 	if jobTerminal(phase) {
 		if _, err := d.st.PruneJobs(jobHistory, jobTerminal); err != nil {
@@ -412,14 +431,43 @@ func (d *Daemon) halt(j store.Job, reason string) {
 	d.skipPending(j, jobHalted, reason)
 }
 
-func (d *Daemon) skipPending(j store.Job, phase, reason string) {
-	d.setJob(j.ID, phase, reason, func(j *store.Job) {
+// holdTx records on rec that the target of j is not offered to the device
+// again on its own.
+func (d *Daemon) holdTx(rec *store.Device, j store.Job, reason string) {
+	if rec.HeldSHA(j.SHA256) {
+		return
+	}
+	rec.Holds = append(rec.Holds, store.Hold{SHA256: j.SHA256, Target: j.Target, Version: j.Version,
+		Job: j.ID, Reason: reason, Since: d.now().UTC()})
+}
+
+// skipPending ends job j in phase with reason: its pending devices are
+// skipped, and the job's target is held for each of them (the job was
+// halted or cancelled: it is not staged again on its own).
+func (d *Daemon) skipPending(j store.Job, phase, reason string) error {
+	_, err := d.setJob(j.ID, phase, reason, func(tx *store.Tx, j *store.Job) error {
 		for i := range j.Devices {
-			if j.Devices[i].Phase == stepPending {
-				j.Devices[i].Phase = stepSkipped
+			s := &j.Devices[i]
+			if s.Phase != stepPending {
+				continue
+			}
+			s.Phase = stepSkipped
+			if j.Kind != jobKindUpdate {
+				continue
+			}
+			rec, err := tx.Device(s.Device)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			rec.ID = s.Device
+			d.holdTx(&rec, *j, phase+": "+reason)
+			if err := tx.PutDevice(rec); err != nil {
+				return err
 			}
 		}
+		return nil
 	})
+	return err
 }
 
 // finish ends a job whose steps are all terminal.
@@ -445,9 +493,60 @@ func (d *Daemon) finish(j store.Job) {
 	}
 }
 
-// auditFailed handles a transition that could not be written: no device
-// step starts until the store works again.
+// auditFailed handles a job transition that could not be written: no
+// device step starts until the store works again.
 func (d *Daemon) auditFailed(err error) {
-	d.health.set(condAudit, "", "error", err.Error())
-	d.log.Error("state/audit write failed; no device step starts", "err", err)
+	d.storeFailed("", err)
+}
+
+// Backoff of a device whose transition could not be written.
+const (
+	minStoreBackoff = 5 * time.Second
+	maxStoreBackoff = 5 * time.Minute
+)
+
+// storeFailed records a write that failed: store-unwritable is raised, no
+// device step starts, and dev (if not "") gets no worker until its backoff
+// (doubling from minStoreBackoff) has passed. The error is logged once per
+// backoff, not once per attempt.
+func (d *Daemon) storeFailed(dev string, err error) {
+	d.health.set(condStore, "", "error", "state store unwritable: "+err.Error())
+	d.mu.Lock()
+	b := d.backoff[dev]
+	b.delay = min(max(2*b.delay, minStoreBackoff), maxStoreBackoff)
+	b.until = d.now().Add(b.delay)
+	d.backoff[dev] = b
+	d.mu.Unlock()
+	if d.errlog.allow("store:"+dev, b.delay) {
+		d.log.Error("state store write failed; no device step starts", "device", dev, "err", err, "retry_in", b.delay)
+	}
+}
+
+// storeOK clears the backoff of dev after a successful write.
+func (d *Daemon) storeOK(dev string) {
+	d.health.clear(condStore, "")
+	d.mu.Lock()
+	delete(d.backoff, dev)
+	d.mu.Unlock()
+}
+
+// backingOff reports whether dev waits out a backoff.
+func (d *Daemon) backingOff(dev string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	b, ok := d.backoff[dev]
+	return ok && d.now().Before(b.until)
+}
+
+// backOff keeps dev's worker from starting for delay (e.g. no disk space
+// for its backup).
+func (d *Daemon) backOff(dev string, delay time.Duration) {
+	d.mu.Lock()
+	d.backoff[dev] = backoff{delay: delay, until: d.now().Add(delay)}
+	d.mu.Unlock()
+}
+
+type backoff struct {
+	delay time.Duration
+	until time.Time
 }

@@ -1,25 +1,29 @@
 package daemon
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"slices"
+	"time"
 
 	"github.com/fieldgate/fieldgate/daemon/config"
 	"github.com/fieldgate/fieldgate/daemon/store"
+	"github.com/fieldgate/fieldgate/tuf"
 )
+
+// Recovery jobs push an image the gateway holds (a verified backup, a
+// committed target, or a signed target a person names) to one device, in
+// the device's window, with no backup taken first: the device either
+// holds something unknown (Recover) or is being returned to its previous
+// version on command (Rollback). Returning to the gateway's own image is
+// recovery, not a downgrade: the anti-rollback floor is left as it is.
 
 // Rollback returns devices to the version they ran before their last
 // committed update, on an operator's signed command. For each device it
-// stages a recovery job that pushes the image the gateway read back (or
-// held) before that update, in the device's window, and holds the update's
-// target back so that it is not offered to the device again. Returning to
-// the gateway's own backup is recovery, not a downgrade: the anti-rollback
-// floor is left as it is.
+// stages a recovery job with the newest verified image of that version,
+// and holds the update's target back so that it is not offered to the
+// device again.
 func (d *Daemon) Rollback(devs []string, actor, command string) ([]string, error) {
 	if len(devs) == 0 {
 		return nil, fmt.Errorf("rollback: %w: no devices named", ErrRefused)
@@ -30,7 +34,9 @@ func (d *Daemon) Rollback(devs []string, actor, command string) ([]string, error
 		return nil, err
 	}
 	type plan struct {
-		dev, from, image, held string
+		dev   string
+		image store.Backup
+		from  store.Job // the update rolled back
 	}
 	var plans []plan
 	for _, dev := range devs {
@@ -40,26 +46,30 @@ func (d *Daemon) Rollback(devs []string, actor, command string) ([]string, error
 		if busy[dev] {
 			return nil, fmt.Errorf("rollback %s: %w: the device is in an open job (cancel it first)", dev, ErrRefused)
 		}
-		p := plan{dev: dev}
-		for i := len(jobs) - 1; i >= 0 && p.from == ""; i-- {
+		p, version := plan{dev: dev}, ""
+		for i := len(jobs) - 1; i >= 0 && version == ""; i-- {
+			if jobs[i].Kind != jobKindUpdate {
+				continue
+			}
 			for _, s := range jobs[i].Devices {
 				if s.Device == dev && s.Phase == stepCommitted && s.From != "" {
-					p.from, p.image, p.held = s.From, s.Backup, jobs[i].SHA256
+					version, p.from = s.From, jobs[i]
 					break
 				}
 			}
 		}
-		if p.from == "" {
+		if version == "" {
 			return nil, fmt.Errorf("rollback %s: %w: no committed update to roll back", dev, ErrRefused)
 		}
-		if p.image == "" {
-			return nil, fmt.Errorf("rollback %s: %w: the gateway holds no image of version %s (the device could not be read back)", dev, ErrRefused, p.from)
+		rec, _ := d.st.Device(dev)
+		if p.image, err = imageOf(rec, version); err != nil {
+			return nil, fmt.Errorf("rollback %s: %w: %v", dev, ErrRefused, err)
 		}
 		plans = append(plans, p)
 	}
 	var ids []string
 	for _, p := range plans {
-		id, err := d.createRecovery(p.dev, p.from, p.image, p.held, actor, command)
+		id, err := d.createRecovery(p.dev, p.image, &p.from, actor, command)
 		if err != nil {
 			return ids, err
 		}
@@ -69,40 +79,97 @@ func (d *Daemon) Rollback(devs []string, actor, command string) ([]string, error
 	return ids, nil
 }
 
-// createRecovery stages the recovery job of one device.
-func (d *Daemon) createRecovery(dev, version, image, held, actor, command string) (string, error) {
-	f, err := os.Open(image)
-	if err != nil {
-		return "", fmt.Errorf("rollback %s: backup image: %w", dev, err)
+// Recover stages a recovery job for device dev: image "" or "known-good"
+// pushes the newest verified image of the device's known-good version;
+// any other value names a signed target for the device's hardware in the
+// metadata the gateway holds (downloaded and verified first; its security
+// counter must not be below the device's floor).
+func (d *Daemon) Recover(ctx context.Context, dev, image, actor, command string) (string, error) {
+	cfg, ok := d.devCfg[dev]
+	if !ok {
+		return "", fmt.Errorf("recover %s: %w: no such device", dev, ErrRefused)
 	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	f.Close()
-	if err != nil {
-		return "", fmt.Errorf("rollback %s: backup image: %w", dev, err)
+	if d.devicesInOpenJobs()[dev] {
+		return "", fmt.Errorf("recover %s: %w: the device is in an open job (cancel it first)", dev, ErrRefused)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
+	rec, err := d.st.Device(dev)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	rec.ID = dev
+	var b store.Backup
+	if image == "" || image == "known-good" {
+		if b, err = imageOf(rec, rec.KnownGood); err != nil {
+			return "", fmt.Errorf("recover %s: %w: %v", dev, ErrRefused, err)
+		}
+	} else {
+		d.mu.Lock()
+		snap := d.snapshot
+		d.mu.Unlock()
+		var t tuf.Target
+		found := false
+		if snap != nil {
+			for _, c := range snap.Targets {
+				if c.Name == image && c.MetaErr == nil {
+					t, found = c, true
+				}
+			}
+		}
+		switch {
+		case !found:
+			return "", fmt.Errorf("recover %s: %w: no signed target %q in the metadata the gateway holds", dev, ErrRefused, image)
+		case !slices.Contains(t.Meta.Hardware, cfg.HardwareID):
+			return "", fmt.Errorf("recover %s: %w: target %s is not for hardware %s", dev, ErrRefused, image, cfg.HardwareID)
+		case t.Meta.SecurityCounter < rec.Floor:
+			return "", fmt.Errorf("recover %s: %w: target %s has security counter %d, below the device's floor %d", dev, ErrRefused, image, t.Meta.SecurityCounter, rec.Floor)
+		}
+		fctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+		path, err := d.fetch(fctx, t)
+		cancel()
+		if err != nil {
+			return "", fmt.Errorf("recover %s: download %s: %w", dev, image, err)
+		}
+		b = store.Backup{Version: t.Meta.Version, SHA256: t.SHA256(), Size: t.Length, Path: path}
+	}
+	id, err := d.createRecovery(dev, b, nil, actor, command)
+	if err == nil {
+		d.kick()
+	}
+	return id, err
+}
+
+// createRecovery stages the recovery job of one device to image b; hold,
+// if not nil, is the update whose target is held back from the device.
+func (d *Daemon) createRecovery(dev string, b store.Backup, hold *store.Job, actor, command string) (string, error) {
 	grp := d.groups[d.devCfg[dev].Group]
 	now := d.now().UTC()
 	j := store.Job{
-		ID: fmt.Sprintf("rollback-%s-%.8s", dev, sum), Target: "recovery of " + dev + " to " + version,
-		SHA256: sum, Hashes: map[string]string{"sha256": sum}, Length: n, Version: version,
-		Blob: image, Phase: jobScheduled, Group: grp.Name, Window: grp.Window,
-		Policy:  config.ApprovalAuto, // the signed command is the approval
+		ID: fmt.Sprintf("recover-%s-%.8s", dev, b.SHA256), Kind: jobKindRecovery, Target: "recovery of " + dev + " to " + b.Version,
+		SHA256: b.SHA256, Hashes: map[string]string{"sha256": b.SHA256}, Length: b.Size, Version: b.Version,
+		Blob: b.Path, Phase: jobScheduled, Group: grp.Name, Window: grp.Window,
+		Policy:  config.ApprovalAuto, // the person's command is the approval
 		Created: now, Updated: now,
 	}
+	if hold != nil {
+		j.ID = fmt.Sprintf("rollback-%s-%.8s", dev, b.SHA256)
+	}
 	base := j.ID
-	err = d.st.Update(func(tx *store.Tx) error {
+	err := d.st.Update(func(tx *store.Tx) error {
 		for k := 2; ; k++ {
 			if _, err := tx.Job(j.ID); errors.Is(err, store.ErrNotFound) {
 				break
 			}
 			j.ID = fmt.Sprintf("%s-%d", base, k)
 		}
-		rec, _ := tx.Device(dev)
+		rec, err := tx.Device(dev)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 		rec.ID = dev
-		if !slices.Contains(rec.Held, held) {
-			rec.Held = append(rec.Held, held)
+		held := ""
+		if hold != nil {
+			d.holdTx(&rec, *hold, "rolled back by "+actor)
+			held = hold.SHA256
 		}
 		if err := tx.PutDevice(rec); err != nil {
 			return err
@@ -111,12 +178,12 @@ func (d *Daemon) createRecovery(dev, version, image, held, actor, command string
 		if err := tx.PutJob(j); err != nil {
 			return err
 		}
-		return d.recordTx(tx, j, 0, "job-recovery-scheduled", map[string]string{
-			"version": version, "held": held, "actor": actor, "command": command})
+		return d.recordTx(tx, j, 0, "job-recovery-scheduled", map[string]any{
+			"version": b.Version, "sha256": b.SHA256, "held": held, "actor": actor, "command": command})
 	})
 	if err != nil {
 		return "", err
 	}
-	d.log.Info("recovery job scheduled", "job", j.ID, "device", dev, "version", version, "actor", actor)
+	d.log.Info("recovery job scheduled", "job", j.ID, "device", dev, "version", b.Version, "actor", actor)
 	return j.ID, nil
 }

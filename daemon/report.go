@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,7 +27,7 @@ func (d *Daemon) topic(parts ...string) string {
 
 // recordTx appends an audit event for job j (and step i, if i >= 0) and
 // enqueues the event, the job document and the device document.
-func (d *Daemon) recordTx(tx *store.Tx, j store.Job, i int, typ string, detail map[string]string) error {
+func (d *Daemon) recordTx(tx *store.Tx, j store.Job, i int, typ string, detail map[string]any) error {
 	ev := store.Event{Type: typ, Job: j.ID, Detail: detail}
 	if i >= 0 {
 		ev.Device = j.Devices[i].Device
@@ -40,15 +41,79 @@ func (d *Daemon) recordTx(tx *store.Tx, j store.Job, i int, typ string, detail m
 	}
 	if i >= 0 {
 		rec, _ := tx.Device(ev.Device)
-		if _, err := tx.Enqueue(d.topic("devices", ev.Device), d.deviceDocFrom(rec, &j), true); err != nil {
+		doc := d.deviceDocFrom(rec, &j)
+		if _, err := tx.Enqueue(d.topic("devices", ev.Device), doc, true); err != nil {
 			return err
 		}
+		d.remember(doc)
 	}
 	return nil
 }
 
+// remember records doc as the device's last published document.
+func (d *Daemon) remember(doc api.Device) {
+	key := deviceKey(doc)
+	d.mu.Lock()
+	d.lastDevice[doc.ID] = key
+	d.mu.Unlock()
+}
+
+// deviceKey is a device document without its volatile fields (the clock,
+// transfer progress), for publish-on-change.
+func deviceKey(doc api.Device) string {
+	doc.Updated, doc.Progress = time.Time{}, nil
+	raw, _ := json.Marshal(doc)
+	return string(raw)
+}
+
+// publishDevices enqueues the document of every device whose state changed
+// since it was last published, so that the retained documents say what
+// fieldgatectl status says (a job staged, a block, a hold) and not only
+// what step transitions wrote.
+func (d *Daemon) publishDevices() {
+	var docs []api.Device
+	for _, id := range d.order {
+		doc := d.deviceDoc(id)
+		d.mu.Lock()
+		same := d.lastDevice[id] == deviceKey(doc)
+		d.mu.Unlock()
+		if !same {
+			docs = append(docs, doc)
+		}
+	}
+	if len(docs) == 0 {
+		return
+	}
+	err := d.st.Update(func(tx *store.Tx) error {
+		for _, doc := range docs {
+			if _, err := tx.Enqueue(d.topic("devices", doc.ID), doc, true); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if d.errlog.allow("publish-devices", time.Minute) {
+			d.log.Error("publish devices", "err", err)
+		}
+		return
+	}
+	for _, doc := range docs {
+		d.remember(doc)
+	}
+}
+
 // auditTx appends ev to the audit chain and queues it on the events topic.
+// Detail entries that do not apply (empty strings, nil) are left out.
 func (d *Daemon) auditTx(tx *store.Tx, ev store.Event) (store.Event, error) {
+	for k, v := range ev.Detail {
+		if v == nil || v == "" {
+			delete(ev.Detail, k)
+		}
+	}
+	if len(ev.Detail) == 0 {
+		ev.Detail = nil
+	}
 	ev, err := tx.Audit(ev)
 	if err != nil {
 		return ev, err
@@ -81,6 +146,13 @@ func (d *Daemon) gatewayDoc() api.Gateway {
 		Time: d.now().UTC(), Health: d.health.list(),
 	}
 	g.Healthy = len(g.Health) == 0
+	g.State = "running"
+	if slices.ContainsFunc(g.Health, func(c api.Condition) bool { return c.Severity == "error" }) {
+		g.State = "degraded"
+	}
+	if d.stopped() {
+		g.State = "stopped"
+	}
 	d.mu.Lock()
 	if d.snapshot != nil {
 		exp := d.snapshot.Expires.UTC()
@@ -117,7 +189,7 @@ func (d *Daemon) publishGateway() {
 		_, err := tx.Enqueue(d.topic("status"), doc, true)
 		return err
 	})
-	if err != nil {
+	if err != nil && d.errlog.allow("publish-status", time.Minute) {
 		d.log.Error("publish status", "err", err)
 	}
 }
@@ -128,7 +200,7 @@ func (d *Daemon) publishDevice(id string) {
 		_, err := tx.Enqueue(d.topic("devices", id), d.deviceDocFrom(rec, d.openJobFor(id)), true)
 		return err
 	})
-	if err != nil {
+	if err != nil && d.errlog.allow("publish-device", time.Minute) {
 		d.log.Error("publish device", "device", id, "err", err)
 	}
 }
@@ -159,6 +231,10 @@ func (d *Daemon) deviceDocFrom(rec store.Device, j *store.Job) api.Device {
 		ID: id, Protocol: cfg.Protocol, Group: cfg.Group, HardwareID: cfg.HardwareID,
 		Version: rec.Version, ImageSHA256: rec.ImageSHA256, KnownGood: rec.KnownGood,
 		Floor: rec.Floor, State: "idle", LastError: rec.LastError, Updated: d.now().UTC(),
+		Recovery: rec.Recovery,
+	}
+	for _, h := range rec.Holds {
+		doc.Held = append(doc.Held, api.Hold{Target: h.Target, Version: h.Version, SHA256: h.SHA256, Job: h.Job, Reason: h.Reason, Since: h.Since})
 	}
 	var ident struct{ Model, Serial string }
 	if len(rec.Identity) > 0 {
@@ -170,6 +246,9 @@ func (d *Daemon) deviceDocFrom(rec store.Device, j *store.Job) api.Device {
 	}
 	if rec.Mismatch != "" {
 		doc.State, doc.LastError = "mismatch", rec.Mismatch
+	}
+	if rec.Recovery != "" {
+		doc.State = "needs-recovery"
 	}
 	if j != nil && !jobTerminal(j.Phase) {
 		for _, s := range j.Devices {
@@ -261,14 +340,21 @@ func (d *Daemon) inventory(ctx context.Context) {
 		} else {
 			d.health.clear(condMismatch, id)
 		}
-		var drift, first bool
+		var drift, first, lost, recovered bool
 		var prev string
 		_, err = d.st.UpdateDevice(id, func(r *store.Device) error {
 			if r.FirstSeen.IsZero() {
 				first = true
 				r.FirstSeen, r.KnownGood = now, ident.Version
-			} else if r.Version != "" && r.Version != ident.Version {
+			} else if r.Version != "" && ident.Version != "" && r.Version != ident.Version {
 				drift, prev = true, r.Version
+			}
+			switch {
+			case ident.Version == "" && r.Recovery == "":
+				r.Recovery = "device reports no running version"
+				lost = true
+			case ident.Version != "" && r.Recovery != "":
+				r.Recovery, recovered = "", true
 			}
 			r.Version, r.ImageSHA256, r.LastSeen, r.LastError, r.Mismatch = ident.Version, ident.ImageSHA256, now, "", mismatch
 			r.Identity, _ = json.Marshal(ident)
@@ -279,11 +365,17 @@ func (d *Daemon) inventory(ctx context.Context) {
 			continue
 		}
 		switch {
+		case lost:
+			d.log.Warn("device reports no running version: it needs recovery", "device", id)
+			d.audit(store.Event{Type: "device-needs-recovery", Device: id, Detail: map[string]any{"reason": "device reports no running version"}})
+		case recovered:
+			d.log.Info("device reports a version again", "device", id, "version", ident.Version)
+			d.audit(store.Event{Type: "device-recovered", Device: id, Detail: map[string]any{"version": ident.Version}})
 		case first:
-			d.audit(store.Event{Type: "device-first-seen", Device: id, Detail: map[string]string{"version": ident.Version, "known_good": ident.Version}})
+			d.audit(store.Event{Type: "device-first-seen", Device: id, Detail: map[string]any{"version": ident.Version, "known_good": ident.Version}})
 		case drift:
 			d.log.Warn("drift: version changed without a job", "device", id, "from", prev, "to", ident.Version)
-			d.audit(store.Event{Type: "device-drift", Device: id, Detail: map[string]string{"from": prev, "to": ident.Version}})
+			d.audit(store.Event{Type: "device-drift", Device: id, Detail: map[string]any{"from": prev, "to": ident.Version}})
 		}
 		d.publishDevice(id)
 	}

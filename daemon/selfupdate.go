@@ -156,13 +156,13 @@ func (d *Daemon) confirmSelf() {
 			d.log.Error("self-update confirm", "err", err)
 			return
 		}
-		d.audit(store.Event{Type: "self-update-committed", Detail: map[string]string{"version": d.version, "sha256": s.Current}})
+		d.audit(store.Event{Type: "self-update-committed", Detail: map[string]any{"version": d.version, "sha256": s.Current}})
 	case s.RolledBack != "":
 		v := s.RolledBack
 		s.RolledBack = ""
 		if err := saveSelfState(dir, s); err == nil {
 			d.health.set(condRollback, "fieldgated", "warning", "self-update to "+v+" did not come up; rolled back to "+d.version)
-			d.audit(store.Event{Type: "self-update-rolled-back", Detail: map[string]string{"failed_version": v, "running": d.version}})
+			d.audit(store.Event{Type: "self-update-rolled-back", Detail: map[string]any{"failed_version": v, "running": d.version}})
 		}
 	}
 }
@@ -205,10 +205,10 @@ func (d *Daemon) selfUpdate(ctx context.Context, snap *tuf.Snapshot) bool {
 	}
 	if err != nil {
 		d.log.Error("self-update", "target", t.Name, "err", err)
-		d.audit(store.Event{Type: "self-update-failed", Detail: map[string]string{"target": t.Name, "error": err.Error()}})
+		d.audit(store.Event{Type: "self-update-failed", Detail: map[string]any{"target": t.Name, "error": err.Error()}})
 		return false
 	}
-	d.audit(store.Event{Type: "self-update-staged", Detail: map[string]string{"version": t.Meta.Version, "sha256": t.SHA256()}})
+	d.audit(store.Event{Type: "self-update-staged", Detail: map[string]any{"version": t.Meta.Version, "sha256": t.SHA256()}})
 	d.log.Info("self-update staged; restarting into it", "version", t.Meta.Version)
 	return true
 }

@@ -814,7 +814,7 @@ func eventLine(e api.Event) string {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if e.Detail[k] != "" {
-			s += " " + k + "=" + e.Detail[k]
+			s += " " + k + "=" + fmt.Sprint(e.Detail[k])
 		}
 	}
 	return s

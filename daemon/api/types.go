@@ -12,11 +12,14 @@ type Status struct {
 // Gateway is the gateway's retained status document (MQTT topic
 // {prefix}/status). Online is false only in the broker's last will.
 type Gateway struct {
-	Online          bool              `json:"online"`
-	ID              string            `json:"gateway"`
-	Site            string            `json:"site"`
-	Version         string            `json:"version"`
-	Time            time.Time         `json:"time"`
+	Online  bool      `json:"online"`
+	ID      string    `json:"gateway"`
+	Site    string    `json:"site"`
+	Version string    `json:"version"`
+	Time    time.Time `json:"time"`
+	// State is running, stopped (emergency stop) or degraded (a health
+	// condition of severity error is active).
+	State           string            `json:"state"`
 	Healthy         bool              `json:"healthy"`
 	Health          []Condition       `json:"health"`
 	MetadataExpires *time.Time        `json:"metadata_expires,omitempty"`
@@ -29,7 +32,7 @@ type Gateway struct {
 
 // Condition is one active health condition.
 type Condition struct {
-	Name     string    `json:"name"`     // stable: clock-unsynced, metadata-expiring, metadata-expired, refresh-failed, broker-unreachable, device-unreachable, device-mismatch, verification-failed, rollback, audit-unwritable, disk-low
+	Name     string    `json:"name"`     // stable: see the health table in the README
 	Severity string    `json:"severity"` // warning | error
 	Subject  string    `json:"subject,omitempty"`
 	Message  string    `json:"message"`
@@ -39,21 +42,37 @@ type Condition struct {
 // Device is one device's retained inventory and update state (MQTT topic
 // {prefix}/devices/{id}).
 type Device struct {
-	ID          string    `json:"id"`
-	Protocol    string    `json:"protocol"`
-	Group       string    `json:"group"`
-	HardwareID  string    `json:"hardware_id"`
-	Model       string    `json:"model,omitempty"`
-	Serial      string    `json:"serial,omitempty"`
-	Version     string    `json:"version"`
-	ImageSHA256 string    `json:"image_sha256,omitempty"`
-	KnownGood   string    `json:"known_good,omitempty"`
-	Floor       uint64    `json:"security_floor"`
-	State       string    `json:"state"` // idle | update-pending | blocked-by-interlock | <job step phase> | unreachable | mismatch
-	Job         string    `json:"job,omitempty"`
-	Progress    *Progress `json:"progress,omitempty"`
-	LastError   string    `json:"last_error,omitempty"`
-	Updated     time.Time `json:"updated"`
+	ID          string `json:"id"`
+	Protocol    string `json:"protocol"`
+	Group       string `json:"group"`
+	HardwareID  string `json:"hardware_id"`
+	Model       string `json:"model,omitempty"`
+	Serial      string `json:"serial,omitempty"`
+	Version     string `json:"version"`
+	ImageSHA256 string `json:"image_sha256,omitempty"`
+	KnownGood   string `json:"known_good,omitempty"`
+	Floor       uint64 `json:"security_floor"`
+	State       string `json:"state"` // idle | update-pending | blocked-by-interlock | <job step phase> | unreachable | mismatch | needs-recovery
+	Job         string `json:"job,omitempty"`
+	// Recovery says why the device needs recovery (its version is then
+	// unknown: empty).
+	Recovery string `json:"recovery,omitempty"`
+	// Held lists updates not offered to the device again until a newer
+	// target is published or a person retries (fieldgatectl retry).
+	Held      []Hold    `json:"held,omitempty"`
+	Progress  *Progress `json:"progress,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+	Updated   time.Time `json:"updated"`
+}
+
+// Hold is one update held back from a device.
+type Hold struct {
+	Target  string    `json:"target,omitempty"`
+	Version string    `json:"version,omitempty"`
+	SHA256  string    `json:"sha256"`
+	Job     string    `json:"job,omitempty"`
+	Reason  string    `json:"reason"`
+	Since   time.Time `json:"since"`
 }
 
 // Progress of a transfer in bytes.
@@ -103,12 +122,12 @@ type Step struct {
 
 // Event is one audit event as published on {prefix}/events.
 type Event struct {
-	Seq    uint64            `json:"seq"`
-	Time   time.Time         `json:"time"`
-	Type   string            `json:"type"`
-	Job    string            `json:"job,omitempty"`
-	Device string            `json:"device,omitempty"`
-	Actor  string            `json:"actor,omitempty"`
-	Detail map[string]string `json:"detail,omitempty"`
-	Hash   string            `json:"hash"`
+	Seq    uint64         `json:"seq"`
+	Time   time.Time      `json:"time"`
+	Type   string         `json:"type"`
+	Job    string         `json:"job,omitempty"`
+	Device string         `json:"device,omitempty"`
+	Actor  string         `json:"actor,omitempty"`
+	Detail map[string]any `json:"detail,omitempty"` // values keep their JSON types
+	Hash   string         `json:"hash"`
 }

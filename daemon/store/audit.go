@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,15 +16,25 @@ import (
 // record (without Hash) and the previous record's Hash, so an edited,
 // deleted or reordered record breaks verification.
 type Event struct {
-	Seq    uint64            `json:"seq"`
-	Time   time.Time         `json:"time"`
-	Type   string            `json:"type"`
-	Job    string            `json:"job,omitempty"`
-	Device string            `json:"device,omitempty"`
-	Actor  string            `json:"actor,omitempty"`
-	Detail map[string]string `json:"detail,omitempty"`
-	Prev   string            `json:"prev"`
-	Hash   string            `json:"hash"`
+	Seq    uint64    `json:"seq"`
+	Time   time.Time `json:"time"`
+	Type   string    `json:"type"`
+	Job    string    `json:"job,omitempty"`
+	Device string    `json:"device,omitempty"`
+	Actor  string    `json:"actor,omitempty"`
+	// Detail holds strings, numbers and booleans only: records are
+	// re-encoded to be verified, and those re-encode byte for byte.
+	Detail map[string]any `json:"detail,omitempty"`
+	Prev   string         `json:"prev"`
+	Hash   string         `json:"hash"`
+}
+
+// decodeEvent reads a stored record, keeping numbers as written so that
+// the digest of a re-read record equals the digest at write time.
+func decodeEvent(raw []byte, e *Event) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	return dec.Decode(e)
 }
 
 var (
@@ -97,7 +108,7 @@ func (t *Tx) pruneAudit(last uint64) error {
 	var prev string
 	for seq := a.Seq; seq < a.Seq+n; seq++ {
 		var e Event
-		if err := getJSON(b, u64(seq), &e); err == nil {
+		if raw := b.Get(u64(seq)); raw != nil && decodeEvent(raw, &e) == nil {
 			prev = e.Hash
 		}
 		if err := b.Delete(u64(seq)); err != nil {
@@ -108,8 +119,8 @@ func (t *Tx) pruneAudit(last uint64) error {
 	if err := t.tx.Bucket(bucketMeta).Put(keyAuditAnchor, raw); err != nil {
 		return err
 	}
-	_, err := t.Audit(Event{Type: "audit-pruned", Detail: map[string]string{
-		"records": fmt.Sprint(n), "first_kept": fmt.Sprint(a.Seq + n)}})
+	_, err := t.Audit(Event{Type: "audit-pruned", Detail: map[string]any{
+		"records": n, "first_kept": a.Seq + n}})
 	return err
 }
 
@@ -119,7 +130,7 @@ func (s *Store) ExportAudit(w io.Writer) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketAudit).ForEach(func(_, v []byte) error {
 			var e Event
-			if err := json.Unmarshal(v, &e); err != nil {
+			if err := decodeEvent(v, &e); err != nil {
 				return err
 			}
 			return enc.Encode(e)
@@ -136,7 +147,7 @@ func (s *Store) VerifyAudit() (n int, err error) {
 		want := a.Seq
 		err := tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
 			var e Event
-			if err := json.Unmarshal(v, &e); err != nil {
+			if err := decodeEvent(v, &e); err != nil {
 				return fmt.Errorf("audit record at key %x: %w", k, err)
 			}
 			if e.Seq != want {

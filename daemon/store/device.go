@@ -30,9 +30,64 @@ type Device struct {
 	// Mismatch says why the device that answers is not the configured one
 	// (another hardware id): no update is offered to it.
 	Mismatch string `json:"mismatch,omitempty"`
-	// Held lists targets (sha256) an operator rolled this device back
-	// from: they are not offered to it again.
+	// Held is the list of held sha256s written by earlier versions; reads
+	// move it into Holds.
 	Held []string `json:"held,omitempty"`
+	// Holds are targets that are not offered to the device again on their
+	// own: an update that ended failed, rolled back or cancelled, or one an
+	// operator rolled back. A newer target for the device, or a person's
+	// retry, lifts a hold.
+	Holds []Hold `json:"holds,omitempty"`
+	// Recovery, when set, says why what the device holds is not known (a
+	// write was interrupted, a rollback did not verify). Version is then
+	// empty, no update is offered, and the device must be recovered.
+	Recovery string `json:"recovery,omitempty"`
+	// Backups are verified images read back from the device, oldest first.
+	Backups []Backup `json:"backups,omitempty"`
+	// RolledBack names the update the device was last rolled back from;
+	// a later commit clears it.
+	RolledBack string `json:"rolled_back,omitempty"`
+}
+
+// Hold is one held (device, target) pair.
+type Hold struct {
+	SHA256  string    `json:"sha256"`
+	Target  string    `json:"target,omitempty"`
+	Version string    `json:"version,omitempty"`
+	Job     string    `json:"job,omitempty"`
+	Reason  string    `json:"reason"` // e.g. "rolled-back: boot failed"
+	Since   time.Time `json:"since"`
+}
+
+// Backup is an image read back from a device and checked against what the
+// device was known to run: its version, and its sha256 where the device
+// reports one.
+type Backup struct {
+	Version string    `json:"version"`
+	SHA256  string    `json:"sha256"`
+	Size    int64     `json:"size"`
+	Path    string    `json:"path"`
+	Taken   time.Time `json:"taken"`
+}
+
+// HeldSHA reports whether the target with sha256 sum is held.
+func (d *Device) HeldSHA(sum string) bool {
+	for _, h := range d.Holds {
+		if h.SHA256 == sum {
+			return true
+		}
+	}
+	return false
+}
+
+// migrate moves fields written by earlier versions into their current form.
+func (d *Device) migrate() {
+	for _, sum := range d.Held {
+		if !d.HeldSHA(sum) {
+			d.Holds = append(d.Holds, Hold{SHA256: sum, Reason: "rolled back by command"})
+		}
+	}
+	d.Held = nil
 }
 
 // Device returns the record for id, or ErrNotFound.
@@ -41,6 +96,7 @@ func (s *Store) Device(id string) (Device, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return getJSON(tx.Bucket(bucketDevices), []byte(id), &d)
 	})
+	d.migrate()
 	return d, err
 }
 
@@ -53,6 +109,7 @@ func (s *Store) Devices() ([]Device, error) {
 			if err := json.Unmarshal(v, &d); err != nil {
 				return err
 			}
+			d.migrate()
 			out = append(out, d)
 			return nil
 		})

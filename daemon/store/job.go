@@ -27,6 +27,7 @@ type Job struct {
 	Policy    string            `json:"approval_policy"`
 	Approvals []Approval        `json:"approvals,omitempty"`
 	Phase     string            `json:"phase"`
+	Kind      string            `json:"kind,omitempty"` // "" an update; "recovery" returns a device to an image the gateway holds
 	Reason    string            `json:"reason,omitempty"`
 	NotBefore time.Time         `json:"not_before,omitempty"` // deferred until
 	Created   time.Time         `json:"created"`
@@ -51,9 +52,15 @@ type Approval struct {
 
 // Step is one device's progress through a job.
 type Step struct {
-	Device    string    `json:"device"`
-	Phase     string    `json:"phase"`
-	Attempts  int       `json:"attempts"` // incremented only by transitions into transfer
+	Device    string `json:"device"`
+	Phase     string `json:"phase"`
+	Attempts  int    `json:"attempts"`            // entries into transfer (each may write the device)
+	Restarts  int    `json:"restarts,omitempty"`  // phases resumed after an interruption
+	Rollbacks int    `json:"rollbacks,omitempty"` // entries into rollback
+	// Wrote is set once anything may have reached the device: a transfer
+	// that did not fail before its first byte, or one interrupted. A step
+	// that never wrote ends failed as not-started, with no rollback.
+	Wrote     bool      `json:"wrote,omitempty"`
 	Done      int64     `json:"done,omitempty"`
 	Total     int64     `json:"total,omitempty"`
 	From      string    `json:"from_version,omitempty"`

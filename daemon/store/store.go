@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -31,6 +32,19 @@ type Store struct {
 
 	mu      sync.Mutex
 	waiters chan struct{} // closed and replaced when the outbox grows
+
+	failWrites atomic.Pointer[error] // see FailWrites
+}
+
+// FailWrites makes every later Update fail with err, as a full or broken
+// disk would; nil makes writes work again. It is the fault knob of the
+// daemon's tests: the store is the one place all durable writes pass.
+func (s *Store) FailWrites(err error) {
+	if err == nil {
+		s.failWrites.Store(nil)
+		return
+	}
+	s.failWrites.Store(&err)
 }
 
 // Open opens (creating if needed) the store file at path.

@@ -96,7 +96,7 @@ func auditN(t *testing.T, s *Store, n int) {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		err := s.Update(func(tx *Tx) error {
-			_, err := tx.Audit(Event{Type: "test", Detail: map[string]string{"i": strings.Repeat("x", i)}})
+			_, err := tx.Audit(Event{Type: "test", Detail: map[string]any{"i": strings.Repeat("x", i)}})
 			return err
 		})
 		if err != nil {

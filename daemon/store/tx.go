@@ -21,6 +21,9 @@ type Tx struct {
 // Update runs fn in one read-write transaction and commits it (bbolt
 // fsyncs on commit) if fn returns nil.
 func (s *Store) Update(fn func(*Tx) error) error {
+	if p := s.failWrites.Load(); p != nil {
+		return *p
+	}
 	var enqueued bool
 	err := s.db.Update(func(btx *bolt.Tx) error {
 		t := &Tx{tx: btx, now: time.Now().UTC()}
@@ -40,6 +43,7 @@ func (s *Store) Update(fn func(*Tx) error) error {
 func (t *Tx) Device(id string) (Device, error) {
 	var d Device
 	err := getJSON(t.tx.Bucket(bucketDevices), []byte(id), &d)
+	d.migrate()
 	return d, err
 }
 
