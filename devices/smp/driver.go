@@ -164,9 +164,11 @@ func open(serial bool) func(devices.Config, *slog.Logger) (devices.Device, error
 	}
 }
 
-// Device is an SMP/MCUboot device. It remembers, between steps, the hash
-// of the image it transferred; after a restart of the daemon it works it
-// out from the device's image list. Not safe for concurrent use.
+// Device is an SMP/MCUboot device. It remembers, between steps, the
+// MCUboot hash of the image it transferred; a Device opened after a daemon
+// restart learns it from Resume. It never guesses the image from slot
+// positions: after MCUboot's swap, slot 1 holds the previous image. Not
+// safe for concurrent use.
 type Device struct {
 	cfg    devices.Config
 	opts   options
@@ -179,7 +181,10 @@ type Device struct {
 	prev     []byte // TLV hash of the image running before Activate
 }
 
-var _ devices.Device = (*Device)(nil)
+var (
+	_ devices.Device  = (*Device)(nil)
+	_ devices.Resumer = (*Device)(nil)
+)
 
 // Capabilities: two slots (MCUboot swap), resumable upload, no read-back
 // (SMP cannot read an image back; the previous image stays in slot 1
@@ -300,28 +305,54 @@ func (d *Device) Backup(context.Context, io.Writer) (int64, error) {
 	return 0, fmt.Errorf("backup: %w", devices.ErrUnsupported)
 }
 
+// readImage reads img from r and checks it: size, file hash, MCUboot
+// header, SHA-256 TLV and version. Every error is permanent: the image
+// will not get better.
+func readImage(img devices.Image, r io.Reader) ([]byte, ImageInfo, [sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	if img.Size <= 0 || img.Size > maxImage {
+		return nil, ImageInfo{}, sum, fmt.Errorf("image %s: size %d out of range (1..%d): %w", img.Name, img.Size, maxImage, ErrBadImage)
+	}
+	b := make([]byte, img.Size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, ImageInfo{}, sum, fmt.Errorf("read image %s: %w", img.Name, err)
+	}
+	sum = sha256.Sum256(b)
+	if img.SHA256 != "" && hex.EncodeToString(sum[:]) != img.SHA256 {
+		return nil, ImageInfo{}, sum, fmt.Errorf("image %s has sha256 %x, want %s: %w", img.Name, sum, img.SHA256, ErrBadImage)
+	}
+	info, err := ParseImage(b)
+	if err != nil {
+		return nil, ImageInfo{}, sum, fmt.Errorf("image %s: %w", img.Name, err)
+	}
+	if want, err := ParseVersion(img.Version); err == nil && want != info.Version {
+		return nil, ImageInfo{}, sum, fmt.Errorf("image %s: MCUboot header says version %s, target says %s: %w", img.Name, info.Version, img.Version, ErrBadImage)
+	}
+	return b, info, sum, nil
+}
+
+// Resume implements devices.Resumer: it reads the MCUboot hash (the SHA-256
+// TLV the image list reports) from the job's image, so that Activate,
+// Health, Commit, Revert and Identify after a daemon restart know the
+// image by its hash, as after Transfer.
+func (d *Device) Resume(img devices.Image, r io.Reader) error {
+	_, info, sum, err := readImage(img, r)
+	if err != nil {
+		return devices.Permanent("resume", err)
+	}
+	d.want, d.wantFile = info.Hash[:], hex.EncodeToString(sum[:])
+	d.log.Debug("smp resume", "image", img.Name, "hash", hex.EncodeToString(d.want))
+	return nil
+}
+
 // Transfer checks img (size, file hash, MCUboot header and SHA-256 TLV) and
 // uploads it to slot 1, resuming an interrupted upload of the same file,
 // then checks that the device reports the image's TLV hash for slot 1.
 func (d *Device) Transfer(ctx context.Context, img devices.Image, r io.Reader, progress devices.Progress) error {
 	const op = "transfer"
-	if img.Size <= 0 || img.Size > maxImage {
-		return d.fail(op, fmt.Errorf("image %s: size %d out of range (1..%d): %w", img.Name, img.Size, maxImage, ErrBadImage))
-	}
-	b := make([]byte, img.Size)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return devices.Permanent(op, fmt.Errorf("read image %s: %w", img.Name, err))
-	}
-	sum := sha256.Sum256(b)
-	if img.SHA256 != "" && hex.EncodeToString(sum[:]) != img.SHA256 {
-		return d.fail(op, fmt.Errorf("image %s has sha256 %x, want %s: %w", img.Name, sum, img.SHA256, ErrBadImage))
-	}
-	info, err := ParseImage(b)
+	b, info, sum, err := readImage(img, r)
 	if err != nil {
-		return d.fail(op, fmt.Errorf("image %s: %w", img.Name, err))
-	}
-	if want, err := ParseVersion(img.Version); err == nil && want != info.Version {
-		return d.fail(op, fmt.Errorf("image %s: MCUboot header says version %s, target says %s: %w", img.Name, info.Version, img.Version, ErrBadImage))
+		return devices.Permanent(op, err)
 	}
 	c, err := d.client()
 	if err != nil {
@@ -435,28 +466,28 @@ func noPending(slots []Slot) bool {
 }
 
 // Activate marks the transferred image for a test boot, resets the device,
-// waits for it, and checks that the new image runs, not yet confirmed.
+// waits for it, and checks that the new image runs, not yet confirmed. A
+// device that runs the image already (an Activate interrupted by a daemon
+// restart after the reset) is left as it is. The image is the one given to
+// Transfer or Resume; without either Activate refuses.
 func (d *Device) Activate(ctx context.Context) error {
 	const op = "activate"
+	if d.want == nil {
+		return devices.Permanent(op, fmt.Errorf("device %s: no image to activate: Transfer or Resume first", d.cfg.ID))
+	}
 	c, slots, a, err := d.images(ctx)
 	if err != nil {
 		return d.fail(op, err)
 	}
-	s1, ok := slotN(slots, 1)
-	if d.want == nil {
-		if !ok || len(s1.Hash) == 0 {
-			return d.fail(op, fmt.Errorf("device %s has no image in slot 1 to activate: %w", d.cfg.ID, ErrNotBooted))
-		}
-		d.want = s1.Hash
-	}
 	if bytes.Equal(a.Hash, d.want) {
-		return d.fail(op, fmt.Errorf("device %s already runs image %x: %w", d.cfg.ID, d.want, ErrUnexpectedResponse))
+		d.log.Info("smp device runs the image already", "image", hex.EncodeToString(d.want), "confirmed", a.Confirmed)
+		return nil
 	}
 	d.prev = a.Hash
 	if slots, err = c.ImageTest(ctx, d.want); err != nil {
 		return d.fail(op, err)
 	}
-	if s1, ok = slotN(slots, 1); !ok || !s1.Pending || !bytes.Equal(s1.Hash, d.want) {
+	if s1, ok := slotN(slots, 1); !ok || !s1.Pending || !bytes.Equal(s1.Hash, d.want) {
 		return d.fail(op, fmt.Errorf("device %s did not mark image %x pending: %w", d.cfg.ID, d.want, ErrUnexpectedResponse))
 	}
 	d.log.Info("smp test boot", "image", hex.EncodeToString(d.want))
@@ -477,8 +508,6 @@ func (d *Device) Activate(ctx context.Context) error {
 	}
 }
 
-// Health checks that the device answers an echo and runs the image fieldgate
-// transferred (when known).
 // images lists the device's slots and returns them with the active one.
 func (d *Device) images(ctx context.Context) (*Client, []Slot, Slot, error) {
 	c, err := d.client()
@@ -496,6 +525,8 @@ func (d *Device) images(ctx context.Context) (*Client, []Slot, Slot, error) {
 	return c, slots, a, nil
 }
 
+// Health checks that the device answers an echo and runs the image
+// fieldgate transferred (when known from Transfer or Resume).
 func (d *Device) Health(ctx context.Context) error {
 	const op = "health"
 	c, err := d.client()
@@ -516,11 +547,18 @@ func (d *Device) Health(ctx context.Context) error {
 }
 
 // Commit confirms the running image and checks that the device says so.
+// When it knows the image (Transfer or Resume), it first checks that the
+// device runs it: confirming by hash an image in slot 1 (the device went
+// back to the previous image) would make MCUboot install it for good at
+// the next reset.
 func (d *Device) Commit(ctx context.Context) error {
 	const op = "commit"
-	c, err := d.client()
+	c, _, a, err := d.images(ctx)
 	if err != nil {
 		return d.fail(op, err)
+	}
+	if d.want != nil && !bytes.Equal(a.Hash, d.want) {
+		return d.fail(op, fmt.Errorf("device %s reports sha256 %x, want %x: %w", d.cfg.ID, a.Hash, d.want, ErrHashMismatch))
 	}
 	slots, err := c.ImageConfirm(ctx, d.want)
 	if err != nil {

@@ -491,3 +491,145 @@ func TestNoisyLine(t *testing.T) {
 		t.Errorf("line carried %d/%d bytes, want the image through it", ab, ba)
 	}
 }
+
+// resume tells a driver opened after a daemon restart the job's image, as
+// the daemon does before it runs a step after Transfer again. A driver
+// without Resume is left as it is: the steps that follow show what it lost.
+func resume(t *testing.T, d devices.Device, b []byte, img devices.Image) {
+	t.Helper()
+	r, ok := d.(interface {
+		Resume(devices.Image, io.Reader) error
+	})
+	if !ok {
+		t.Errorf("%T has no Resume method", d)
+		return
+	}
+	if err := r.Resume(img, bytes.NewReader(b)); err != nil {
+		t.Fatalf("Resume(%s) = %v", img.Name, err)
+	}
+}
+
+// TestResumeAfterDaemonRestart: the daemon restarts somewhere after
+// Transfer, and a new driver, given only the job's image, runs the step
+// again and the ones after it. After the test-boot reset MCUboot has
+// swapped the slots: slot 1 holds the previous image, so the driver must
+// know the new one by its hash, not by its slot. "same version" is a
+// rebuild with the factory image's version, which only the hash tells
+// apart.
+func TestResumeAfterDaemonRestart(t *testing.T) {
+	tests := []struct {
+		name      string
+		version   string
+		activated bool // the first driver's Activate finished (swap done)
+		again     bool // the new driver runs Activate again (it was interrupted)
+	}{
+		{"activate interrupted after the swap", "1.1.0", true, true},
+		{"restart during soak", "1.1.0", true, false},
+		{"restart before activate", "1.1.0", false, true},
+		{"same version, activate interrupted", "1.0.0", true, true},
+	}
+	for _, kind := range kinds {
+		for _, tt := range tests {
+			t.Run(kind+"/"+tt.name, func(t *testing.T) {
+				r := startSim(t, kind, nil, nil)
+				ctx := context.Background()
+				b, img := newImage(t, tt.version, 20000+len(tt.name))
+				transfer(t, r.drv, b, img)
+				if tt.activated {
+					if err := r.drv.Activate(ctx); err != nil {
+						t.Fatalf("Activate() = %v", err)
+					}
+				}
+				fresh := openDriver(t, r.kind, r.addr, nil)
+				resume(t, fresh, b, img)
+				if tt.again {
+					if err := fresh.Activate(ctx); err != nil {
+						t.Fatalf("Activate(new driver) = %v", err)
+					}
+				}
+				if id := identify(t, fresh); id.Version != tt.version || id.ImageSHA256 != img.SHA256 {
+					t.Fatalf("Identify(new driver) = %+v, want version %s with sha256 %s", id, tt.version, img.SHA256)
+				}
+				if err := fresh.Health(ctx); err != nil {
+					t.Fatalf("Health(new driver) = %v", err)
+				}
+				if err := fresh.Commit(ctx); err != nil {
+					t.Fatalf("Commit(new driver) = %v", err)
+				}
+				r.restart(t) // power cycle: only a confirmed image stays
+				if id := identify(t, fresh); id.Version != tt.version || id.ImageSHA256 != img.SHA256 {
+					t.Fatalf("Identify() after commit and power cycle = %+v, want version %s with sha256 %s", id, tt.version, img.SHA256)
+				}
+			})
+		}
+	}
+}
+
+// TestResumeRevertAfterCommit: a new driver told the job's image can
+// revert a confirmed image (without it, it must refuse: see
+// TestRevertAfterDaemonRestart).
+func TestResumeRevertAfterCommit(t *testing.T) {
+	r := startSim(t, sim.KindSMPUDP, nil, nil)
+	ctx := context.Background()
+	old := identify(t, r.drv)
+	b, img := newImage(t, "1.2.0", 20000)
+	transfer(t, r.drv, b, img)
+	for _, step := range []func(context.Context) error{r.drv.Activate, r.drv.Commit} {
+		if err := step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := openDriver(t, r.kind, r.addr, nil)
+	resume(t, fresh, b, img)
+	if err := fresh.Revert(ctx); err != nil {
+		t.Fatalf("Revert(new driver after Resume) = %v", err)
+	}
+	if id := identify(t, fresh); id != old {
+		t.Fatalf("Identify() after Revert = %+v, want %+v", id, old)
+	}
+}
+
+// TestResumeCommitRefusesRevertedDevice: the device power-cycled during the
+// soak and MCUboot went back to the previous image; the new image waits in
+// slot 1. Commit must fail without confirming it (which would install it
+// at the next reset).
+func TestResumeCommitRefusesRevertedDevice(t *testing.T) {
+	r := startSim(t, sim.KindSMPUDP, nil, nil)
+	ctx := context.Background()
+	b, img := newImage(t, "1.1.0", 20000)
+	transfer(t, r.drv, b, img)
+	if err := r.drv.Activate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.restart(t) // unconfirmed: MCUboot reverts
+	fresh := openDriver(t, r.kind, r.addr, nil)
+	resume(t, fresh, b, img)
+	if err := fresh.Commit(ctx); !errors.Is(err, smp.ErrHashMismatch) || devices.IsTransient(err) {
+		t.Fatalf("Commit() on a device back on its previous image = %v, want permanent ErrHashMismatch", err)
+	}
+	r.restart(t)
+	if id := identify(t, fresh); id.Version != "1.0.0" {
+		t.Fatalf("Identify() after the refused Commit and a power cycle = %+v, want 1.0.0", id)
+	}
+}
+
+// TestResumeRefusesOtherBytes: Resume checks that the bytes are the image.
+func TestResumeRefusesOtherBytes(t *testing.T) {
+	r := startSim(t, sim.KindSMPUDP, nil, nil)
+	b, img := newImage(t, "1.1.0", 3000)
+	other, _ := newImage(t, "1.1.0", 3001)
+	rs, ok := r.drv.(interface {
+		Resume(devices.Image, io.Reader) error
+	})
+	if !ok {
+		t.Fatalf("%T has no Resume method", r.drv)
+	}
+	for name, src := range map[string][]byte{"other image": other[:len(b)], "short": b[:100]} {
+		if err := rs.Resume(img, bytes.NewReader(src)); err == nil || devices.IsTransient(err) {
+			t.Errorf("Resume(%s) = %v, want a permanent error", name, err)
+		}
+	}
+	if rx, _ := r.dev.Traffic(); rx != 0 {
+		t.Errorf("Resume sent %d bytes to the device, want none", rx)
+	}
+}
