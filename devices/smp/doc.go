@@ -26,6 +26,12 @@
 // confirming so MCUboot swaps the previous image back, and checks that it
 // did.
 //
+// Every step after Transfer knows the image by its MCUboot hash (the
+// SHA-256 TLV the image list reports), never by its slot: after the
+// test-boot swap, slot 1 holds the previous image. A Device opened after a
+// daemon restart learns the hash from Resume (devices.Resumer), which reads
+// it from the job's image file.
+//
 // SMP has no standard hardware identifier. Identify reports Config.HardwareID
 // by default; with the option hardware_id=os-info it asks the device's OS
 // information command for the board name (format "b", Zephyr 3.3 and later)
