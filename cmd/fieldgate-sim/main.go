@@ -7,10 +7,12 @@
 //	fieldgate-sim mkimage --hw acme-io16-rev3 --version 2.0.0 --size 65536 -o fw.bin
 //	fieldgate-sim mkimage --format mcuboot --hw acme-mcu --version 1.1.0 --size 8192 -o fw.signed.bin
 //	fieldgate-sim line --baud 115200 --a work/tty-a --b work/tty-b
+//	fieldgate-sim counters --config sim.yaml
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -190,6 +192,40 @@ which must then be major.minor.revision[.build].`,
 	lineCmd.Flags().DurationVar(&stallFor, "stall-for", time.Second, "length of the stall")
 	lineCmd.Flags().Int64Var(&lc.AtoB.DisconnectAfter, "disconnect-after", 0, "cut the line after this many bytes A→B")
 
-	root.AddCommand(runCmd, mkimage, lineCmd)
+	var countersConfig string
+	countersCmd := &cobra.Command{
+		Use:   "counters --config FILE",
+		Short: "Print each device's own counters (flash writes, partial writes, bytes written, boots) as JSON",
+		Long: `counters reads the counters every simulated device keeps in its state
+directory (` + sim.CountersFile + `) and prints them as one JSON object keyed by
+device id, e.g. {"io16-a": {"writes": 2, "partial_writes": 0,
+"bytes_written": 81920, "boots": 3}}. It works while fieldgate-sim run
+serves the devices (the file is replaced atomically) and after it stopped.
+A device that never started has zero counters.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if countersConfig == "" {
+				return errors.New("counters: --config is required")
+			}
+			specs, err := sim.LoadFile(countersConfig)
+			if err != nil {
+				return err
+			}
+			out := make(map[string]sim.Counters, len(specs))
+			for _, s := range specs {
+				c, err := sim.ReadCounters(s.StateDir)
+				if err != nil {
+					return fmt.Errorf("counters of %s: %w", s.ID, err)
+				}
+				out[s.ID] = c
+			}
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(out)
+		},
+	}
+	countersCmd.Flags().StringVarP(&countersConfig, "config", "c", "", "configuration file (YAML, key devices:)")
+
+	root.AddCommand(runCmd, mkimage, lineCmd, countersCmd)
 	return root
 }

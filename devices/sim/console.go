@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fieldgate/fieldgate/devices/serialtest"
@@ -38,7 +39,8 @@ const ConsoleKind = "xmodem-console"
 //	yupdate   receive an image with YMODEM (exact size)
 //	dump      send the installed image with YMODEM ("flash.bin")
 //	reset     reboot: boot the installed image if its header is valid
-//	status    running version, boots, flash size, faults
+//	status    running version, boots, flash size, faults, and the flash
+//	          writes counted in Counters (writes, partial, bytes)
 //	help      the list of commands
 //
 // After update the device stays in its bootloader (no version) until
@@ -47,7 +49,14 @@ const ConsoleKind = "xmodem-console"
 // The device has one slot: its state (running version, boots) is a JSON
 // file and the installed image a file under Spec.StateDir, both replaced
 // atomically, so it survives restarts. On first start the flash holds
-// MakeImage(hardware id, Spec.Version, image_size).
+// MakeImage(hardware id, Spec.Version, image_size). Every transfer that
+// reaches the flash (complete or partial) and every boot is counted in
+// CountersFile (see Counters).
+//
+// A dump is done once the receiver has acknowledged the file's EOT: a
+// command typed while the YMODEM end-of-batch exchange still waits for a
+// receiver that has exited (lrzsz rb on a tty may) ends that exchange and
+// runs at once, rather than after the sender's retries (about 30 s).
 //
 // Faults: "boot-fail" (no image but the factory one boots, so a re-pushed
 // backup of it recovers the device), "slow-flash" (each received
@@ -56,10 +65,11 @@ const ConsoleKind = "xmodem-console"
 // max_image (default 16777216), drop_every and corrupt_every (line faults
 // in both directions).
 type Console struct {
-	spec  Spec
-	log   *slog.Logger
-	opt   consoleOptions
-	state consoleState
+	spec     Spec
+	log      *slog.Logger
+	opt      consoleOptions
+	state    consoleState
+	counters *counterFile
 }
 
 type consoleOptions struct {
@@ -159,6 +169,10 @@ func (c *Console) load() error {
 	if err := os.MkdirAll(c.spec.StateDir, 0o755); err != nil {
 		return err
 	}
+	var err error
+	if c.counters, err = openCounters(c.spec.StateDir, c.log); err != nil {
+		return err
+	}
 	b, err := os.ReadFile(c.statePath())
 	if errors.Is(err, fs.ErrNotExist) {
 		img := MakeImage(c.spec.HardwareID, c.spec.Version, c.opt.imageSize)
@@ -218,9 +232,10 @@ func (c *Console) Run(ctx context.Context, ready func()) error {
 
 // consoleSession is the console on the device's line.
 type consoleSession struct {
-	c   *Console
-	ctx context.Context
-	rw  net.Conn
+	c       *Console
+	ctx     context.Context
+	rw      net.Conn
+	pending []byte // input read during a dump, for the next line
 }
 
 func (c *Console) serve(ctx context.Context, rw net.Conn) error {
@@ -254,9 +269,13 @@ func (s *consoleSession) readLine() (string, error) {
 	var line []byte
 	b := make([]byte, 1)
 	for {
-		_ = s.rw.SetReadDeadline(time.Time{})
-		if _, err := s.rw.Read(b); err != nil {
-			return "", err
+		if len(s.pending) > 0 {
+			b[0], s.pending = s.pending[0], s.pending[1:]
+		} else {
+			_ = s.rw.SetReadDeadline(time.Time{})
+			if _, err := s.rw.Read(b); err != nil {
+				return "", err
+			}
 		}
 		switch ch := b[0]; {
 		case ch == '\r' || ch == '\n':
@@ -322,7 +341,9 @@ func (s *consoleSession) handle(cmd string) {
 		if run == "" {
 			run = "none (" + s.c.state.BootError + ")"
 		}
-		s.print("running=%s boots=%d flash=%d faults=%s\n", run, s.c.state.Boots, size, strings.Join(s.c.spec.Faults, ","))
+		n := s.c.counters.Counters()
+		s.print("running=%s boots=%d flash=%d faults=%s writes=%d partial=%d written=%d\n",
+			run, s.c.state.Boots, size, strings.Join(s.c.spec.Faults, ","), n.Writes, n.PartialWrites, n.BytesWritten)
 	case "help":
 		s.print("commands: id version hash update (XMODEM-1K) yupdate (YMODEM) dump (YMODEM) reset status help\n")
 	default:
@@ -334,6 +355,7 @@ func (s *consoleSession) handle(cmd string) {
 func (s *consoleSession) boot() {
 	c := s.c
 	c.state.Boots++
+	c.counters.booted()
 	img, err := os.ReadFile(c.flashPath())
 	var h Header
 	if err == nil {
@@ -410,6 +432,7 @@ func (s *consoleSession) update(ymodem bool) {
 		s.print("\nupdate failed: write flash: %v\n", werr)
 		return
 	}
+	c.counters.wrote(len(img), err == nil)
 	_ = c.save()
 	if err != nil {
 		s.print("\nupdate failed: %v (flash holds %d bytes of a partial image)\n", err, len(img))
@@ -428,12 +451,99 @@ func (s *consoleSession) dump() {
 		return
 	}
 	s.print("dump: sending %d bytes with YMODEM\n", len(img))
-	err = xmodem.SendYMODEM(s.ctx, s.rw, "flash.bin", bytes.NewReader(img), int64(len(img)), xmodem.Options{Log: s.c.log})
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	p := &batchEnd{Conn: s.rw, cancel: cancel}
+	err = xmodem.SendYMODEM(ctx, p, "flash.bin", bytes.NewReader(img), int64(len(img)), xmodem.Options{Log: s.c.log})
+	s.pending = append(s.pending, p.input...)
+	if err != nil && s.ctx.Err() == nil && p.acknowledged() {
+		s.c.log.Info("dump: file acknowledged; the receiver left the end-of-batch exchange", "err", err)
+		err = nil
+	}
 	if err != nil {
 		s.print("\ndump failed: %v\n", err)
 		return
 	}
 	s.print("dump ok\n")
+}
+
+// errReceiverGone ends a dump's end-of-batch exchange when console input
+// arrives instead of the receiver's answer.
+var errReceiverGone = errors.New("console input after the file was acknowledged: the receiver has left")
+
+// batchEnd is the console's line during a dump. Once the receiver has
+// acknowledged the file (ACK or 'C' after EOT), the image is delivered and
+// only the YMODEM end-of-batch exchange is left. A receiver that exits
+// without finishing it (lrzsz rb on a tty may) would leave the sender
+// waiting out its retries (three times its 10 s answer timeout) and the
+// console deaf. So the first byte that is no protocol answer (a command
+// typed after rb ended) ends the exchange at once, and that input is kept
+// for the console.
+type batchEnd struct {
+	net.Conn
+	cancel context.CancelFunc
+
+	mu    sync.Mutex
+	eot   bool   // the sender sent EOT
+	acked bool   // ... and the receiver answered it with ACK or 'C'
+	gone  bool   // console input arrived: the receiver has left
+	input []byte // that input, for the console
+}
+
+const (
+	ymodemEOT = 0x04
+	ymodemACK = 0x06
+	ymodemNAK = 0x15
+	ymodemCAN = 0x18
+)
+
+func (p *batchEnd) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	if len(b) == 1 && b[0] == ymodemEOT {
+		p.eot = true
+	}
+	p.mu.Unlock()
+	return p.Conn.Write(b)
+}
+
+func (p *batchEnd) Read(b []byte) (int, error) {
+	p.mu.Lock()
+	gone := p.gone
+	p.mu.Unlock()
+	if gone {
+		return 0, errReceiverGone
+	}
+	n, err := p.Conn.Read(b)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.eot {
+		return n, err
+	}
+	for i, x := range b[:n] {
+		switch x {
+		case ymodemACK, 'C':
+			p.acked = true
+		case ymodemNAK, ymodemCAN:
+		default:
+			if !p.acked {
+				continue // line noise during the file: the sender's business
+			}
+			p.gone = true
+			p.input = append(p.input, b[i:n]...)
+			p.cancel()
+			if i == 0 {
+				return 0, errReceiverGone
+			}
+			return i, nil
+		}
+	}
+	return n, err
+}
+
+func (p *batchEnd) acknowledged() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.acked
 }
 
 var _ io.Writer = (*consoleFlash)(nil)

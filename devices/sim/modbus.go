@@ -70,6 +70,8 @@ type ModbusDevice struct {
 	bootUntil  time.Time // off the bus
 	bootTarget func()    // applied when the boot ends
 
+	counters *counterFile // writes into the update store, boots
+
 	ln   net.Listener     // TCP, once opened
 	pair *serialtest.Pair // RTU: client end B, device end A
 	port *os.File         // RTU: what the device reads and writes
@@ -140,6 +142,10 @@ func newModbus(spec Spec, rtu bool, log *slog.Logger) (*ModbusDevice, error) {
 	if err := d.load(); err != nil {
 		return nil, fmt.Errorf("sim %s %s: %w", spec.Kind, spec.ID, err)
 	}
+	if d.counters, err = openCounters(spec.StateDir, d.log); err != nil {
+		return nil, fmt.Errorf("sim %s %s: %w", spec.Kind, spec.ID, err)
+	}
+	d.counters.booted() // starting the simulator is a power-on
 	return d, nil
 }
 
@@ -400,6 +406,7 @@ func (d *ModbusDevice) command(cmd uint16) byte {
 	}
 	switch cmd {
 	case p.CmdVerify:
+		d.endWrite()
 		if d.spec.HasFault("slow-flash") {
 			d.busyUntil = time.Now().Add(500 * time.Millisecond)
 			return 0
@@ -410,6 +417,7 @@ func (d *ModbusDevice) command(cmd uint16) byte {
 			d.log.Info("activate refused: process running")
 			return pdu.ExDeviceBusy
 		}
+		d.endWrite()
 		img := append([]byte(nil), d.received()...)
 		d.reboot("activate", func() error {
 			h, err := VerifyImage(img, d.spec.HardwareID)
@@ -447,6 +455,12 @@ func (d *ModbusDevice) command(cmd uint16) byte {
 	return 0
 }
 
+// endWrite ends the counted write into the update store: complete if the
+// announced length arrived. mu held.
+func (d *ModbusDevice) endWrite() {
+	d.counters.end(d.length > 0 && len(d.store) >= int(d.length))
+}
+
 func (d *ModbusDevice) received() []byte {
 	n := min(int(d.length), len(d.store))
 	return d.store[:n]
@@ -476,6 +490,7 @@ func (d *ModbusDevice) reboot(op string, boot func() error) {
 	d.status = d.p.StatusBusy
 	d.bootUntil = time.Now().Add(d.bootTime)
 	d.bootTarget = func() {
+		d.counters.booted()
 		prev := d.active
 		if err := boot(); err != nil {
 			d.log.Info("boot failed; previous image keeps running", "op", op, "err", err)
@@ -524,6 +539,10 @@ func (d *ModbusDevice) writeFile(req pdu.PDU) pdu.PDU {
 		if end > int64(len(d.store)) {
 			d.store = append(d.store, make([]byte, end-int64(len(d.store)))...)
 		}
+		if off == 0 {
+			d.counters.begin() // a new image: one still being written ends partial
+		}
+		d.counters.add(len(r.Data))
 		copy(d.store[off:], r.Data)
 	}
 	d.status = d.p.StatusIdle

@@ -106,6 +106,7 @@ type SMPDevice struct {
 	addr        string
 	ready       chan struct{}
 	rx, tx      atomic.Int64
+	counters    *counterFile // uploads into slot 1 and boots
 }
 
 // NewSMPDevice checks spec, loads the persisted state (installing the
@@ -144,6 +145,11 @@ func NewSMPDevice(spec Spec, log *slog.Logger) (*SMPDevice, error) {
 	if err := os.MkdirAll(spec.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("smp device %s: %w", spec.ID, err)
 	}
+	counters, err := openCounters(spec.StateDir, d.log)
+	if err != nil {
+		return nil, fmt.Errorf("smp device %s: %w", spec.ID, err)
+	}
+	d.counters = counters
 	if err := d.load(factory); err != nil {
 		return nil, fmt.Errorf("smp device %s: %w", spec.ID, err)
 	}
@@ -232,6 +238,7 @@ func (d *SMPDevice) swap() error {
 func (d *SMPDevice) boot() {
 	d.abortUpload()
 	d.st.Boots++
+	d.counters.booted()
 	switch {
 	case d.st.Pending:
 		d.st.Pending = false
@@ -257,6 +264,7 @@ func (d *SMPDevice) boot() {
 			}
 			d.st.Confirmed = true
 			d.st.Boots++
+			d.counters.booted()
 		}
 	case !d.st.Confirmed:
 		if err := d.swap(); err != nil {
@@ -282,6 +290,7 @@ func (d *SMPDevice) consoleLine(s string) {
 func (d *SMPDevice) abortUpload() {
 	if d.up != nil && d.up.file != nil {
 		d.up.file.Close()
+		d.counters.end(false)
 	}
 	d.up = nil
 }
@@ -496,6 +505,7 @@ func (d *SMPDevice) upload(r smp.UploadRequest) any {
 		}
 		d.up = &smpUpload{len: r.Len, sha: bytes.Clone(r.SHA), file: f}
 		d.slots[1] = nil
+		d.counters.begin()
 	}
 	if d.up == nil {
 		return rc(smp.RCInval)
@@ -513,6 +523,7 @@ func (d *SMPDevice) upload(r smp.UploadRequest) any {
 		return rc(smp.RCUnknown)
 	}
 	d.up.off += uint64(len(r.Data))
+	d.counters.add(len(r.Data))
 	if d.spec.HasFault(FaultRebootMidUpload) && !d.rebootedMid && d.up.off > d.up.len/2 {
 		d.rebootedMid = true
 		d.log.Info("smp: rebooting mid-upload (fault)", "off", d.up.off)
@@ -524,6 +535,7 @@ func (d *SMPDevice) upload(r smp.UploadRequest) any {
 			return rc(smp.RCUnknown)
 		}
 		d.up.file = nil // keep off for retransmitted last chunks
+		d.counters.end(true)
 		d.refreshSlots()
 	}
 	return smp.UploadResponse{Off: d.up.off}

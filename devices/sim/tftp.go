@@ -57,6 +57,8 @@ type tftpFlash struct {
 	mu    sync.Mutex
 	id    devices.Identity
 	state string
+
+	counters *counterFile // writes (uploads and pulls) and boots
 }
 
 func newTFTPFlash(spec Spec, log *slog.Logger) (*tftpFlash, error) {
@@ -105,6 +107,12 @@ func newTFTPFlash(spec Spec, log *slog.Logger) (*tftpFlash, error) {
 	if err := f.load(factory); err != nil {
 		return nil, fmt.Errorf("sim %s: %w", spec.ID, err)
 	}
+	counters, err := openCounters(spec.StateDir, f.log)
+	if err != nil {
+		return nil, fmt.Errorf("sim %s: %w", spec.ID, err)
+	}
+	f.counters = counters
+	f.counters.booted() // starting the simulator is a power-on
 	return f, nil
 }
 
@@ -167,6 +175,7 @@ func (f *tftpFlash) install(tmp string) error {
 	if err := os.Rename(tmp, f.path("firmware.bin")); err != nil {
 		return err
 	}
+	f.counters.booted()
 	h, err := VerifyImage(img, f.spec.HardwareID)
 	if err == nil && f.spec.bootFails(h.Version) {
 		err = fmt.Errorf("boot-fail fault injected: version %s does not boot", h.Version)
@@ -185,8 +194,9 @@ func (f *tftpFlash) install(tmp string) error {
 
 // upload is a WRQ (or a pull) in progress: a temp file in StateDir.
 type tftpUpload struct {
-	f   *tftpFlash
-	tmp *os.File
+	f     *tftpFlash
+	tmp   *os.File
+	begun bool // its first bytes arrived: a write is counted
 }
 
 func (f *tftpFlash) newUpload() (*tftpUpload, error) {
@@ -197,7 +207,15 @@ func (f *tftpFlash) newUpload() (*tftpUpload, error) {
 	return &tftpUpload{f: f, tmp: tmp}, nil
 }
 
-func (u *tftpUpload) Write(b []byte) (int, error) { return u.tmp.Write(b) }
+func (u *tftpUpload) Write(b []byte) (int, error) {
+	if !u.begun && len(b) > 0 {
+		u.begun = true
+		u.f.counters.begin()
+	}
+	n, err := u.tmp.Write(b)
+	u.f.counters.add(n)
+	return n, err
+}
 
 func (u *tftpUpload) Commit() error {
 	if err := u.tmp.Sync(); err != nil {
@@ -208,10 +226,16 @@ func (u *tftpUpload) Commit() error {
 		u.Abort()
 		return err
 	}
+	if u.begun {
+		u.f.counters.end(true)
+	}
 	return u.f.install(u.tmp.Name())
 }
 
 func (u *tftpUpload) Abort() {
+	if u.begun {
+		u.f.counters.end(false)
+	}
 	u.tmp.Close()
 	os.Remove(u.tmp.Name())
 }
