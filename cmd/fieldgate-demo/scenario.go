@@ -52,6 +52,9 @@ type Options struct {
 	// device id (e.g. "io16-a": {"boot-fail"}: the new image does not
 	// boot, so the update must roll back).
 	Faults map[string][]string
+	// RefreshInterval is fieldgated's gateway.refresh_interval; 0 means
+	// 10s, the smallest the configuration accepts.
+	RefreshInterval time.Duration
 }
 
 // Result is what the scenario observed over MQTT.
@@ -82,6 +85,7 @@ type Env struct {
 	Socket     string
 	BrokerAddr string
 	IDs        []string
+	SimConfig  string // fieldgate-sim's configuration (fieldgate-sim counters --config)
 	procs      *procGroup
 	daemon     *exec.Cmd
 	start      time.Time
@@ -284,6 +288,7 @@ func Setup(ctx context.Context, o Options) (*Env, error) {
 	if err := os.WriteFile(simPath, []byte(simCfg), 0o644); err != nil {
 		return e, err
 	}
+	e.SimConfig = simPath
 	simLog, err := logFile(work, "sim")
 	if err != nil {
 		return e, err
@@ -310,12 +315,16 @@ func Setup(ctx context.Context, o Options) (*Env, error) {
 	e.BrokerAddr = brokerAddr
 	sock := filepath.Join(work, "fieldgated.sock")
 	e.Socket = sock
+	refresh := o.RefreshInterval
+	if refresh == 0 {
+		refresh = 10 * time.Second
+	}
 	cfg := fmt.Sprintf(`gateway:
   id: gw1
   site: demo
   state_dir: %s
   socket: %s
-  refresh_interval: 10s
+  refresh_interval: %s
   log_level: info
 tuf:
   metadata_url: http://%s/metadata
@@ -328,7 +337,7 @@ windows:
 groups:
   - {name: line1, window: always, approval: %s}
 devices:
-`, filepath.Join(work, "state"), sock, repoAddr, repoAddr, filepath.Join(repo, "repository", "metadata", "1.root.json"), mqttCfg, approval)
+`, filepath.Join(work, "state"), sock, refresh, repoAddr, repoAddr, filepath.Join(repo, "repository", "metadata", "1.root.json"), mqttCfg, approval)
 	for _, id := range ids {
 		cfg += fmt.Sprintf("  - {id: %s, group: line1, protocol: xmodem, hardware_id: %s, address: %s, baud: %d}\n",
 			id, hardware, filepath.Join(work, "dev", id), baud)
