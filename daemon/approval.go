@@ -221,8 +221,17 @@ func (d *Daemon) setStop(actor, flag, event string) error {
 		_, err := d.auditTx(tx, store.Event{Type: event, Actor: actor})
 		return err
 	})
+	if err != nil {
+		d.storeFailed("", err)
+		return err
+	}
+	if flag != "" {
+		d.log.Warn("emergency stop: no new device step starts", "actor", actor)
+	} else {
+		d.log.Info("emergency stop lifted", "actor", actor)
+	}
 	d.kick()
-	return err
+	return nil
 }
 
 func (d *Daemon) stopped() bool {

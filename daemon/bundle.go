@@ -2,20 +2,18 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/fieldgate/fieldgate/daemon/store"
+	"github.com/fieldgate/fieldgate/tuf"
 )
 
 // Import verifies the offline bundle in dir with the gateway's current
 // trust (root chain, rollback, expiry, hashes) and stages jobs for its
-// targets like an online refresh would. The outcome is audited and
-// reported; reports wait in the outbox until the uplink returns.
+// targets like an online refresh would; it returns the number of jobs
+// staged. The outcome is audited and reported; reports wait in the outbox
+// until the uplink returns.
 func (d *Daemon) Import(ctx context.Context, dir, actor string) (int, error) {
 	if d.importer == nil {
 		return 0, errors.New("import: offline bundles are not enabled in this build")
@@ -32,9 +30,10 @@ func (d *Daemon) Import(ctx context.Context, dir, actor string) (int, error) {
 	d.mu.Unlock()
 	d.audit(store.Event{Type: "bundle-imported", Actor: actor, Detail: map[string]any{
 		"dir": dir, "targets": fmt.Sprint(len(snap.Targets))}})
-	d.stage(ctx, snap)
+	n := d.stage(ctx, snap)
 	d.kick()
-	return len(snap.Targets), nil
+	d.log.Info("offline bundle imported", "dir", dir, "targets", len(snap.Targets), "jobs_staged", n, "actor", actor)
+	return n, nil
 }
 
 // watchImportDir imports a bundle that appeared in the configured import
@@ -44,12 +43,10 @@ func (d *Daemon) watchImportDir(ctx context.Context) {
 	if dir == "" || d.importer == nil {
 		return
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, "metadata", "timestamp.json"))
+	id, err := tuf.BundleID(dir) // never blocks: a FIFO or a link is refused
 	if err != nil {
 		return // nothing mounted, or not a bundle
 	}
-	sum := sha256.Sum256(raw)
-	id := hex.EncodeToString(sum[:])
 	if id == d.lastBundle {
 		return
 	}

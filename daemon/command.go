@@ -159,6 +159,18 @@ func (d *Daemon) execute(c mqtt.Command) error {
 	case mqtt.ActionRollback:
 		_, err := d.Rollback(c.Devices, actor, c.ID)
 		return err
+	case mqtt.ActionRetry:
+		what := append([]string(nil), c.Devices...)
+		if c.Job != "" {
+			what = append(what, c.Job)
+		}
+		var errs []error
+		for _, w := range what {
+			if _, err := d.Retry(w, actor, c.ID); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
 	}
 	return fmt.Errorf("action %q: %w", c.Action, errUnsupported)
 }

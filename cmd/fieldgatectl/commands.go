@@ -157,11 +157,38 @@ func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "bundle verified: %d target(s); jobs staged for the devices they fit\n", rep.Count)
+			if rep.Count == 0 {
+				fmt.Fprintln(stdout, "bundle verified: no job staged (no device needs its targets, or they are held)")
+				return nil
+			}
+			fmt.Fprintf(stdout, "bundle verified: %d job(s) staged\n", rep.Count)
 			return nil
 		},
 	}
-	return []*cobra.Command{importCmd, approve, cancel, deferCmd, stop, resume, refresh, boardCmd, audit, windows, jobs}
+	retry := &cobra.Command{
+		Use:   "retry DEVICE|JOB",
+		Short: "Lift the hold on a failed, rolled-back or cancelled update: the next staging runs it once more",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rep, err := client().Post(cmd.Context(), "/v1/retry", api.Request{Device: args[0]})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "hold lifted on %d device(s); the update is staged again\n", rep.Count)
+			return nil
+		},
+	}
+	var image string
+	recoverCmd := &cobra.Command{
+		Use:   "recover DEVICE [--image known-good|TARGET]",
+		Short: "Push a verified image to a device that needs recovery (default: its known-good version)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return post(cmd, "/v1/recover", api.Request{Device: args[0], Image: image}, "recovery job JOB scheduled (runs in the device's window)")
+		},
+	}
+	recoverCmd.Flags().StringVar(&image, "image", "known-good", "known-good, or the name of a signed target for the device")
+	return []*cobra.Command{importCmd, approve, cancel, deferCmd, stop, resume, refresh, retry, recoverCmd, boardCmd, audit, windows, jobs}
 }
 
 // parseUntil reads an RFC 3339 time or a duration from now.

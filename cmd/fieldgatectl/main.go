@@ -104,7 +104,7 @@ func printStatus(w io.Writer, st api.Status) {
 	if !g.Healthy {
 		health = "NOT HEALTHY"
 	}
-	fmt.Fprintf(w, "gateway %s/%s  fieldgated %s  %s\n", g.Site, g.ID, g.Version, health)
+	fmt.Fprintf(w, "gateway %s/%s  fieldgated %s  %s  %s\n", g.Site, g.ID, g.Version, orDash(g.State), health)
 	for _, c := range g.Health {
 		subj := ""
 		if c.Subject != "" {
@@ -141,6 +141,14 @@ func printStatus(w io.Writer, st api.Status) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Protocol, d.HardwareID, orDash(d.Version), d.State, progress(d.Progress), d.Floor, orDash(d.LastError))
 	}
 	tw.Flush()
+	for _, d := range st.Devices {
+		if d.Recovery != "" {
+			fmt.Fprintf(w, "  %s NEEDS RECOVERY: %s (fieldgatectl recover %s)\n", d.ID, d.Recovery, d.ID)
+		}
+		for _, h := range d.Held {
+			fmt.Fprintf(w, "  %s held: %s %s since %s: %s (fieldgatectl retry %s)\n", d.ID, h.Target, h.Version, h.Since.Format(time.RFC3339), h.Reason, d.ID)
+		}
+	}
 
 	fmt.Fprintln(w, "\nJOBS")
 	printJobs(w, st.Jobs)

@@ -116,6 +116,7 @@ func remoteActions(stdout io.Writer) []*cobra.Command {
 		sha                        string
 		devices, nowDevices        []string
 		rollbackDevices            []string
+		retryDevices               []string
 		approveWindow, deferWindow string
 		nowSHA                     string
 	)
@@ -163,9 +164,23 @@ func remoteActions(stdout io.Writer) []*cobra.Command {
 		{&cobra.Command{Use: "stop", Short: "Emergency stop: the gateway starts no new device step (lifted only on site: fieldgatectl resume)",
 			Args: cobra.NoArgs},
 			func([]string, time.Time) (mqtt.Command, error) { return mqtt.Command{Action: mqtt.ActionStop}, nil }},
+		{&cobra.Command{Use: "retry [JOB] [--devices a,b]",
+			Short: "Lift the hold on a failed, rolled-back or cancelled update (of JOB's target, or every hold of the devices): it runs once more",
+			Args:  cobra.MaximumNArgs(1)},
+			func(args []string, _ time.Time) (mqtt.Command, error) {
+				c := mqtt.Command{Action: mqtt.ActionRetry, Devices: retryDevices}
+				if len(args) == 1 {
+					c.Job = args[0]
+				}
+				if c.Job == "" && len(c.Devices) == 0 {
+					return c, errors.New("retry needs JOB or --devices")
+				}
+				return c, nil
+			}},
 	}
 	approve, deferCmd, updateNow, rollback := actions[0].cmd, actions[2].cmd, actions[3].cmd, actions[5].cmd
 	rollback.Flags().StringSliceVar(&rollbackDevices, "devices", nil, "devices to roll back (required)")
+	actions[7].cmd.Flags().StringSliceVar(&retryDevices, "devices", nil, "lift every hold of these devices")
 	approve.Flags().StringVar(&sha, "sha256", "", "sha256 of the job's image, as shown in the job (required)")
 	approve.Flags().StringSliceVar(&devices, "devices", nil, "approve only these devices (default: the job's devices)")
 	approve.Flags().StringVar(&approveWindow, "window", "", "approve for this time only: START/END, each RFC 3339 or a duration from now (0s/4h)")

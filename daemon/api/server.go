@@ -33,6 +33,12 @@ type Backend interface {
 	VerifyAudit() (int, error)
 	Windows() []WindowInfo
 	Import(ctx context.Context, dir, actor string) (int, error)
+	// Retry lifts the holds of a device, or of a job's target on its
+	// devices (command: the remote command's id, "" on site).
+	Retry(what, actor, command string) ([]string, error)
+	// Recover stages a recovery job pushing image ("known-good" or a
+	// target name) to a device.
+	Recover(ctx context.Context, device, image, actor, command string) (string, error)
 }
 
 // WindowInfo is one group's window as `fieldgatectl windows` shows it.
@@ -52,6 +58,8 @@ type Request struct {
 	Button string        `json:"button,omitempty"`
 	Hold   time.Duration `json:"hold,omitempty"`
 	Dir    string        `json:"dir,omitempty"`
+	Device string        `json:"device,omitempty"`
+	Image  string        `json:"image,omitempty"`
 }
 
 // Reply is the body of every POST answer.
@@ -197,6 +205,18 @@ func (s *Server) handler() http.Handler {
 	post("/v1/cancel", func(q Request, a string) (Reply, error) { return Reply{Job: q.Job}, s.Backend.Cancel(q.Job, a) })
 	post("/v1/defer", func(q Request, a string) (Reply, error) {
 		return Reply{Job: q.Job}, s.Backend.Defer(q.Job, a, q.Until)
+	})
+	post("/v1/retry", func(q Request, a string) (Reply, error) {
+		what := q.Device
+		if what == "" {
+			what = q.Job
+		}
+		devs, err := s.Backend.Retry(what, a, "")
+		return Reply{Count: len(devs)}, err
+	})
+	post("/v1/recover", func(q Request, a string) (Reply, error) {
+		job, err := s.Backend.Recover(context.Background(), q.Device, q.Image, a, "")
+		return Reply{Job: job}, err
 	})
 	post("/v1/stop", func(q Request, a string) (Reply, error) { return Reply{}, s.Backend.Stop(a) })
 	post("/v1/resume", func(q Request, a string) (Reply, error) { return Reply{}, s.Backend.Resume(a) })

@@ -29,6 +29,7 @@ const (
 	ActionRefresh   = "refresh"    // refresh TUF metadata now
 	ActionRollback  = "rollback"   // roll devices back to their previous image
 	ActionStop      = "stop"       // emergency stop: start no new device step (devices optional)
+	ActionRetry     = "retry"      // lift the hold on a failed update: of a job's target, or of devices
 )
 
 // Reasons a command is rejected (ParseCommand errors wrap one of these).
@@ -137,6 +138,7 @@ var actionArgs = map[string]argRule{
 	ActionRefresh:   {},
 	ActionRollback:  {job: may, devices: req},
 	ActionStop:      {devices: may},
+	ActionRetry:     {job: may, devices: may}, // job or devices, checked below
 }
 
 const maxDevices = 256
@@ -236,8 +238,8 @@ func (w wireCommand) command() (Command, error) {
 	); err != nil {
 		return Command{}, err
 	}
-	if w.Action == ActionUpdateNow && w.Args.Job == "" && len(w.Args.Devices) == 0 {
-		return bad("command %s: update-now needs args.job or args.devices", w.ID)
+	if (w.Action == ActionUpdateNow || w.Action == ActionRetry) && w.Args.Job == "" && len(w.Args.Devices) == 0 {
+		return bad("command %s: %s needs args.job or args.devices", w.ID, w.Action)
 	}
 	if w.Args.Job != "" && !identRE.MatchString(w.Args.Job) {
 		return bad("command %s: job %q: want 1-64 of [A-Za-z0-9._:-]", w.ID, w.Args.Job)

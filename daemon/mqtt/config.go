@@ -42,6 +42,10 @@ type Config struct {
 	// "fieldgate/v1/site1/gw1". It must not contain wildcards or a
 	// leading/trailing slash.
 	Prefix string
+	// Site and Gateway name the gateway in the status payloads the
+	// Session publishes itself (the last will among them), so that a
+	// dashboard reading only the will knows which gateway went away.
+	Site, Gateway string
 	// KeepAlive is the MQTT keepalive; 30s if zero. A dead connection is
 	// detected after about 1.5 × KeepAlive.
 	KeepAlive time.Duration

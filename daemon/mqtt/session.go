@@ -111,13 +111,15 @@ func (s *Session) Connected() bool { return s.connected.Load() }
 // replaces it and must carry "online": true.
 type StatusPayload struct {
 	Online   bool   `json:"online"`
+	Gateway  string `json:"gateway,omitempty"`
+	Site     string `json:"site,omitempty"`
 	ClientID string `json:"client_id"`
 	Reason   string `json:"reason,omitempty"` // "lost" (last will) or "shutdown"
 	Time     string `json:"time,omitempty"`   // UTC RFC 3339; absent in the last will
 }
 
 func (s *Session) status(online bool, reason string, now time.Time) []byte {
-	p := StatusPayload{Online: online, ClientID: s.cfg.ClientID, Reason: reason}
+	p := StatusPayload{Online: online, Gateway: s.cfg.Gateway, Site: s.cfg.Site, ClientID: s.cfg.ClientID, Reason: reason}
 	if !now.IsZero() {
 		p.Time = now.UTC().Format(time.RFC3339)
 	}
