@@ -37,13 +37,19 @@ type Device struct {
 	WrongHash   bool   // Identify reports a wrong image hash
 	Running     bool   // Interlock reports the process running
 	Unreachable bool   // every call fails transiently
-	unhealthy   bool   // Health fails (see SetUnhealthy)
+	// NeedResume makes Activate, Health, Commit and Revert fail
+	// permanently unless Transfer or Resume gave the image since New or
+	// the last Forget, like a driver that loses its state when the daemon
+	// restarts (see devices.Resumer).
+	NeedResume bool
+	unhealthy  bool // Health fails (see SetUnhealthy)
 
 	installed []byte // running image
 	staged    []byte // transferred, not yet activated
 	previous  []byte // A/B: the other slot
 	booted    bool
 	calls     []string
+	known     *devices.Image // from Transfer or Resume; dropped by Forget
 }
 
 // New returns a device running an image of version v.
@@ -52,7 +58,10 @@ func New(hw, v string) *Device {
 		Caps: devices.Capabilities{Slots: 1, ReadBack: true, Health: true, Interlock: true}}
 }
 
-var _ devices.Device = (*Device)(nil)
+var (
+	_ devices.Device  = (*Device)(nil)
+	_ devices.Resumer = (*Device)(nil)
+)
 
 // Image returns an image of version v padded to at least size bytes.
 func Image(v string, size int) []byte {
@@ -90,6 +99,40 @@ func (d *Device) call(name string) error {
 	if d.Unreachable {
 		return devices.Transient(name, errors.New("device does not answer"))
 	}
+	return nil
+}
+
+// Forget drops what the driver side learned from Transfer or Resume, as a
+// daemon restart does; the device keeps its images.
+func (d *Device) Forget() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.known = nil
+}
+
+// need fails op when NeedResume is set and the image is unknown.
+func (d *Device) need(op string) error {
+	if d.NeedResume && d.known == nil {
+		return devices.Permanent(op, errors.New("the transferred image is unknown: no Transfer or Resume since the restart"))
+	}
+	return nil
+}
+
+// Resume implements devices.Resumer: it checks that r holds img (size and
+// sha256, when given) and remembers img.
+func (d *Device) Resume(img devices.Image, r io.Reader) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls = append(d.calls, "resume") // no I/O with the device: Unreachable does not apply
+	h := sha256.New()
+	n, err := io.Copy(h, r)
+	if err != nil {
+		return devices.Permanent("resume", err)
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); n != img.Size || (img.SHA256 != "" && sum != img.SHA256) {
+		return devices.Permanent("resume", fmt.Errorf("got %d bytes with sha256 %s, want %d with %s", n, sum, img.Size, img.SHA256))
+	}
+	d.known = &img
 	return nil
 }
 
@@ -164,6 +207,7 @@ func (d *Device) Transfer(ctx context.Context, img devices.Image, r io.Reader, p
 		progress(n, n)
 	}
 	d.staged = buf.Bytes()
+	d.known = &img
 	return nil
 }
 
@@ -171,6 +215,9 @@ func (d *Device) Activate(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.call("activate"); err != nil {
+		return err
+	}
+	if err := d.need("activate"); err != nil {
 		return err
 	}
 	if d.staged == nil {
@@ -187,6 +234,9 @@ func (d *Device) Health(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.call("health"); err != nil {
+		return err
+	}
+	if err := d.need("health"); err != nil {
 		return err
 	}
 	if !d.booted || d.unhealthy {
@@ -206,13 +256,19 @@ func (d *Device) SetUnhealthy(v bool) {
 func (d *Device) Commit(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.call("commit")
+	if err := d.call("commit"); err != nil {
+		return err
+	}
+	return d.need("commit")
 }
 
 func (d *Device) Revert(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.call("revert"); err != nil {
+		return err
+	}
+	if err := d.need("revert"); err != nil {
 		return err
 	}
 	if d.Caps.Slots < 2 {
