@@ -122,6 +122,9 @@ func (d *Daemon) interrupted(ctx context.Context, j store.Job, i int) bool {
 	d.log.Warn("resuming interrupted step", "job", j.ID, "device", s.Device, "phase", s.Phase,
 		"attempts", s.Attempts, "restarts", s.Restarts, "rollbacks", s.Rollbacks)
 	next, mut := s.Phase, func(c *change) { c.step.Restarts++ }
+	if s.Phase != stepBackup && s.Phase != stepTransfer {
+		d.resumeDevice(j, s.Device)
+	}
 	switch s.Phase {
 	case stepBackup: // read-only: run it again
 		if s.Restarts >= maxBackups {
@@ -143,6 +146,25 @@ func (d *Daemon) interrupted(ctx context.Context, j store.Job, i int) bool {
 		}
 	}
 	return d.advance(j.ID, s.Device, next, why, mut) == nil
+}
+
+// resumeDevice tells a device opened after a restart which image its job
+// transferred (devices.Resumer), so that activating, testing, confirming
+// or reverting acts on that image and not on whatever a slot holds now.
+func (d *Daemon) resumeDevice(j store.Job, id string) {
+	r, ok := d.devs[id].(devices.Resumer)
+	if !ok {
+		return
+	}
+	f, err := os.Open(j.Blob)
+	if err == nil {
+		defer f.Close()
+		img := devices.Image{Name: j.Target, Version: j.Version, Size: j.Length, SHA256: j.SHA256}
+		err = r.Resume(img, io.LimitReader(f, j.Length))
+	}
+	if err != nil {
+		d.log.Warn("resume: the device could not be told its job's image", "job", j.ID, "device", id, "err", err)
+	}
 }
 
 // toRollback moves step i into rollback, counting the entry; a recovery

@@ -421,8 +421,12 @@ func TestEndToEndRollbackEveryProtocol(t *testing.T) {
 					t.Errorf("device %s (%s) reports version %q after the rollback, want the old %q", d.id, d.protocol, dv.Version, d.from)
 				}
 			case "failed":
-				if !strings.Contains(s.Error, "no backup") {
-					t.Errorf("device %s (%s) failed with %q, want an error saying there is no backup", d.id, d.protocol, s.Error)
+				if !strings.Contains(s.Error, "no verified image") {
+					t.Errorf("device %s (%s) failed with %q, want an error saying the gateway holds no verified image", d.id, d.protocol, s.Error)
+				}
+				// It still answers: what it runs is read back, not assumed.
+				if dv := deviceOf(st, d.id); dv.Version != d.from || dv.State == "needs-recovery" {
+					t.Errorf("device %s (%s) = version %q state %q after a failed rollback, want the version it reports (%s)", d.id, d.protocol, dv.Version, dv.State, d.from)
 				}
 			}
 		})
