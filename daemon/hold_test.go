@@ -304,3 +304,30 @@ func backupFile(t *testing.T, dir, version string, img []byte) store.Backup {
 }
 
 func writeFile(p string, b []byte) error { return os.WriteFile(p, b, 0o600) }
+
+// TestResumeTellsTheDeviceItsImage: after a restart mid-activate, the
+// device (which forgot the transferred image, as a new driver instance
+// does) is told the job's image before the phase runs again, and the step
+// commits.
+func TestResumeTellsTheDeviceItsImage(t *testing.T) {
+	r := newRig(t, false, "a")
+	r.devs["a"].NeedResume = true
+	r.src.add(t, "fw-2.0.0", "2.0.0", 5, "hw1", devicetest.Image("2.0.0", 300))
+	ctx := context.Background()
+	r.d.inventory(ctx)
+	snap, _ := r.src.Refresh(ctx)
+	r.d.stage(ctx, snap)
+	j := r.onlyJob(t)
+	r.devs["a"].Transfer(ctx, devices.Image{Name: j.Target, Version: j.Version, Size: j.Length, SHA256: j.SHA256}, mustOpen(t, j.Blob), nil)
+	r.devs["a"].Forget() // the daemon restarted
+	j.Phase = jobRunning
+	j.Devices[0].Phase, j.Devices[0].Attempts, j.Devices[0].Wrote = stepActivate, 1, true
+	r.st.Update(func(tx *store.Tx) error { return tx.PutJob(j) })
+	r.settle(ctx)
+	if s := r.onlyJob(t).Devices[0]; s.Phase != stepCommitted {
+		t.Errorf("step = %s (%s), want committed", s.Phase, s.Error)
+	}
+	if c := r.devs["a"].Calls(); !slices.Contains(c, "resume") {
+		t.Errorf("device calls = %v, want resume before activate", c)
+	}
+}
