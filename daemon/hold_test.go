@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/fieldgate/fieldgate/daemon/store"
@@ -329,5 +330,35 @@ func TestResumeTellsTheDeviceItsImage(t *testing.T) {
 	}
 	if c := r.devs["a"].Calls(); !slices.Contains(c, "resume") {
 		t.Errorf("device calls = %v, want resume before activate", c)
+	}
+}
+
+// noSpace fails the backup as a full state directory does.
+type noSpace struct{ *devicetest.Device }
+
+func (n noSpace) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	return 0, &os.PathError{Op: "write", Path: "backups/a.partial", Err: syscall.ENOSPC}
+}
+
+// TestBackupWithoutSpaceWaits: no space for a backup is transient: the
+// step returns to pending with disk-low raised, nothing is written to the
+// device, and nothing is failed or held.
+func TestBackupWithoutSpaceWaits(t *testing.T) {
+	r := newRig(t, false, "a")
+	r.d.devs["a"] = noSpace{r.devs["a"]}
+	r.src.add(t, "fw-2.0.0", "2.0.0", 5, "hw1", devicetest.Image("2.0.0", 300))
+	r.cycle(context.Background())
+	s := r.onlyJob(t).Devices[0]
+	if s.Phase != stepPending {
+		t.Errorf("step = %s (%s), want pending (waiting for space)", s.Phase, s.Error)
+	}
+	if !r.d.health.has(condDisk) {
+		t.Errorf("health = %v, want %s", r.d.health.list(), condDisk)
+	}
+	if c := r.devs["a"].Calls(); slices.Contains(c, "transfer") {
+		t.Errorf("device calls = %v, want no transfer", c)
+	}
+	if rec, _ := r.st.Device("a"); len(rec.Holds) != 0 {
+		t.Errorf("holds = %v, want none", rec.Holds)
 	}
 }
