@@ -228,3 +228,53 @@ func TestDelegateExportImport(t *testing.T) {
 		t.Errorf("staged blob differs from fw.bin")
 	}
 }
+
+// TestCommitRefusesTraversalName: a name hand-edited into staged/targets.json
+// is refused at commit (only add used to check names), and export never
+// writes outside OUT.
+func TestCommitRefusesTraversalName(t *testing.T) {
+	w := t.TempDir()
+	repo := filepath.Join(w, "repo")
+	fw := filepath.Join(w, "fw.bin")
+	if err := os.WriteFile(fw, []byte("firmware"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runCmd(t, "init", repo)
+	runCmd(t, "add", repo, fw, "--name", "acme-io16/fw-2.4.1.bin", "--hardware", "acme-io16-rev3", "--version", "2.4.1")
+	runCmd(t, "commit", repo)
+
+	bad := "acme-io16/../../../../../elsewhere/pwned.bin"
+	staged := filepath.Join(repo, "staged", "targets.json")
+	md, err := metadata.Targets().FromFile(staged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md.Signed.Targets[bad] = md.Signed.Targets["acme-io16/fw-2.4.1.bin"]
+	data, _ := md.ToBytes(true)
+	if err := os.WriteFile(staged, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = runCmdErr("commit", repo)
+	if err == nil || !strings.Contains(err.Error(), bad) {
+		t.Fatalf("fieldgate-repo commit with staged %s = %v, want an error naming it", bad, err)
+	}
+	if _, err := os.Stat(filepath.Join(repo, "repository", "metadata", "3.targets.json")); err == nil {
+		t.Errorf("a refused commit signed a new targets version")
+	}
+
+	out := filepath.Join(w, "exports", "x", "bundle")
+	if err := runCmdErr("export", repo, out, "--target", bad); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("fieldgate-repo export --target %s = %v, want an error naming it", bad, err)
+	}
+	runCmd(t, "export", repo, out)
+	var outside []string
+	filepath.WalkDir(w, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(p, "pwned") {
+			outside = append(outside, p)
+		}
+		return nil
+	})
+	if len(outside) != 0 {
+		t.Errorf("files written for the traversal name: %v", outside)
+	}
+}

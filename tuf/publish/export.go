@@ -6,14 +6,17 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fieldgate/fieldgate/tuf"
+	"github.com/fieldgate/fieldgate/tuf/internal/localfile"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -80,6 +83,11 @@ func (r *Repo) export(out string, names []string) (*BundleInfo, error) {
 		SnapshotVersion: r.snapshot.Signed.Version, Expires: r.timestamp.Signed.Expires,
 	}
 	for _, name := range names {
+		// Published metadata may predate name checks at commit: a name that
+		// could leave OUT/targets is refused before anything is written.
+		if err := CheckTargetName(name); err != nil {
+			return nil, err
+		}
 		pt, ok := published[name]
 		if !ok {
 			return nil, fmt.Errorf("target %s is not published (add and commit it first)", name)
@@ -99,9 +107,15 @@ func (r *Repo) export(out string, names []string) (*BundleInfo, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp) // no-op after the rename
-	md, tg := filepath.Join(tmp, "metadata"), filepath.Join(tmp, "targets")
-	for _, d := range []string{md, tg} {
-		if err := os.Mkdir(d, 0o755); err != nil {
+	// Every write goes through an os.Root of the new bundle and every read
+	// through localfile, so no name can reach outside either directory.
+	root, err := os.OpenRoot(tmp)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	for _, d := range []string{"metadata", "targets"} {
+		if err := root.Mkdir(d, 0o755); err != nil {
 			return nil, err
 		}
 	}
@@ -110,24 +124,26 @@ func (r *Repo) export(out string, names []string) (*BundleInfo, error) {
 	for v := int64(1); v <= r.root.Signed.Version; v++ {
 		files = append(files, strconv.FormatInt(v, 10)+".root.json")
 	}
-	for file, mf := range r.snapshot.Signed.Meta {
-		files = append(files, strconv.FormatInt(mf.Version, 10)+"."+file)
+	for _, file := range slices.Sorted(maps.Keys(r.snapshot.Signed.Meta)) {
+		if err := localfile.CheckName(file); err != nil || strings.Contains(file, "/") {
+			return nil, fmt.Errorf("snapshot lists metadata file %q: not a plain file name", file)
+		}
+		files = append(files, strconv.FormatInt(r.snapshot.Signed.Meta[file].Version, 10)+"."+file)
 	}
 	for _, f := range files {
-		if err := copyFile(filepath.Join(r.MetadataDir(), f), filepath.Join(md, f)); err != nil {
+		if err := copyFile(r.MetadataDir(), f, root, "metadata/"+f); err != nil {
 			return nil, fmt.Errorf("metadata %s: %w", f, err)
 		}
 	}
 	for _, name := range names {
 		tf := published[name].tf
-		dir := filepath.Join(tg, filepath.FromSlash(path.Dir(name)))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		dir := path.Dir(name)
+		if err := root.MkdirAll(joinSlash("targets", dir), 0o755); err != nil {
 			return nil, err
 		}
 		for _, h := range tf.Hashes {
-			file := h.String() + "." + path.Base(name)
-			src := filepath.Join(r.TargetsDir(), filepath.FromSlash(path.Dir(name)), file)
-			if err := copyFile(src, filepath.Join(dir, file)); err != nil {
+			file := joinSlash(dir, h.String()+"."+path.Base(name))
+			if err := copyFile(r.TargetsDir(), file, root, "targets/"+file); err != nil {
 				return nil, fmt.Errorf("target %s: %w", name, err)
 			}
 		}
@@ -170,18 +186,32 @@ func (r *Repo) publishedTargets() map[string]publishedTarget {
 	return out
 }
 
-// copyFile streams src to a new file dst and fsyncs it.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+// joinSlash joins slash-separated relative names, dropping a "." dir.
+func joinSlash(dir, name string) string {
+	if dir == "." || dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}
+
+// copyFile streams the regular file name below srcDir (read through
+// localfile: no symbolic link followed, no blocking open) to the new file
+// dstName below dst, and fsyncs it.
+func copyFile(srcDir, name string, dst *os.Root, dstName string) error {
+	in, err := localfile.Open(srcDir, name)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	st, err := in.Stat()
 	if err != nil {
 		return err
 	}
-	if _, err := io.CopyBuffer(out, in, make([]byte, 1<<20)); err != nil {
+	out, err := dst.OpenFile(filepath.FromSlash(dstName), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyBuffer(out, io.LimitReader(in, st.Size()), make([]byte, 1<<20)); err != nil {
 		out.Close()
 		return err
 	}

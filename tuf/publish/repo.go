@@ -11,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fieldgate/fieldgate/tuf"
+	"github.com/fieldgate/fieldgate/tuf/internal/localfile"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -464,8 +466,14 @@ func (r *Repo) writeTimestamp() error {
 	return writeFileAtomic(filepath.Join(r.MetadataDir(), "timestamp.json"), data, 0o644)
 }
 
-// CheckTargetName rejects target names that are not clean relative paths.
+// CheckTargetName rejects target names that are not clean relative paths:
+// a name becomes a path under the repository's and every bundle's targets
+// directory, so none may be absolute or hold "..", "." or empty segments,
+// backslashes or NUL bytes (nor any byte outside printable ASCII).
 func CheckTargetName(name string) error {
+	if err := localfile.CheckName(name); err != nil {
+		return fmt.Errorf("target %w", err)
+	}
 	if name == "" || len(name) > 255 {
 		return fmt.Errorf("target name %q: want 1..255 bytes", name)
 	}
@@ -667,7 +675,14 @@ func (r *Repo) rolePending(role string) bool {
 // Commit publishes the staged targets: a new targets version if anything
 // changed (or its keys changed, or less than half its validity is left), then
 // a new snapshot and timestamp.
+//
+// Every staged target name is checked first (staged/*.json are plain files
+// that may have been edited by hand): one that could leave a targets
+// directory fails the commit with the name, and nothing is signed.
 func (r *Repo) Commit() error {
+	if err := r.checkStaged(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
 	if err := r.commitDelegated(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -686,6 +701,43 @@ func (r *Repo) Commit() error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	clear(r.resign)
+	return nil
+}
+
+// checkStaged checks what Commit is about to sign: the name of every staged
+// target of the top-level and delegated roles, and the staged delegations'
+// role names and path patterns. A delegated name outside its role's paths is
+// left to AddTargetTo and to the client, which refuses it (test fixtures
+// sign such names on purpose with AddTargetBytesUnchecked).
+func (r *Repo) checkStaged() error {
+	for _, name := range slices.Sorted(maps.Keys(r.staged.Signed.Targets)) {
+		if err := CheckTargetName(name); err != nil {
+			return fmt.Errorf("role %s: %w", metadata.TARGETS, err)
+		}
+	}
+	if d := r.staged.Signed.Delegations; d != nil {
+		for _, dr := range d.Roles {
+			if err := CheckRoleName(dr.Name); err != nil {
+				return fmt.Errorf("delegation: %w", err)
+			}
+			for _, p := range dr.Paths {
+				if err := checkPathPattern(p); err != nil {
+					return fmt.Errorf("delegation to %s: %w", dr.Name, err)
+				}
+			}
+		}
+	}
+	for _, role := range r.DelegatedRoles() {
+		md := r.stagedDelegated[role]
+		if md == nil {
+			continue
+		}
+		for _, name := range slices.Sorted(maps.Keys(md.Signed.Targets)) {
+			if err := CheckTargetName(name); err != nil {
+				return fmt.Errorf("role %s: %w", role, err)
+			}
+		}
+	}
 	return nil
 }
 

@@ -5,12 +5,14 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/fieldgate/fieldgate/tuf/internal/localfile"
 )
 
 // Handler serves dir (a repository's DIR/repository, or any directory of
 // the same layout) read-only: GET and HEAD of regular files, with Range
-// support. Anything else that is missing, a directory, hidden or outside dir
-// is 404 — never 403 and never a listing, because a TUF client takes only 404
+// support. Anything else that is missing, a directory, a symbolic link, a
+// named pipe or device, hidden or outside dir is 404 — never 403 and never a listing, because a TUF client takes only 404
 // as "no newer root".
 func Handler(dir string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -24,20 +26,17 @@ func Handler(dir string) http.Handler {
 			http.NotFound(w, req)
 			return
 		}
-		root, err := os.OpenRoot(dir)
-		if err != nil {
-			http.NotFound(w, req)
-			return
-		}
-		defer root.Close()
-		f, err := root.Open(name)
+		// localfile reads only regular files below dir, follows no
+		// symbolic link and never blocks in open (a named pipe would hold
+		// the request forever).
+		f, err := localfile.Open(dir, name)
 		if err != nil {
 			http.NotFound(w, req)
 			return
 		}
 		defer f.Close()
 		st, err := f.Stat()
-		if err != nil || !st.Mode().IsRegular() {
+		if err != nil {
 			http.NotFound(w, req)
 			return
 		}
