@@ -329,8 +329,25 @@ func TestImportBundleEntries(t *testing.T) {
 // what the metadata lists.
 func TestImportBundleStagedCount(t *testing.T) {
 	repo, _ := bundleRepo(t)
-	dir := repo.Export(vendorFw)
-	imp, err := importWithin(t, repo.Client(t, nil), dir)
+	// A mount point's name may need escaping in a file:// URL.
+	dir := filepath.Join(t.TempDir(), "USB STICK %41#1?")
+	if err := os.Rename(repo.Export(vendorFw), dir); err != nil {
+		t.Fatal(err)
+	}
+	// The directory named is opened as given: a mount point reached
+	// through a symbolic link is fine, a named pipe is refused quickly.
+	link := filepath.Join(t.TempDir(), "media")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := importWithin(t, repo.Client(t, nil), fifo); err == nil {
+		t.Errorf("ImportBundle(named pipe) = nil, want an error")
+	}
+	imp, err := importWithin(t, repo.Client(t, nil), link)
 	if err != nil {
 		t.Fatal(err)
 	}
