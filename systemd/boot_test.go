@@ -33,7 +33,9 @@ import (
 //     reads its simulated devices, whose ptys are given a real UART's
 //     owner and mode (root:dialout 0660) so that only SupplementaryGroups=
 //     can open them;
-//   - the watchdog: a frozen fieldgated is killed and restarted;
+//   - the watchdog: a frozen fieldgated is killed and restarted, and so
+//     is one whose update loop is stuck while the rest of it runs (the
+//     loop waits on a repository that accepts and never answers);
 //   - a start that never sends READY=1 fails after TimeoutStartSec;
 //   - self-update (issue 8): a signed new fieldgated that never becomes
 //     ready is tried, killed by the watchdog and rolled back for good;
@@ -213,6 +215,59 @@ func TestInteropSystemdBoot(t *testing.T) {
 		}
 	})
 
+	// The watchdog watches the update loop, not the process: with the
+	// repository stopped (its socket still accepts, nobody answers), a
+	// refresh holds the loop in a metadata request for tuf.http_timeout
+	// (30s), longer than half of WatchdogSec. fieldgated stops pinging,
+	// says why, and systemd kills and restarts it. Everything else in it
+	// (control socket, MQTT, a ticker) goes on meanwhile.
+	t.Run("watchdog-loop", func(t *testing.T) {
+		before := c.waitShow(t, "fieldgated", "NRestarts", bootRunning(""))
+		pid := before["MainPID"]
+		kills := strings.Count(c.journal("fieldgated"), "Failed with result 'watchdog'")
+		c.must(t, "systemctl", "kill", "--signal=SIGSTOP", "fieldgate-test-repo")
+		resumed := false
+		resume := func() {
+			if !resumed {
+				c.must(t, "systemctl", "kill", "--signal=SIGCONT", "fieldgate-test-repo")
+				resumed = true
+			}
+		}
+		defer resume()
+
+		blocked := time.Now()
+		c.must(t, "fieldgatectl", "--socket", bootSocket, "refresh")
+		var complaint string
+		p := c.waitShow(t, "fieldgated", "StatusText", func(p map[string]string) bool {
+			if strings.HasPrefix(p["StatusText"], "watchdog: ") && complaint == "" {
+				complaint = p["StatusText"]
+				t.Logf("STATUS=%s %v after the refresh", complaint, time.Since(blocked).Round(100*time.Millisecond))
+			}
+			return bootRunning(pid)(p) && p["NRestarts"] != before["NRestarts"]
+		})
+		t.Logf("fieldgated (PID %s) with its update loop stuck replaced by PID %s %v after the refresh (WatchdogSec=%v, RestartSec=%v)",
+			pid, p["MainPID"], time.Since(blocked).Round(100*time.Millisecond), bootWatchdog, bootRestart)
+		resume()
+
+		j := c.journal("fieldgated")
+		if n := strings.Count(j, "Failed with result 'watchdog'"); n != kills+1 {
+			t.Errorf("journal of fieldgated: %d watchdog failures, want %d\n%s", n, kills+1, j)
+		}
+		if n := strings.Count(j, "not pinging systemd's watchdog"); n != 1 || !strings.Contains(j, "update loop has not turned") {
+			t.Errorf("journal of fieldgated: %d lines saying the watchdog is not pinged, want 1, naming the update loop\n%s", n, j)
+		}
+		for _, line := range strings.Split(j, "\n") {
+			if strings.Contains(line, "not pinging") || strings.Contains(line, "Watchdog timeout") {
+				t.Logf("journal: %s", line)
+			}
+		}
+		if complaint == "" {
+			t.Errorf("StatusText never named the reason the watchdog is not pinged")
+		}
+		// The new process's loop turns once the repository answers.
+		c.refreshNow(t)
+	})
+
 	// The same unit with a main process that never sends READY=1: the
 	// start job waits for it (so the notify subtest's start did wait for
 	// fieldgated's READY=1) and fails at TimeoutStartSec, which is what
@@ -370,8 +425,11 @@ func TestInteropSystemdBoot(t *testing.T) {
 }
 
 // Test-only timings, shortened from the unit's so that the test is quick.
+// fieldgated pings the watchdog only while its update loop turned within
+// half of WatchdogSec, and the loop turns every 5s when idle: WatchdogSec
+// cannot be much below 12s.
 const (
-	bootWatchdog     = 3 * time.Second
+	bootWatchdog     = 12 * time.Second
 	bootRestart      = time.Second
 	bootStartTimeout = 3 * time.Second
 	bootDevices      = 2
@@ -394,7 +452,9 @@ var bootDropIn = fmt.Sprintf(`# Test-only settings for fieldgated.service in the
 # No DeviceAllow= for the simulated devices' ptys: DevicePolicy=closed
 # itself admits char-pts (the device-policy subtest shows it).
 # Shorter than the unit's WatchdogSec=30s and RestartSec=5s, so that the
-# freeze-and-restart check takes seconds.
+# freeze-and-restart checks take seconds; not below 12s, since fieldgated
+# pings only while its update loop (which turns every 5s) turned within
+# half of WatchdogSec.
 WatchdogSec=%ds
 RestartSec=%ds
 `, int(bootWatchdog.Seconds()), int(bootRestart.Seconds()))

@@ -210,7 +210,7 @@ func serve(ctx context.Context, cfg *config.Config, registry devices.Registry, l
 	if err := sock.Listen(); err != nil { // before READY: fieldgatectl works once systemctl start returns
 		return err
 	}
-	d.AddRunners(session, sock, bd, &watchdog{notify: notify})
+	d.AddRunners(session, sock, bd, &watchdog{notify: notify, alive: d.Alive, restore: ind.resendStatus, log: log.With("part", "watchdog")})
 	notify.Ready()
 	log.Info("fieldgated started", "version", version, "devices", len(devs), "board_virtual", bd.Virtual())
 	err = d.Run(ctx)
@@ -272,24 +272,4 @@ func (i *indicator) LEDs() map[string]string {
 		out[n] = string(p)
 	}
 	return out
-}
-
-// watchdog pets systemd's watchdog while the process runs.
-type watchdog struct{ notify *systemd.Notifier }
-
-func (w *watchdog) Run(ctx context.Context) error {
-	iv := w.notify.WatchdogInterval()
-	if iv <= 0 {
-		return nil
-	}
-	t := time.NewTicker(iv)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			w.notify.Watchdog()
-		}
-	}
 }
