@@ -94,25 +94,25 @@ func (f *fakeLiveness) set(err error) {
 	f.mu.Unlock()
 }
 
-// syncBuffer is a log destination the watchdog and the test share.
-type syncBuffer struct {
+// watchdogLog is a log destination the watchdog and the test share.
+type watchdogLog struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *watchdogLog) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *watchdogLog) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
-func count(msgs []string, want string) int {
+func countMsgs(msgs []string, want string) int {
 	n := 0
 	for _, m := range msgs {
 		if m == want {
@@ -136,7 +136,7 @@ func TestWatchdogFollowsLiveness(t *testing.T) {
 
 	synctest.Test(t, func(t *testing.T) {
 		live := &fakeLiveness{}
-		var logs syncBuffer
+		var logs watchdogLog
 		var restored atomic.Int32
 		w := &watchdog{
 			notify:  notify,
@@ -153,7 +153,7 @@ func TestWatchdogFollowsLiveness(t *testing.T) {
 		time.Sleep(12 * time.Second)
 		synctest.Wait()
 		msgs := systemdSide.drain(t)
-		if got := count(msgs, "WATCHDOG=1"); got != 5 || len(msgs) != 5 {
+		if got := countMsgs(msgs, "WATCHDOG=1"); got != 5 || len(msgs) != 5 {
 			t.Fatalf("alive for 12s: sent %q, want WATCHDOG=1 five times (at 0s, 3s, ... 12s)", msgs)
 		}
 
@@ -164,10 +164,10 @@ func TestWatchdogFollowsLiveness(t *testing.T) {
 		time.Sleep(30 * time.Second)
 		synctest.Wait()
 		msgs = systemdSide.drain(t)
-		if got := count(msgs, "WATCHDOG=1"); got != 0 {
+		if got := countMsgs(msgs, "WATCHDOG=1"); got != 0 {
 			t.Errorf("stuck for 30s: sent WATCHDOG=1 %d times, want none", got)
 		}
-		if want := "STATUS=watchdog: " + stuck.Error(); count(msgs, want) != 1 || len(msgs) != 1 {
+		if want := "STATUS=watchdog: " + stuck.Error(); countMsgs(msgs, want) != 1 || len(msgs) != 1 {
 			t.Errorf("stuck for 30s: sent %q, want only %q", msgs, want)
 		}
 		if got := strings.Count(logs.String(), stuck.Error()); got != 1 {
@@ -180,7 +180,7 @@ func TestWatchdogFollowsLiveness(t *testing.T) {
 		time.Sleep(3 * time.Second)
 		synctest.Wait()
 		msgs = systemdSide.drain(t)
-		if count(msgs, "WATCHDOG=1") != 1 || count(msgs, "STATUS=idle") != 1 || restored.Load() != 1 {
+		if countMsgs(msgs, "WATCHDOG=1") != 1 || countMsgs(msgs, "STATUS=idle") != 1 || restored.Load() != 1 {
 			t.Errorf("alive again for 3s: sent %q, restored %d times; want STATUS=idle and WATCHDOG=1, restored once", msgs, restored.Load())
 		}
 		if !strings.Contains(logs.String(), "progress again") {
@@ -205,7 +205,7 @@ func TestWatchdogFollowsLiveness(t *testing.T) {
 // watchdog off, or slow to act) logs its reason at most once a minute.
 func TestWatchdogLogIsRateLimited(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var logs syncBuffer
+		var logs watchdogLog
 		n := &fakeNotifier{interval: 15 * time.Second}
 		w := &watchdog{
 			notify: n,
