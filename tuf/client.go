@@ -89,6 +89,9 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 		return nil, fmt.Errorf("tuf client: %w", err)
 	}
 	c := &Client{cfg: cfg, log: log, http: newHTTPClient(), now: cfg.Now, st: &state{inflight: map[string]chan struct{}{}}}
+	// A repository in a local directory is read like a bundle: regular
+	// files only, no link followed, no open that can block.
+	c.http.Transport = newLocalTransport(c.http.Transport, cfg.MetadataURL, cfg.TargetsURL)
 	if c.now == nil {
 		c.now = time.Now
 	}
