@@ -242,6 +242,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 func (d *Daemon) loop(ctx context.Context) error {
 	d.audit(store.Event{Type: "daemon-started", Detail: map[string]any{"version": d.version}})
+	d.live.beat() // from now on the watchdog asks whether the loop turns
 	d.inventory(ctx)
 	d.confirmSelf()
 	refresh := time.NewTimer(0)
