@@ -72,7 +72,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	registry := drivers()
 	if *check != "" {
-		if _, err := loadConfig(*check, registry); err != nil {
+		cfg, err := config.Check(*check, checkDevice(registry))
+		if cfg != nil {
+			for _, w := range cfg.Warnings() {
+				fmt.Fprintln(stdout, "warning:", w)
+			}
+		}
+		if err != nil {
 			fmt.Fprintln(stdout, err)
 			return errors.New("configuration has problems")
 		}
@@ -116,11 +122,15 @@ func loadConfig(path string, registry devices.Registry) (*config.Config, error) 
 	if err != nil {
 		return nil, err
 	}
-	err = cfg.Validate(func(d config.Device) error { return registry.Check(deviceConfig(d)) })
-	if err != nil {
+	if err := cfg.Validate(checkDevice(registry)); err != nil {
 		return nil, fmt.Errorf("config %s:\n%w", path, err)
 	}
 	return cfg, nil
+}
+
+// checkDevice lets each device's driver validate its address and options.
+func checkDevice(registry devices.Registry) func(config.Device) error {
+	return func(d config.Device) error { return registry.Check(deviceConfig(d)) }
 }
 
 func deviceConfig(d config.Device) devices.Config {
@@ -136,6 +146,9 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 // serve wires the parts and runs the daemon until ctx ends.
 func serve(ctx context.Context, cfg *config.Config, registry devices.Registry, logw io.Writer) error {
 	log := newLogger(cfg.Gateway.LogLevel, logw)
+	for _, w := range cfg.Warnings() {
+		log.Warn("config: " + w)
+	}
 	notify := systemd.NewNotifier()
 	dir := cfg.Gateway.StateDir
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -174,18 +187,21 @@ func serve(ctx context.Context, cfg *config.Config, registry devices.Registry, l
 
 	mcfg := mqtt.Config{
 		Broker: cfg.MQTT.Broker, Listen: cfg.MQTT.Listen, ClientID: cfg.MQTT.ClientID,
+		Site: cfg.Gateway.Site, Gateway: cfg.Gateway.ID,
 		Username: cfg.MQTT.Username, Password: cfg.MQTT.Password, CAFile: cfg.MQTT.CAFile,
 		CertFile: cfg.MQTT.CertFile, KeyFile: cfg.MQTT.KeyFile, ServerName: cfg.MQTT.ServerName,
 		Prefix: cfg.MQTT.Prefix, KeepAlive: cfg.MQTT.KeepAlive,
 	}
 	if mcfg.Broker == "" {
-		broker, err := mqtt.StartBroker(mcfg.Listen, log.With("part", "broker"))
+		broker, err := embeddedBroker(cfg.MQTT).Start(log.With("part", "broker"))
 		if err != nil {
 			return err
 		}
 		defer broker.Close()
 		mcfg.Broker = broker.URL()
-		log.Info("embedded MQTT broker", "addr", broker.Addr())
+		if user, pw := broker.Credentials(); user != "" {
+			mcfg.Username, mcfg.Password = user, pw
+		}
 	}
 	var d *daemon.Daemon // commands reach the daemon once it runs
 	session := mqtt.NewSession(mcfg, daemon.Outbox{Store: st}, log.With("part", "mqtt"),
@@ -223,6 +239,16 @@ func serve(ctx context.Context, cfg *config.Config, registry devices.Registry, l
 		notify.Stopping()
 	}
 	return err
+}
+
+func embeddedBroker(m config.MQTT) mqtt.BrokerConfig {
+	e := m.Embedded
+	return mqtt.BrokerConfig{
+		Listen: m.Listen, MaxPacketSize: e.MaxPacketSize, MaxRetained: e.MaxRetained,
+		MaxRetainedBytes: e.MaxRetainedBytes, MaxInflight: e.MaxInflight, MaxClients: e.MaxClients,
+		PasswordFile: e.PasswordFile, TLSCertFile: e.TLSCertFile, TLSKeyFile: e.TLSKeyFile,
+		ClientCAFile: e.ClientCAFile,
+	}
 }
 
 func boardConfig(c config.Board) board.Config {

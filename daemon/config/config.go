@@ -3,6 +3,8 @@ package config
 import (
 	"net"
 	"time"
+
+	"github.com/fieldgate/fieldgate/daemon/mqtt"
 )
 
 // Config is the whole of fieldgated's configuration file.
@@ -53,7 +55,7 @@ type TUF struct {
 }
 
 // MQTT configures the uplink to the central broker. An empty Broker starts
-// the embedded broker on Listen.
+// the embedded broker on Listen, configured by Embedded.
 type MQTT struct {
 	Broker     string        `yaml:"broker" mapstructure:"broker"`
 	Listen     string        `yaml:"listen" mapstructure:"listen"`
@@ -66,6 +68,23 @@ type MQTT struct {
 	ServerName string        `yaml:"server_name" mapstructure:"server_name"`
 	Prefix     string        `yaml:"prefix" mapstructure:"prefix"`
 	KeepAlive  time.Duration `yaml:"keepalive" mapstructure:"keepalive"`
+	// Embedded holds the embedded broker's limits and authentication.
+	Embedded EmbeddedBroker `yaml:"embedded" mapstructure:"embedded"`
+}
+
+// EmbeddedBroker configures the embedded broker (used when MQTT.Broker is
+// empty): what one client may make it hold, and who may connect. Listening
+// beyond loopback needs PasswordFile or ClientCAFile.
+type EmbeddedBroker struct {
+	MaxPacketSize    int    `yaml:"max_packet_size" mapstructure:"max_packet_size"`       // bytes of one MQTT packet
+	MaxRetained      int    `yaml:"max_retained" mapstructure:"max_retained"`             // retained topics
+	MaxRetainedBytes int    `yaml:"max_retained_bytes" mapstructure:"max_retained_bytes"` // payload bytes of all retained messages
+	MaxInflight      int    `yaml:"max_inflight" mapstructure:"max_inflight"`             // QoS 1/2 messages held per client
+	MaxClients       int    `yaml:"max_clients" mapstructure:"max_clients"`               // connected clients
+	PasswordFile     string `yaml:"password_file" mapstructure:"password_file"`           // username:bcrypt-hash lines (htpasswd -B)
+	TLSCertFile      string `yaml:"tls_cert_file" mapstructure:"tls_cert_file"`           // the broker's certificate: the listener speaks TLS
+	TLSKeyFile       string `yaml:"tls_key_file" mapstructure:"tls_key_file"`
+	ClientCAFile     string `yaml:"client_ca_file" mapstructure:"client_ca_file"` // clients must present a certificate signed by it
 }
 
 // Window is a recurring maintenance window: it opens at each time the cron
@@ -154,7 +173,7 @@ func (c *Config) setDefaults() {
 	}
 	m := &c.MQTT
 	if m.Broker == "" && m.Listen == "" {
-		m.Listen = "127.0.0.1:1883"
+		m.Listen = mqtt.DefaultListen
 	}
 	if m.ClientID == "" {
 		m.ClientID = "fieldgated-" + g.ID
@@ -164,6 +183,21 @@ func (c *Config) setDefaults() {
 	}
 	if m.KeepAlive == 0 {
 		m.KeepAlive = 30 * time.Second
+	}
+	e := &m.Embedded
+	for _, l := range []struct {
+		v   *int
+		def int
+	}{
+		{&e.MaxPacketSize, mqtt.DefaultMaxPacketSize},
+		{&e.MaxRetained, mqtt.DefaultMaxRetained},
+		{&e.MaxRetainedBytes, mqtt.DefaultMaxRetainedBytes},
+		{&e.MaxInflight, mqtt.DefaultMaxInflight},
+		{&e.MaxClients, mqtt.DefaultMaxClients},
+	} {
+		if *l.v == 0 {
+			*l.v = l.def
+		}
 	}
 	for i := range c.Windows {
 		if c.Windows[i].TimeZone == "" {

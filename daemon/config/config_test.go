@@ -116,3 +116,127 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestLoadRefusesOversizedFile(t *testing.T) {
+	body := "gateway: {id: gw1}\n" + strings.Repeat("# padding padding padding padding padding padding padding\n", MaxFileSize/50)
+	for name, load := range map[string]func(string) error{
+		"Load":  func(p string) error { _, err := Load(p); return err },
+		"Check": func(p string) error { _, err := Check(p, nil); return err },
+	} {
+		err := load(writeConfig(t, body))
+		if err == nil || !strings.Contains(err.Error(), "over 1048576 bytes (1 MiB)") {
+			t.Errorf("%s(%d-byte file) = %v, want an error saying it is over 1 MiB", name, len(body), err)
+		}
+	}
+}
+
+func TestCheckValidatesDespiteUnknownKeys(t *testing.T) {
+	raw, err := os.ReadFile("example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Replace(string(raw), "  refresh_interval:", "  refresh_intervall:", 1)
+	body = strings.Replace(body, "log_level: info", "log_level: loud", 1)
+	body = strings.Replace(body, "    window: nightly", "    window: weekly", 1)
+	p := writeConfig(t, body)
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "refresh_intervall") {
+		t.Errorf("Load(unknown key) = %v, want an error naming refresh_intervall", err)
+	}
+	c, err := Check(p, nil)
+	if err == nil {
+		t.Fatal("Check = nil, want errors")
+	}
+	if c == nil {
+		t.Error("Check returned no Config for a file that decodes")
+	}
+	for _, want := range []string{"refresh_intervall", "line ", "gateway.log_level", `groups[0].window: unknown window "weekly"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Check() missing %q in:\n%v", want, err)
+		}
+	}
+}
+
+func TestCheckStopsAtMalformedYAML(t *testing.T) {
+	if _, err := Check(writeConfig(t, "gateway: [1,2"), nil); err == nil {
+		t.Error("Check(malformed) = nil, want an error")
+	}
+}
+
+func TestWarningsWindowNeverOpens(t *testing.T) {
+	for _, tc := range []struct {
+		start string
+		never bool
+	}{
+		{"0 0 30 2 *", true},        // February 30th
+		{"0 0 31 4,6,9,11 *", true}, // the 31st of a 30-day month
+		{"0 0 29 2 *", false},       // leap years
+		{"0 0 30 2 1", false},       // both day fields restricted: any Monday in February
+		{"0 0 31 * *", false},
+		{"0 2 * * *", false},
+		{"not cron", false}, // Validate's business
+	} {
+		c := &Config{Windows: []Window{{Name: "w", Start: tc.start}}}
+		got := c.Warnings()
+		if never := len(got) == 1 && strings.Contains(got[0], "windows[0].start") && strings.Contains(got[0], "never opens"); never != tc.never || (!tc.never && len(got) != 0) {
+			t.Errorf("Warnings(start %q) = %q, want a never-opens warning: %v", tc.start, got, tc.never)
+		}
+	}
+}
+
+func TestValidateEmbeddedBroker(t *testing.T) {
+	for _, tc := range []struct {
+		name, mqtt string
+		want       []string // substrings of the error; none: valid
+	}{
+		{"loopback", "{listen: 127.0.0.1:1883}", nil},
+		{"localhost", "{listen: localhost:1883}", nil},
+		{"beyond loopback", "{listen: 0.0.0.0:1883}", []string{"mqtt.listen", "beyond loopback", "mqtt.embedded.password_file"}},
+		{"every interface", `{listen: ":1883"}`, []string{"mqtt.listen"}},
+		{"beyond loopback with passwords", "{listen: 0.0.0.0:1883, embedded: {password_file: /etc/fieldgate/pw}}", nil},
+		{"beyond loopback with client certs", "{listen: 0.0.0.0:8883, embedded: {tls_cert_file: c.pem, tls_key_file: k.pem, client_ca_file: ca.pem}}", nil},
+		{"client CA without a certificate", "{embedded: {client_ca_file: ca.pem}}", []string{"mqtt.embedded.client_ca_file"}},
+		{"certificate without key", "{embedded: {tls_cert_file: c.pem}}", []string{"tls_cert_file and tls_key_file"}},
+		{"negative limit", "{embedded: {max_clients: -1}}", []string{"mqtt.embedded.max_clients"}},
+		{"tiny packets", "{embedded: {max_packet_size: 100}}", []string{"mqtt.embedded.max_packet_size"}},
+		{"external broker", "{broker: tcp://central:1883, listen: 0.0.0.0:1883}", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := os.ReadFile("example.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			i, j := strings.Index(string(raw), "\nmqtt:\n"), strings.Index(string(raw), "\n# Maintenance")
+			body := string(raw[:i]) + "\nmqtt: " + tc.mqtt + "\n" + string(raw[j:])
+			c, err := Load(writeConfig(t, body))
+			if err != nil {
+				t.Fatalf("Load = %v", err)
+			}
+			err = c.Validate(nil)
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Errorf("Validate(mqtt %s) = %v, want nil", tc.mqtt, err)
+				}
+				return
+			}
+			for _, w := range tc.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate(mqtt %s) = %v, want it to mention %q", tc.mqtt, err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEmbeddedBrokerDefaults(t *testing.T) {
+	c, err := Load(writeConfig(t, "gateway: {id: gw1, site: s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := c.MQTT.Embedded
+	if e.MaxPacketSize != 64<<10 || e.MaxRetained != 1000 || e.MaxRetainedBytes != 8<<20 || e.MaxClients != 64 || e.MaxInflight != 1024 {
+		t.Errorf("MQTT.Embedded defaults = %+v, want 64 KiB packets, 1000 retained, 8 MiB retained, 1024 inflight, 64 clients", e)
+	}
+	if c.MQTT.Listen != "127.0.0.1:1883" {
+		t.Errorf("MQTT.Listen default = %q, want 127.0.0.1:1883", c.MQTT.Listen)
+	}
+}

@@ -22,39 +22,103 @@ var envKeys = []string{
 	"mqtt.broker",
 }
 
+// MaxFileSize is the largest configuration file Load and Check read. A
+// gateway's configuration is a few kilobytes; a bigger file is a mistake
+// (or an attack on the YAML decoder) and is refused before it is parsed.
+const MaxFileSize = 1 << 20
+
 // Load reads, strictly decodes and defaults the configuration file at path.
 // It does not validate cross-references; call Validate for that. Unknown
 // keys are reported with their line numbers, all of them at once.
 func Load(path string) (*Config, error) {
-	raw, err := os.ReadFile(path)
+	c, unknown, err := decode(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err
 	}
-	if err := strictCheck(raw); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+	if unknown != nil {
+		return nil, fmt.Errorf("config %s: %w", path, unknown)
+	}
+	return c, nil
+}
+
+// Check is what `fieldgated --check-config` runs: it loads path and
+// validates it, reporting every problem at once — unknown keys and the
+// problems Validate finds in the rest of the file — rather than stopping
+// at the unknown keys as Load does. The configuration is returned when it
+// could be decoded at all (for its Warnings), even if err is not nil.
+func Check(path string, checkDevice func(Device) error) (*Config, error) {
+	c, unknown, err := decode(path)
+	if err != nil {
+		return nil, err
+	}
+	if verr := c.Validate(checkDevice); unknown != nil || verr != nil {
+		return c, fmt.Errorf("config %s:\n%w", path, errors.Join(unknown, verr))
+	}
+	return c, nil
+}
+
+// decode reads path and decodes it leniently, returning the unknown keys
+// (with their lines) separately from errors that leave nothing to decode:
+// an unreadable, oversized, empty or malformed file.
+func decode(path string) (c *Config, unknown error, err error) {
+	raw, err := readFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	if unknown = strictCheck(raw); unknown != nil && !isUnknownKeys(unknown) {
+		return nil, nil, fmt.Errorf("config %s: %w", path, unknown)
 	}
 
 	v := viper.New()
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(raw)); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	v.SetEnvPrefix("FIELDGATE")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	for _, k := range envKeys {
 		if err := v.BindEnv(k); err != nil {
-			return nil, fmt.Errorf("config: bind %s: %w", k, err)
+			return nil, nil, fmt.Errorf("config: bind %s: %w", k, err)
 		}
 	}
-	var c Config
-	err = v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
-		dc.ErrorUnused = true
+	c = new(Config)
+	err = v.Unmarshal(c, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = unknown == nil // else the strict pass has named them, with lines
 	})
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	c.setDefaults()
-	return &c, nil
+	return c, unknown, nil
+}
+
+// readFile reads path, refusing one over MaxFileSize without reading more
+// than that of it (path may be a pipe or a device).
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > MaxFileSize {
+		return nil, fmt.Errorf("%s is over %d bytes (1 MiB): not a fieldgated configuration", path, MaxFileSize)
+	}
+	return raw, nil
+}
+
+// unknownKeys is strictCheck's error when every problem is an unknown key:
+// the rest of the file still decodes and can be validated.
+type unknownKeys struct{ error }
+
+func (u unknownKeys) Unwrap() error { return u.error }
+
+func isUnknownKeys(err error) bool {
+	var u unknownKeys
+	return errors.As(err, &u)
 }
 
 // strictCheck decodes raw with yaml's known-fields check, which names every
@@ -75,8 +139,13 @@ func strictCheck(raw []byte) error {
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
 		errs := make([]error, 0, len(te.Errors))
+		onlyUnknown := true
 		for _, e := range te.Errors {
+			onlyUnknown = onlyUnknown && strings.Contains(e, "not found in type config.")
 			errs = append(errs, errors.New(strings.Replace(e, "not found in type config.", "unknown in ", 1)))
+		}
+		if onlyUnknown {
+			return unknownKeys{errors.Join(errs...)}
 		}
 		return errors.Join(errs...)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"net/url"
 	"regexp"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/fieldgate/fieldgate/daemon/mqtt"
 )
 
 // idPattern is what ids must look like: they become MQTT topic levels and
@@ -77,8 +80,8 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 		if err != nil || (u.Scheme != "tcp" && u.Scheme != "ssl" && u.Scheme != "tls" && u.Scheme != "mqtt" && u.Scheme != "mqtts") || u.Host == "" {
 			bad("mqtt.broker", "%q is not a broker URL such as tcp://host:1883 or ssl://host:8883", m.Broker)
 		}
-	} else if _, _, err := net.SplitHostPort(m.Listen); err != nil {
-		bad("mqtt.listen", "%q is not host:port", m.Listen)
+	} else {
+		validateEmbedded(m, bad)
 	}
 	if (m.CertFile == "") != (m.KeyFile == "") {
 		bad("mqtt", "cert_file and key_file go together")
@@ -88,8 +91,10 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 	for i, w := range c.Windows {
 		p := fmt.Sprintf("windows[%d]", i)
 		uniqueName(p+".name", "window", w.Name, windows)
-		if _, err := cron.ParseStandard(w.Start); err != nil {
+		if sched, err := cron.ParseStandard(w.Start); err != nil {
 			bad(p+".start", "%q: %v", w.Start, err)
+		} else if _, ok := sched.(*cron.SpecSchedule); !ok {
+			bad(p+".start", "%q: use a five-field cron expression", w.Start)
 		}
 		if w.Duration <= 0 || w.Duration > 7*24*time.Hour {
 			bad(p+".duration", "%s must be between 1s and 168h", w.Duration)
@@ -196,4 +201,40 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateEmbedded checks the embedded broker's settings (mqtt.broker is
+// empty): its listen address, limits and authentication. A listen address
+// beyond loopback without authentication would let anyone on the plant
+// network publish and subscribe as the gateway, so it is an error.
+func validateEmbedded(m MQTT, bad func(path, format string, a ...any)) {
+	e := m.Embedded
+	if _, _, err := net.SplitHostPort(m.Listen); err != nil {
+		bad("mqtt.listen", "%q is not host:port", m.Listen)
+	} else if !mqtt.IsLoopback(m.Listen) && e.PasswordFile == "" && e.ClientCAFile == "" {
+		bad("mqtt.listen", "%q is beyond loopback: the embedded broker then needs mqtt.embedded.password_file or mqtt.embedded.client_ca_file", m.Listen)
+	}
+	for _, l := range []struct {
+		key    string
+		v, max int
+	}{
+		{"max_packet_size", e.MaxPacketSize, 256<<20 - 1},
+		{"max_retained", e.MaxRetained, math.MaxInt32},
+		{"max_retained_bytes", e.MaxRetainedBytes, math.MaxInt},
+		{"max_inflight", e.MaxInflight, math.MaxUint16},
+		{"max_clients", e.MaxClients, math.MaxInt32},
+	} {
+		if l.v < 1 || l.v > l.max {
+			bad("mqtt.embedded."+l.key, "%d must be between 1 and %d", l.v, l.max)
+		}
+	}
+	if e.MaxPacketSize > 0 && e.MaxPacketSize < 1024 {
+		bad("mqtt.embedded.max_packet_size", "%d is below 1024: the gateway's own reports would not fit", e.MaxPacketSize)
+	}
+	if (e.TLSCertFile == "") != (e.TLSKeyFile == "") {
+		bad("mqtt.embedded", "tls_cert_file and tls_key_file go together")
+	}
+	if e.ClientCAFile != "" && e.TLSCertFile == "" {
+		bad("mqtt.embedded.client_ca_file", "needs tls_cert_file and tls_key_file: client certificates are checked in the TLS handshake")
+	}
 }
