@@ -175,6 +175,11 @@ func (c BrokerConfig) Start(log *slog.Logger) (*Broker, error) {
 	caps.MaximumInflight = uint16(c.MaxInflight)
 	caps.MaximumClients = int64(c.MaxClients)
 	caps.MaximumClientWritesPending = maxWritesPending
+	// Retained state documents must stay until replaced: mochi's default
+	// expires every message a day after it was published, which would
+	// empty a dashboard's view of a device that did not change for a day.
+	// Memory is bounded by the retained limits instead.
+	caps.MaximumMessageExpiryInterval = 0
 	// $SYS statistics every minute rather than mochi's default second: each
 	// round stops the world to read memory statistics, the largest part of
 	// an idle gateway's CPU time (mosquitto's sys_interval is 10 s).
