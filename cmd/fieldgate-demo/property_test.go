@@ -329,6 +329,7 @@ func TestPropertyFailureFlashedOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("property test builds and runs every binary for minutes")
 	}
+	t.Parallel() // minutes of mostly waiting: the two variants overlap
 	duration := durationEnv(t, "FIELDGATE_PROPERTY_DURATION", 2*time.Minute)
 	bin := buildAll(t)
 	ctx, cancel := context.WithTimeout(context.Background(), duration+4*time.Minute)
@@ -361,6 +362,7 @@ func TestPropertyFailureFlashedOnceModbus(t *testing.T) {
 	if testing.Short() {
 		t.Skip("property test builds and runs every binary for minutes")
 	}
+	t.Parallel() // minutes of mostly waiting: the two variants overlap
 	duration := durationEnv(t, "FIELDGATE_PROPERTY_DURATION", 2*time.Minute)
 	var plc protoDevice
 	for _, d := range everyProtocol() {
