@@ -498,8 +498,11 @@ func (d *Daemon) deriveHealth() {
 			mismatch[r.ID] = r.Mismatch + ": no update is offered to it"
 		}
 	}
+	if self, err := LoadSelfState(d.cfg.Gateway.StateDir); err == nil && len(self.Bad) > 0 {
+		held[selfSubject] = fmt.Sprintf("%d self-update(s) of fieldgated did not come up and are not tried again on their own: fieldgatectl retry %s", len(self.Bad), selfSubject)
+	}
 	d.health.sync(condRecovery, "error", d.order, recovery)
-	d.health.sync(condHeld, "warning", d.order, held)
+	d.health.sync(condHeld, "warning", append(slices.Clone(d.order), selfSubject), held)
 	d.health.sync(condRollback, "warning", d.order, rolled)
 	d.health.sync(condMismatch, "error", d.order, mismatch)
 }

@@ -61,6 +61,9 @@ func (d *Daemon) releaseOlderHolds(id string, t tuf.Target) {
 func (d *Daemon) Retry(what, actor, command string) ([]string, error) {
 	var devs []string
 	var sha string
+	if what == selfSubject {
+		return d.retrySelf(actor, command)
+	}
 	if _, ok := d.devCfg[what]; ok {
 		devs = []string{what}
 	} else if j, err := d.st.Job(what); err == nil {
@@ -118,4 +121,33 @@ func (d *Daemon) Retry(what, actor, command string) ([]string, error) {
 	default:
 	}
 	return lifted, nil
+}
+
+// selfSubject names the gateway's own fieldgated where a device id would
+// stand (health subjects, retry).
+const selfSubject = "fieldgated"
+
+// retrySelf forgets the self-updates of fieldgated that did not come up,
+// so that the next refresh may try the newest one once more.
+func (d *Daemon) retrySelf(actor, command string) ([]string, error) {
+	dir := d.cfg.Gateway.StateDir
+	s, err := LoadSelfState(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.Bad) == 0 {
+		return nil, fmt.Errorf("retry %s: %w: no self-update is held", selfSubject, ErrRefused)
+	}
+	bad := s.Bad
+	s.Bad = nil
+	if err := saveSelfState(dir, s); err != nil {
+		return nil, err
+	}
+	for _, sha := range bad {
+		d.audit(store.Event{Type: "hold-released", Actor: actor, Detail: map[string]any{
+			"target": selfSubject, "sha256": sha, "reason": "retry", "command": command}})
+	}
+	d.log.Info("self-update holds lifted", "count", len(bad), "actor", actor)
+	d.Wake()
+	return []string{selfSubject}, nil
 }

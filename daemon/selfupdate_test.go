@@ -1,10 +1,13 @@
 package daemon
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/fieldgate/fieldgate/daemon/api"
 )
 
 // TestHandoverRollsBackATrialThatNeverCameUp walks the start sequence
@@ -57,5 +60,33 @@ func TestHandoverRunsTheCommittedBinary(t *testing.T) {
 	// A package upgrade to 2.1.0 replaced /usr/bin/fieldgated: it wins.
 	if got, _ := Handover(dir, "/usr/bin/fieldgated", "2.1.0"); got != "" {
 		t.Errorf("Handover from a newer packaged binary = %q, want \"\"", got)
+	}
+}
+
+// TestSelfUpdateHoldShowsAndRetries: a self-update that did not come up is
+// held (a health entry that survives restarts, since it is read from the
+// self-update state), and a person's retry forgets it.
+func TestSelfUpdateHoldShowsAndRetries(t *testing.T) {
+	r := newRig(t, false, "a")
+	dir := r.d.cfg.Gateway.StateDir
+	if err := saveSelfState(dir, SelfState{Bad: []string{"t1"}}); err != nil {
+		t.Fatal(err)
+	}
+	r.d.checkHealth()
+	if !slices.ContainsFunc(r.d.health.list(), func(c api.Condition) bool { return c.Name == condHeld && c.Subject == selfSubject }) {
+		t.Fatalf("health = %v, want %s on %s", r.d.health.list(), condHeld, selfSubject)
+	}
+	if _, err := r.d.Retry(selfSubject, "console", ""); err != nil {
+		t.Fatalf("Retry(%s): %v", selfSubject, err)
+	}
+	if s, _ := LoadSelfState(dir); len(s.Bad) != 0 {
+		t.Errorf("self-update state after retry = %+v, want nothing held", s)
+	}
+	r.d.checkHealth()
+	if r.d.health.has(condHeld) {
+		t.Errorf("health after retry = %v, want no %s", r.d.health.list(), condHeld)
+	}
+	if _, err := r.d.Retry(selfSubject, "console", ""); !errors.Is(err, ErrRefused) {
+		t.Errorf("second Retry = %v, want ErrRefused (nothing held)", err)
 	}
 }
