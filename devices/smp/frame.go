@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/fieldgate/fieldgate/devices/xmodem"
+	"github.com/fieldgate/fieldgate/devices/internal/crc16"
 )
 
 // Serial framing markers: a packet's first line starts with FrameStart, its
@@ -32,7 +32,7 @@ const maxLogLine = 4096
 // CRC16 returns the CRC-16/XMODEM (CCITT polynomial 0x1021, initial value 0,
 // no reflection) of p, the checksum of SMP serial frames: the same CRC the
 // XMODEM blocks carry.
-func CRC16(p []byte) uint16 { return xmodem.CRC16(p) }
+func CRC16(p []byte) uint16 { return crc16.XMODEM(p) }
 
 // EncodeFrame returns the console lines carrying one SMP packet:
 // base64(len16be(len(pkt)+2) | pkt | crc16be(pkt)) cut into lines of at most
