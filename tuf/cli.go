@@ -6,9 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,13 +14,15 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // CLI runs the TUF client-under-test command line used by conformance
-// harnesses (fieldgatectl tuf …) and returns the process exit code: 0 on
-// success, 1 on any failure (usage errors included).
+// harnesses and returns the process exit code: 0 on success, 1 on any
+// failure (usage errors included).
+//
+// Deprecated: the command line lives in cmd/fieldgatectl (tuf.go); this copy
+// goes once fieldgatectl's main registers that command. Library code uses
+// InitMetadataDir and Client.DownloadTargets.
 //
 //	[--ref-time T] --metadata-dir DIR init TRUSTED_ROOT
 //	[--ref-time T] --metadata-dir DIR --metadata-url URL refresh
@@ -76,7 +76,7 @@ func CLI(args []string, stdout, stderr io.Writer) int {
 			fs.Usage()
 			return 1
 		}
-		err = cliInit(mdDir, fs.Arg(1))
+		err = InitMetadataDir(mdDir, fs.Arg(1))
 	case "refresh", "download":
 		var cfg Config
 		cfg, err = cliConfig(mdDir, mdURL, targetBase, refTime)
@@ -106,6 +106,8 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 // ParseRefTime parses an RFC 3339 time or "@" followed by Unix seconds.
+//
+// Deprecated: it goes with CLI.
 func ParseRefTime(s string) (time.Time, error) {
 	if rest, ok := strings.CutPrefix(s, "@"); ok {
 		n, err := strconv.ParseInt(rest, 10, 64)
@@ -119,20 +121,6 @@ func ParseRefTime(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("ref time %q: want RFC 3339 or @unix: %w", s, err)
 	}
 	return t.UTC(), nil
-}
-
-func cliInit(dir, trustedRoot string) error {
-	data, err := os.ReadFile(trustedRoot)
-	if err != nil {
-		return err
-	}
-	if err := checkMetadataFile(metadata.ROOT, data); err != nil {
-		return fmt.Errorf("trusted root %s: %w", trustedRoot, err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(dir, "root.json"), data)
 }
 
 func cliConfig(mdDir, mdURL, targetBase, refTime string) (Config, error) {
@@ -175,56 +163,5 @@ func cliDownload(ctx context.Context, cfg Config, log *slog.Logger, names []stri
 	if err != nil {
 		return err
 	}
-	up, _, err := c.refresh(ctx)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(targetDir, 0o755); err != nil {
-		return err
-	}
-	for _, name := range names {
-		if err := c.cliFetch(ctx, up, name, targetDir); err != nil {
-			return fmt.Errorf("download %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-type targetInfoer interface {
-	GetTargetInfo(string) (*metadata.TargetFiles, error)
-}
-
-func (c *Client) cliFetch(ctx context.Context, up targetInfoer, name, targetDir string) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic in metadata verification: %v", r)
-		}
-	}()
-	tf, err := up.GetTargetInfo(name)
-	if err != nil {
-		return err
-	}
-	t := newTarget(name, tf)
-	if err := checkHashes(t); err != nil {
-		return err
-	}
-	dst := filepath.Join(targetDir, url.PathEscape(name))
-	switch err := VerifyFile(dst, t); {
-	case err == nil:
-		return nil
-	case errors.Is(err, fs.ErrNotExist):
-	default:
-		if err := os.Remove(dst); err != nil {
-			return err
-		}
-	}
-	// The partial file is hidden so that nothing reads it as a target.
-	part := filepath.Join(targetDir, "."+url.PathEscape(name)+".partial")
-	if err := c.DownloadTo(ctx, c.TargetURL(t), t, part, nil); err != nil {
-		return err
-	}
-	if err := os.Rename(part, dst); err != nil {
-		return err
-	}
-	return syncDir(targetDir)
+	return c.DownloadTargets(ctx, targetDir, names)
 }

@@ -93,12 +93,3 @@ func TestCLITamperedTargetExit1(t *testing.T) {
 		t.Errorf("target dir holds %d entries after a failed download, want 0", len(entries))
 	}
 }
-
-func readFile(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
