@@ -152,6 +152,9 @@ func exercise(t *testing.T, d *modbus.Device, p peer, size int) {
 }
 
 func TestInteropPymodbusTCP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three pymodbus peers in python: takes seconds, run without -short")
+	}
 	needPymodbus(t, false)
 	t.Run("update", func(t *testing.T) {
 		p := startPeer(t, "--tcp", "0")
@@ -177,6 +180,9 @@ func TestInteropPymodbusTCP(t *testing.T) {
 }
 
 func TestInteropPymodbusRTU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pymodbus over a 115200-baud pty: line-paced, run without -short")
+	}
 	needPymodbus(t, true)
 	line := newLine(t, 115200)
 	p := startPeer(t, "--rtu", line.A.Path, "--baud", "115200", "--size", "1000")
@@ -195,6 +201,9 @@ type clientResult struct {
 // TestInteropPymodbusClient checks that the simulator speaks real Modbus:
 // pymodbus's client reads its identity, registers and file records.
 func TestInteropPymodbusClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the pymodbus client in python, over TCP and a 115200-baud pty: takes seconds, run without -short")
+	}
 	for _, kind := range []string{"modbus-tcp", "modbus-rtu"} {
 		t.Run(kind, func(t *testing.T) {
 			needPymodbus(t, kind == "modbus-rtu")

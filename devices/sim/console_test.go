@@ -95,6 +95,9 @@ func expect(t *testing.T, port *os.File, send, want string, within time.Duration
 // TestDumpToReceiveYMODEM is TestInteropDumpToRb with this module's own
 // YMODEM receiver, which needs no peer program.
 func TestDumpToReceiveYMODEM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("YMODEM dump of the flash on a 115200-baud console: line-paced, run without -short")
+	}
 	spec := startConsole(t, sim.Spec{Baud: 115200})
 	port := openConsole(t, spec)
 	expect(t, port, "dump\r", "with YMODEM\r\n", 10*time.Second)
@@ -120,6 +123,9 @@ func TestDumpToReceiveYMODEM(t *testing.T) {
 // block; a console that waited out its sender's retries stayed deaf for
 // 20-30 s.
 func TestInteropDumpToRb(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lrzsz rb on a 115200-baud console: line-paced, run without -short")
+	}
 	rb := devicetest.NeedPeer(t, "rb", "lrzsz")
 	spec := startConsole(t, sim.Spec{Baud: 115200})
 	port := openConsole(t, spec)
@@ -166,6 +172,9 @@ func TestInteropDumpToRb(t *testing.T) {
 // (partial), a transfer cancelled before any block (no write), and boots;
 // both in CountersFile and on the status line.
 func TestConsoleCounters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the console's timeouts after a cut transfer: takes seconds, run without -short")
+	}
 	spec := startConsole(t, sim.Spec{})
 	port := openConsole(t, spec)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)

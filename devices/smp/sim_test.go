@@ -165,6 +165,9 @@ func TestUpdateCommit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if testing.Short() && tt.baud != 0 {
+				t.Skip("serial line at a real baud rate: line-paced, run without -short")
+			}
 			r := startSimBaud(t, tt.kind, tt.baud, []string{sim.FaultChatty}, nil)
 			ctx := context.Background()
 			old := identify(t, r.drv)
@@ -325,6 +328,9 @@ func TestRebootMidUpload(t *testing.T) {
 }
 
 func TestLossyReplies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a reply timeout for every dropped reply: takes seconds, run without -short")
+	}
 	r := startSim(t, sim.KindSMPUDP, []string{sim.FaultDropReplies}, nil)
 	ctx := context.Background()
 	b, img := newImage(t, "1.1.0", 10000)
@@ -454,6 +460,9 @@ func TestRevertAfterDaemonRestart(t *testing.T) {
 // drops bytes in both directions: broken frames fail their CRC (or base64)
 // and are retransmitted.
 func TestNoisyLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("retransmits frames over a faulty serial line simulation: takes seconds, run without -short")
+	}
 	r := startSim(t, sim.KindSMPSerial, []string{sim.FaultChatty}, nil)
 	simEnd, err := os.OpenFile(r.addr, os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {

@@ -198,6 +198,9 @@ func open(t testing.TB, cfg devices.Config) *Device {
 }
 
 func TestInteropSSHUpdate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts sshd and pushes images over SFTP: takes seconds, run without -short")
+	}
 	s := startSSHD(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -238,6 +241,9 @@ func TestInteropSSHUpdate(t *testing.T) {
 }
 
 func TestInteropSSHBadInput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts sshd and pushes images over SFTP: takes seconds, run without -short")
+	}
 	s := startSSHD(t)
 	other := filepath.Join(t.TempDir(), "other")
 	keygen(t, other)

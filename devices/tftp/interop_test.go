@@ -197,6 +197,9 @@ func startATFTPD(t testing.TB) (addr, dir string) {
 }
 
 func TestInteropClientToServers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts tftpd-hpa and atftpd and pushes megabytes to each: takes seconds, run without -short")
+	}
 	servers := []struct {
 		name  string
 		start func(testing.TB) (string, string)

@@ -93,6 +93,9 @@ func TestDriverEndToEnd(t *testing.T) {
 		{"xmodem-115200", xmodem.Driver(), 115200},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			if testing.Short() && tt.baud != 0 {
+				t.Skip("console at a real baud rate: line-paced, run without -short")
+			}
 			t.Parallel()
 			spec := startSim(t, sim.Spec{Baud: tt.baud, Options: map[string]string{"boot_delay": "10ms", "image_size": "3000"}})
 			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)

@@ -92,6 +92,9 @@ var interopSizes = []int{1, 1000, 65536 - 100}
 // TestInteropSendToRx: our XMODEM-1K sender into lrzsz `rx -c` through a
 // 115200-baud line.
 func TestInteropSendToRx(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lrzsz over a 115200-baud pty: line-paced, run without -short")
+	}
 	for _, size := range interopSizes {
 		t.Run(strconv.Itoa(size), func(t *testing.T) {
 			t.Parallel()
@@ -120,6 +123,9 @@ func TestInteropSendToRx(t *testing.T) {
 
 // TestInteropSendToRb: our YMODEM sender into lrzsz `rb`.
 func TestInteropSendToRb(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lrzsz over a 115200-baud pty: line-paced, run without -short")
+	}
 	for _, size := range interopSizes {
 		t.Run(strconv.Itoa(size), func(t *testing.T) {
 			t.Parallel()
@@ -149,6 +155,9 @@ func TestInteropSendToRb(t *testing.T) {
 // TestInteropReceiveFromSx and FromSb: lrzsz as the sender into our
 // receiver.
 func TestInteropReceiveFromSx(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lrzsz over a 115200-baud pty: line-paced, run without -short")
+	}
 	for _, ymodem := range []bool{false, true} {
 		name, args := "sx", []string{"-k", "-q", "in.bin"}
 		if ymodem {
@@ -192,6 +201,9 @@ func TestInteropReceiveFromSx(t *testing.T) {
 // TestInteropSxIntoSimDevice: lrzsz `sx -k` and `sb -k` update our
 // simulated console device, which then boots the new image.
 func TestInteropSxIntoSimDevice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lrzsz over a 115200-baud pty: line-paced, run without -short")
+	}
 	for _, tt := range []struct{ tool, cmd string }{{"sx", "update"}, {"sb", "yupdate"}} {
 		t.Run(tt.tool, func(t *testing.T) {
 			t.Parallel()

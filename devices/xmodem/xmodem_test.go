@@ -144,6 +144,9 @@ func TestRoundTripFaultyLine(t *testing.T) {
 	for _, tt := range tests {
 		for _, ymodem := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/ymodem=%v", tt.name, ymodem), func(t *testing.T) {
+				if testing.Short() && tt.cfg.Baud != 0 {
+					t.Skip("serial line at a real baud rate: line-paced, run without -short")
+				}
 				t.Parallel()
 				data := randomBytes(10000, 7)
 				serr, got := transfer(t, tt.cfg, data, ymodem, opt)
