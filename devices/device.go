@@ -99,7 +99,8 @@ type Progress func(done, total int64)
 // Config is one device's entry in the gateway configuration, as a driver
 // receives it. Address is the protocol's endpoint: a serial port path
 // ("/dev/ttyUSB0"), or host:port for network protocols. Options holds the
-// driver's own settings; a driver rejects keys it does not know.
+// driver's own settings; a driver reads them with ReadOptions, which
+// rejects the keys the driver does not read.
 type Config struct {
 	ID         string
 	Protocol   string
