@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -122,157 +121,111 @@ func (p Profile) digestRegs() uint16 {
 // joined; unknown keys are errors naming the key.
 func ParseProfile(opts map[string]string) (Profile, error) {
 	p := DefaultProfile()
-	var errs []error
-	bad := func(k, v, want string) { errs = append(errs, fmt.Errorf("option %s=%q: want %s", k, v, want)) }
-	u16 := func(k, v string, dst *uint16) {
-		n, err := strconv.ParseUint(v, 0, 16)
+	o := devices.ReadOptions(opts)
+	// Register numbers and codes are read with Go's prefixes (0x64 is 100),
+	// as vendors' register maps often give them in hex. A value is stored
+	// only when it is valid, so later checks see the default, not a zero.
+	number := func(v string, bits int, want string) (uint64, error) {
+		n, err := strconv.ParseUint(v, 0, bits)
 		if err != nil {
-			bad(k, v, "a number 0..65535")
-			return
+			return 0, errors.New(want)
 		}
-		*dst = uint16(n)
+		return n, nil
 	}
-	dur := func(k, v string, dst *time.Duration) {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			bad(k, v, "a positive duration like 2s")
-			return
-		}
-		*dst = d
-	}
-	oneOf := func(k, v string, dst *string, allowed ...string) {
-		for _, a := range allowed {
-			if v == a {
-				*dst = v
-				return
+	u16 := func(key string, dst *uint16) {
+		o.Func(key, func(v string) error {
+			n, err := number(v, 16, "want a number 0..65535")
+			if err == nil {
+				*dst = uint16(n)
 			}
-		}
-		bad(k, v, "one of "+strings.Join(allowed, ", "))
+			return err
+		})
 	}
-	keys := make([]string, 0, len(opts))
-	for k := range opts {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := strings.TrimSpace(opts[k])
-		switch k {
-		case "unit":
-			n, err := strconv.ParseUint(v, 0, 8)
-			if err != nil {
-				bad(k, v, "a unit id 0..255")
-				continue
-			}
+	o.Func("unit", func(v string) error {
+		n, err := number(v, 8, "want a unit id 0..255")
+		if err == nil {
 			p.Unit = byte(n)
-		case "timeout":
-			dur(k, v, &p.Timeout)
-		case "retries":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > 10 {
-				bad(k, v, "0..10")
-				continue
-			}
-			p.Retries = n
-		case "activate_timeout":
-			dur(k, v, &p.ActivateWait)
-		case "poll_interval":
-			dur(k, v, &p.PollInterval)
-		case "file":
-			u16(k, v, &p.File)
-			if p.File == 0 {
-				bad(k, v, "a file number 1..65535")
-			}
-		case "backup_file":
-			if v == "none" {
-				p.BackupFile = 0
-				continue
-			}
-			u16(k, v, &p.BackupFile)
-		case "max_registers":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > pdu.MaxRecordRegs {
-				bad(k, v, fmt.Sprintf("1..%d", pdu.MaxRecordRegs))
-				continue
-			}
-			p.MaxRegisters = n
-		case "command_register":
-			u16(k, v, &p.CommandReg)
-		case "cmd_verify":
-			u16(k, v, &p.CmdVerify)
-		case "cmd_activate":
-			u16(k, v, &p.CmdActivate)
-		case "cmd_revert":
-			u16(k, v, &p.CmdRevert)
-		case "status_register":
-			u16(k, v, &p.StatusReg)
-		case "status_idle":
-			u16(k, v, &p.StatusIdle)
-		case "status_busy":
-			u16(k, v, &p.StatusBusy)
-		case "status_ok":
-			u16(k, v, &p.StatusOK)
-		case "status_error":
-			u16(k, v, &p.StatusError)
-		case "length_register":
-			u16(k, v, &p.LengthReg)
-		case "running_length_register":
-			u16(k, v, &p.RunningLenReg)
-		case "digest":
-			oneOf(k, v, &p.Digest, "crc32", "sha256", "none")
-		case "digest_register":
-			u16(k, v, &p.DigestReg)
-		case "interlock":
-			if v == "none" {
-				p.Interlock = Source{}
-				continue
-			}
-			kind, addr, ok := strings.Cut(v, ":")
-			n, err := strconv.ParseUint(addr, 0, 16)
-			if !ok || err != nil || (kind != "holding" && kind != "input" && kind != "coil" && kind != "discrete") {
-				bad(k, v, "holding:N, input:N, coil:N, discrete:N or none")
-				continue
-			}
-			p.Interlock = Source{Kind: kind, Addr: uint16(n)}
-		case "interlock_running":
-			u16(k, v, &p.InterlockOn)
-		case "slots":
-			if v != "1" && v != "2" {
-				bad(k, v, "1 or 2")
-				continue
-			}
-			p.Slots = int(v[0] - '0')
-		case "hardware_object":
-			n, err := strconv.ParseUint(v, 0, 8)
-			if err != nil {
-				bad(k, v, "an object id 0..255")
-				continue
-			}
-			p.HardwareObj = byte(n)
-		case "serial_object":
-			if v == "none" {
-				p.SerialObj = -1
-				continue
-			}
-			n, err := strconv.ParseUint(v, 0, 8)
-			if err != nil {
-				bad(k, v, "an object id 0..255 or none")
-				continue
-			}
-			p.SerialObj = int(n)
-		case "verify_readback":
-			oneOf(k, v, &p.ReadBack, "none", "sample", "full")
-		case "parity":
-			oneOf(k, v, &p.Parity, "none", "even", "odd")
-		case "stop_bits":
-			if v != "1" && v != "2" {
-				bad(k, v, "1 or 2")
-				continue
-			}
-			p.StopBits = int(v[0] - '0')
-		default:
-			errs = append(errs, fmt.Errorf("unknown option %q", k))
 		}
+		return err
+	})
+	p.Timeout = o.Duration("timeout", p.Timeout)
+	p.Retries = o.Int("retries", p.Retries, 0, 10)
+	p.ActivateWait = o.Duration("activate_timeout", p.ActivateWait)
+	p.PollInterval = o.Duration("poll_interval", p.PollInterval)
+	o.Func("file", func(v string) error {
+		n, err := number(v, 16, "want a file number 1..65535")
+		if err == nil && n == 0 {
+			err = errors.New("want a file number 1..65535")
+		}
+		if err == nil {
+			p.File = uint16(n)
+		}
+		return err
+	})
+	o.Func("backup_file", func(v string) error {
+		if v == "none" {
+			p.BackupFile = 0
+			return nil
+		}
+		n, err := number(v, 16, "want a number 0..65535 or none")
+		if err == nil {
+			p.BackupFile = uint16(n)
+		}
+		return err
+	})
+	p.MaxRegisters = o.Int("max_registers", p.MaxRegisters, 1, pdu.MaxRecordRegs)
+	u16("command_register", &p.CommandReg)
+	u16("cmd_verify", &p.CmdVerify)
+	u16("cmd_activate", &p.CmdActivate)
+	u16("cmd_revert", &p.CmdRevert)
+	u16("status_register", &p.StatusReg)
+	u16("status_idle", &p.StatusIdle)
+	u16("status_busy", &p.StatusBusy)
+	u16("status_ok", &p.StatusOK)
+	u16("status_error", &p.StatusError)
+	u16("length_register", &p.LengthReg)
+	u16("running_length_register", &p.RunningLenReg)
+	p.Digest = o.OneOf("digest", p.Digest, "crc32", "sha256", "none")
+	u16("digest_register", &p.DigestReg)
+	o.Func("interlock", func(v string) error {
+		if v == "none" {
+			p.Interlock = Source{}
+			return nil
+		}
+		kind, addr, ok := strings.Cut(v, ":")
+		n, err := strconv.ParseUint(addr, 0, 16)
+		if !ok || err != nil || (kind != "holding" && kind != "input" && kind != "coil" && kind != "discrete") {
+			return errors.New("want holding:N, input:N, coil:N, discrete:N or none")
+		}
+		p.Interlock = Source{Kind: kind, Addr: uint16(n)}
+		return nil
+	})
+	u16("interlock_running", &p.InterlockOn)
+	p.Slots = int(o.OneOf("slots", strconv.Itoa(p.Slots), "1", "2")[0] - '0')
+	o.Func("hardware_object", func(v string) error {
+		n, err := number(v, 8, "want an object id 0..255")
+		if err == nil {
+			p.HardwareObj = byte(n)
+		}
+		return err
+	})
+	o.Func("serial_object", func(v string) error {
+		if v == "none" {
+			p.SerialObj = -1
+			return nil
+		}
+		n, err := number(v, 8, "want an object id 0..255 or none")
+		if err == nil {
+			p.SerialObj = int(n)
+		}
+		return err
+	})
+	p.ReadBack = o.OneOf("verify_readback", p.ReadBack, "none", "sample", "full")
+	p.Parity = o.OneOf("parity", p.Parity, "none", "even", "odd")
+	if sb := o.OneOf("stop_bits", "", "1", "2"); sb != "" {
+		p.StopBits = int(sb[0] - '0')
 	}
+	errs := []error{o.Err()}
 	if p.StopBits == 0 {
 		p.StopBits = 1
 		if p.Parity == "none" {

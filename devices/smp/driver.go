@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 	"time"
@@ -65,50 +66,22 @@ type options struct {
 }
 
 func parseOptions(m map[string]string) (options, error) {
-	o := options{timeout: 2 * time.Second, retries: 3, bootTimeout: 60 * time.Second}
-	var errs []error
-	dur := func(k, v string, dst *time.Duration) {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("option %s=%q: want a positive duration", k, v))
-			return
-		}
-		*dst = d
+	r := devices.ReadOptions(m)
+	o := options{
+		timeout:     r.Duration(OptTimeout, 2*time.Second),
+		retries:     r.Int(OptRetries, 3, 0, math.MaxInt),
+		bootTimeout: r.Duration(OptBootTimeout, 60*time.Second),
+		hwFromOS:    r.OneOf(OptHardwareID, "config", "config", "os-info") == "os-info",
 	}
-	num := func(k, v string, dst *int) {
+	r.Func(OptMaxPacket, func(v string) error {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			errs = append(errs, fmt.Errorf("option %s=%q: want a non-negative integer", k, v))
-			return
+		if err != nil || n != 0 && n < 64 {
+			return errors.New("want 0 (the device's buf_size) or a whole number of at least 64")
 		}
-		*dst = n
-	}
-	for k, v := range m {
-		switch k {
-		case OptTimeout:
-			dur(k, v, &o.timeout)
-		case OptBootTimeout:
-			dur(k, v, &o.bootTimeout)
-		case OptRetries:
-			num(k, v, &o.retries)
-		case OptMaxPacket:
-			num(k, v, &o.maxPacket)
-			if o.maxPacket != 0 && o.maxPacket < 64 {
-				errs = append(errs, fmt.Errorf("option %s=%q: below 64 bytes", k, v))
-			}
-		case OptHardwareID:
-			switch v {
-			case "config":
-			case "os-info":
-				o.hwFromOS = true
-			default:
-				errs = append(errs, fmt.Errorf("option %s=%q: want config or os-info", k, v))
-			}
-		default:
-			errs = append(errs, fmt.Errorf("unknown option %q", k))
-		}
-	}
-	return o, errors.Join(errs...)
+		o.maxPacket = n
+		return nil
+	})
+	return o, r.Err()
 }
 
 // UDPDriver returns the "smp-udp" driver: Config.Address is host[:port]

@@ -29,7 +29,7 @@ func TestCheck(t *testing.T) {
 	}{
 		{"valid", valid, ""},
 		{"known_hosts line", with("host_key", "[10.0.0.9]:22 "+key), ""},
-		{"unknown key", with("password", "x"), `unknown ssh option "password"`},
+		{"unknown key", with("password", "x"), `device h (ssh): unknown option "password" (known: boot_timeout, commit_command, connect_timeout, hash_command, health_command, host_key, install_command, key_file, poll_interval, reboot_command, remote_dir, rollback_command, user, version_command)`},
 		{"missing host key", with("host_key", ""), "host_key is required"},
 		{"garbage host key", with("host_key", "not a key"), "neither an authorized_keys"},
 		{"relative remote_dir", with("remote_dir", "tmp"), "absolute"},

@@ -28,24 +28,6 @@ var ErrHostKeyMismatch = errors.New("ssh host key does not match the pinned key"
 // ErrCommand is wrapped when a device command exits non-zero.
 var ErrCommand = errors.New("device command failed")
 
-// Option keys of the "ssh" driver, with defaults ("" = not set).
-var defaults = map[string]string{
-	"host_key":         "", // required: authorized_keys/known_hosts line(s), or a path to a file of them
-	"user":             "", // required
-	"key_file":         "", // required: private key (OpenSSH or PEM, unencrypted)
-	"install_command":  "", // required; {file} is replaced by the quoted remote path (else appended)
-	"version_command":  "", // required; prints the version, or key=value fields with version=
-	"rollback_command": "", // enables Revert (and Slots 2)
-	"reboot_command":   "", // run after install; the connection must drop, then the device must answer again
-	"health_command":   "", // Health runs it; exit 0 = healthy
-	"commit_command":   "", // Commit runs it
-	"hash_command":     "sha256sum",
-	"remote_dir":       "/tmp",
-	"connect_timeout":  "10s",
-	"boot_timeout":     "120s",
-	"poll_interval":    "1s",
-}
-
 type config struct {
 	hostKeys                                         []ssh.PublicKey
 	user                                             string
@@ -69,43 +51,46 @@ func Driver() devices.Driver {
 	}
 }
 
+// parse reads the options of the "ssh" driver; the comments give each
+// key's meaning ("" = not set).
 func parse(cfg devices.Config, loadKey bool) (config, error) {
-	var errs []error
-	o := make(map[string]string, len(defaults))
-	for k, v := range defaults {
-		o[k] = v
+	o := devices.ReadOptions(cfg.Options)
+	hostKey := o.String("host_key", "") // required: authorized_keys/known_hosts line(s), or a path to a file of them
+	c := config{
+		user:           o.String("user", ""),             // required
+		keyFile:        o.String("key_file", ""),         // required: private key (OpenSSH or PEM, unencrypted)
+		install:        o.String("install_command", ""),  // required; {file} is replaced by the quoted remote path (else appended)
+		version:        o.String("version_command", ""),  // required; prints the version, or key=value fields with version=
+		rollback:       o.String("rollback_command", ""), // enables Revert (and Slots 2)
+		reboot:         o.String("reboot_command", ""),   // run after install; the connection must drop, then the device must answer again
+		health:         o.String("health_command", ""),   // Health runs it; exit 0 = healthy
+		comm:           o.String("commit_command", ""),   // Commit runs it
+		hash:           o.String("hash_command", "sha256sum"),
+		remoteDir:      o.String("remote_dir", "/tmp"),
+		connectTimeout: o.Duration("connect_timeout", 10*time.Second),
+		bootTimeout:    o.Duration("boot_timeout", 120*time.Second),
+		poll:           o.Duration("poll_interval", time.Second),
 	}
-	for k, v := range cfg.Options {
-		if _, ok := defaults[k]; !ok {
-			errs = append(errs, fmt.Errorf("unknown ssh option %q", k))
-			continue
-		}
-		o[k] = v
+	var errs []error
+	if err := o.Err(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, _, err := net.SplitHostPort(cfg.Address); err != nil {
 		errs = append(errs, fmt.Errorf("address %q: want host:port: %w", cfg.Address, err))
 	}
-	for _, k := range []string{"host_key", "user", "key_file", "install_command", "version_command"} {
-		if o[k] == "" {
-			errs = append(errs, fmt.Errorf("option %s is required", k))
+	for _, r := range []struct{ key, v string }{
+		{"host_key", hostKey}, {"user", c.user}, {"key_file", c.keyFile},
+		{"install_command", c.install}, {"version_command", c.version},
+	} {
+		if r.v == "" {
+			errs = append(errs, fmt.Errorf("option %s is required", r.key))
 		}
 	}
-	dur := func(k string) time.Duration {
-		d, err := time.ParseDuration(o[k])
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("option %s=%q: want a positive duration", k, o[k]))
-		}
-		return d
-	}
-	c := config{user: o["user"], keyFile: o["key_file"], install: o["install_command"], version: o["version_command"],
-		rollback: o["rollback_command"], reboot: o["reboot_command"], health: o["health_command"], comm: o["commit_command"],
-		hash: o["hash_command"], remoteDir: o["remote_dir"],
-		connectTimeout: dur("connect_timeout"), bootTimeout: dur("boot_timeout"), poll: dur("poll_interval")}
 	if !path.IsAbs(c.remoteDir) {
 		errs = append(errs, fmt.Errorf("option remote_dir=%q: want an absolute path", c.remoteDir))
 	}
-	if o["host_key"] != "" {
-		keys, err := parseHostKeys(o["host_key"])
+	if hostKey != "" {
+		keys, err := parseHostKeys(hostKey)
 		if err != nil {
 			errs = append(errs, err)
 		}

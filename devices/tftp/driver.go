@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,19 +20,6 @@ import (
 // 0x2B, SNMP, a console). The daemon composes one with NewDevice when the
 // device does not serve a version file.
 type IdentitySource func(ctx context.Context) (devices.Identity, string, error)
-
-// Option keys of the "tftp" driver, with defaults.
-var pushDefaults = map[string]string{
-	"file":          "firmware.bin", // remote name of the WRQ
-	"readback_file": "",             // RRQ name for backup and verify; "" = same as file, "none" = no read-back
-	"version_file":  "version",      // RRQ name of the identity record; "none" = no identity over TFTP
-	"blksize":       "1428",         // fits one 1500-byte Ethernet frame
-	"windowsize":    "8",            // servers that ignore it fall back to lockstep
-	"timeout":       "1s",           // retransmission interval before backoff
-	"retries":       "5",
-	"boot_timeout":  "60s", // how long Activate waits for the new version
-	"poll_interval": "500ms",
-}
 
 // Driver returns the "tftp" driver: the device runs a TFTP server on
 // Config.Address (host:port) that accepts the image by WRQ and, where
@@ -58,61 +44,34 @@ type pushConfig struct {
 	pollInterval time.Duration
 }
 
-// options merges defaults and rejects unknown keys.
-func options(cfg devices.Config, defaults map[string]string) (map[string]string, []error) {
-	var errs []error
-	o := make(map[string]string, len(defaults))
-	for k, v := range defaults {
-		o[k] = v
-	}
-	for k, v := range cfg.Options {
-		if _, ok := defaults[k]; !ok {
-			errs = append(errs, fmt.Errorf("device %s: unknown %s option %q", cfg.ID, cfg.Protocol, k))
-			continue
-		}
-		o[k] = v
-	}
-	return o, errs
-}
-
-func intOpt(o map[string]string, key string, lo, hi int, errs *[]error) int {
-	n, err := strconv.Atoi(o[key])
-	if err != nil || n < lo || n > hi {
-		*errs = append(*errs, fmt.Errorf("option %s=%q: want a whole number in %d..%d", key, o[key], lo, hi))
-	}
-	return n
-}
-
-func durOpt(o map[string]string, key string, errs *[]error) time.Duration {
-	d, err := time.ParseDuration(o[key])
-	if err != nil || d <= 0 {
-		*errs = append(*errs, fmt.Errorf("option %s=%q: want a positive duration like 2s", key, o[key]))
-	}
-	return d
-}
-
 func hostPort(cfg devices.Config, errs *[]error) {
 	if _, _, err := net.SplitHostPort(cfg.Address); err != nil {
-		*errs = append(*errs, fmt.Errorf("device %s: address %q: want host:port: %w", cfg.ID, cfg.Address, err))
+		*errs = append(*errs, fmt.Errorf("address %q: want host:port: %w", cfg.Address, err))
 	}
 }
 
+// parsePush reads the options of the "tftp" driver; the comments give
+// each key's meaning.
 func parsePush(cfg devices.Config) (pushConfig, error) {
-	o, errs := options(cfg, pushDefaults)
-	hostPort(cfg, &errs)
+	o := devices.ReadOptions(cfg.Options)
 	pc := pushConfig{
 		client: Client{
-			Blksize:    intOpt(o, "blksize", MinBlksize, MaxBlksize, &errs),
-			Windowsize: intOpt(o, "windowsize", 1, MaxWindowsize, &errs),
-			Timeout:    durOpt(o, "timeout", &errs),
-			Retries:    intOpt(o, "retries", 1, 100, &errs),
+			Blksize:    o.Int("blksize", 1428, MinBlksize, MaxBlksize), // fits one 1500-byte Ethernet frame
+			Windowsize: o.Int("windowsize", 8, 1, MaxWindowsize),       // servers that ignore it fall back to lockstep
+			Timeout:    o.Duration("timeout", time.Second),             // retransmission interval before backoff
+			Retries:    o.Int("retries", 5, 1, 100),
 		},
-		file:         o["file"],
-		readback:     o["readback_file"],
-		versionFile:  o["version_file"],
-		bootTimeout:  durOpt(o, "boot_timeout", &errs),
-		pollInterval: durOpt(o, "poll_interval", &errs),
+		file:         o.String("file", "firmware.bin"),           // remote name of the WRQ
+		readback:     o.String("readback_file", ""),              // RRQ name for backup and verify; "" = same as file, "none" = no read-back
+		versionFile:  o.String("version_file", "version"),        // RRQ name of the identity record; "none" = no identity over TFTP
+		bootTimeout:  o.Duration("boot_timeout", 60*time.Second), // how long Activate waits for the new version
+		pollInterval: o.Duration("poll_interval", 500*time.Millisecond),
 	}
+	var errs []error
+	if err := o.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	hostPort(cfg, &errs)
 	if pc.file == "" {
 		errs = append(errs, errors.New("option file: empty"))
 	}

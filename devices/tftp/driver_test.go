@@ -21,7 +21,7 @@ func TestDriverCheck(t *testing.T) {
 		wantErr string // "" = valid
 	}{
 		{"push defaults", Driver(), devices.Config{ID: "p", Protocol: "tftp", Address: "10.0.0.5:69"}, ""},
-		{"push unknown key", Driver(), devices.Config{ID: "p", Protocol: "tftp", Address: "10.0.0.5:69", Options: map[string]string{"blocksize": "1"}}, `unknown tftp option "blocksize"`},
+		{"push unknown key", Driver(), devices.Config{ID: "p", Protocol: "tftp", Address: "10.0.0.5:69", Options: map[string]string{"blocksize": "1"}}, `device p (tftp): unknown option "blocksize" (known: blksize, boot_timeout, file, poll_interval, readback_file, retries, timeout, version_file, windowsize)`},
 		{"push bad blksize", Driver(), devices.Config{ID: "p", Protocol: "tftp", Address: "10.0.0.5:69", Options: map[string]string{"blksize": "70000"}}, "blksize"},
 		{"push no port", Driver(), devices.Config{ID: "p", Protocol: "tftp", Address: "10.0.0.5"}, "host:port"},
 		{"pull ok", PullDriver(), devices.Config{ID: "q", Protocol: "tftp-pull", Address: "10.0.0.6:7000", Options: map[string]string{"listen": "10.0.0.1:69"}}, ""},

@@ -18,20 +18,6 @@ import (
 	"github.com/fieldgate/fieldgate/devices"
 )
 
-// Option keys of the "tftp-pull" driver, with defaults.
-var pullDefaults = map[string]string{
-	"listen":          "",             // required: gateway's field-side IP:port for the one-file TFTP server
-	"file":            "firmware.bin", // the one name served
-	"max_blksize":     "1468",         // caps what the device negotiates; 1468 fills a 1500-byte frame
-	"max_windowsize":  "16",
-	"timeout":         "1s",
-	"retries":         "5",
-	"fetch_timeout":   "5m", // how long Transfer waits for the device to fetch
-	"control_timeout": "10s",
-	"boot_timeout":    "60s",
-	"poll_interval":   "500ms",
-}
-
 // Trigger tells a device to fetch f from the gateway's TFTP server and
 // returns once the device reports the outcome, with the sha256 (hex) of
 // what it stored. The default uses the control channel (see control.go).
@@ -64,28 +50,35 @@ type pullConfig struct {
 	allow          netip.Addr
 }
 
+// parsePull reads the options of the "tftp-pull" driver; the comments
+// give each key's meaning.
 func parsePull(cfg devices.Config) (pullConfig, error) {
-	o, errs := options(cfg, pullDefaults)
-	hostPort(cfg, &errs)
+	o := devices.ReadOptions(cfg.Options)
+	file := o.String("file", "firmware.bin") // the one name served
 	pc := pullConfig{
-		listen:         o["listen"],
-		file:           strings.TrimLeft(o["file"], "/"),
-		maxBlk:         intOpt(o, "max_blksize", MinBlksize, MaxBlksize, &errs),
-		maxWin:         intOpt(o, "max_windowsize", 1, MaxWindowsize, &errs),
-		timeout:        durOpt(o, "timeout", &errs),
-		retries:        intOpt(o, "retries", 1, 100, &errs),
-		fetchTimeout:   durOpt(o, "fetch_timeout", &errs),
-		controlTimeout: durOpt(o, "control_timeout", &errs),
-		bootTimeout:    durOpt(o, "boot_timeout", &errs),
-		pollInterval:   durOpt(o, "poll_interval", &errs),
+		listen:         o.String("listen", ""), // required: gateway's field-side IP:port for the one-file TFTP server
+		file:           strings.TrimLeft(file, "/"),
+		maxBlk:         o.Int("max_blksize", 1468, MinBlksize, MaxBlksize), // caps what the device negotiates; 1468 fills a 1500-byte frame
+		maxWin:         o.Int("max_windowsize", 16, 1, MaxWindowsize),
+		timeout:        o.Duration("timeout", time.Second),
+		retries:        o.Int("retries", 5, 1, 100),
+		fetchTimeout:   o.Duration("fetch_timeout", 5*time.Minute), // how long Transfer waits for the device to fetch
+		controlTimeout: o.Duration("control_timeout", 10*time.Second),
+		bootTimeout:    o.Duration("boot_timeout", 60*time.Second),
+		pollInterval:   o.Duration("poll_interval", 500*time.Millisecond),
 	}
+	var errs []error
+	if err := o.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	hostPort(cfg, &errs)
 	if host, _, err := net.SplitHostPort(pc.listen); err != nil {
 		errs = append(errs, fmt.Errorf("option listen=%q: want the gateway's field-side IP:port: %v", pc.listen, err))
 	} else if a, err := netip.ParseAddr(host); err != nil || a.IsUnspecified() {
 		errs = append(errs, fmt.Errorf("option listen=%q: want a specific IP address, the one the device reaches", pc.listen))
 	}
 	if pc.file == "" || strings.ContainsAny(pc.file, " \n") {
-		errs = append(errs, fmt.Errorf("option file=%q: want a name without spaces", o["file"]))
+		errs = append(errs, fmt.Errorf("option file=%q: want a name without spaces", file))
 	}
 	if host, _, err := net.SplitHostPort(cfg.Address); err == nil {
 		if a, err := netip.ParseAddr(host); err == nil {

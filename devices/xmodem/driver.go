@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -64,28 +64,27 @@ type options struct {
 	retries      int
 }
 
-// optionDocs lists the Options keys the driver knows, with their defaults.
-var optionKeys = []string{"block_timeout", "boot_timeout", "dump_command", "hash_command", "id_command", "prompt", "reset_command", "retries", "start_timeout", "timeout", "update_command", "version_command"}
-
 func parseConfig(cfg devices.Config, ymodem bool) (options, error) {
+	updateCmd := "update"
+	if ymodem {
+		updateCmd = "yupdate"
+	}
+	r := devices.ReadOptions(cfg.Options)
 	o := options{
 		ymodem:       ymodem,
 		baud:         cfg.Baud,
-		prompt:       "> ",
-		updateCmd:    "update",
-		versionCmd:   "version",
-		idCmd:        "id",
-		hashCmd:      "hash",
-		resetCmd:     "reset",
-		dumpCmd:      "dump",
-		timeout:      5 * time.Second,
-		bootTimeout:  30 * time.Second,
-		startTimeout: 30 * time.Second,
-		blockTimeout: 10 * time.Second,
-		retries:      10,
-	}
-	if ymodem {
-		o.updateCmd = "yupdate"
+		prompt:       r.String("prompt", "> "),
+		updateCmd:    r.String("update_command", updateCmd),
+		versionCmd:   r.String("version_command", "version"),
+		idCmd:        r.String("id_command", "id"),
+		hashCmd:      r.String("hash_command", "hash"),
+		resetCmd:     r.String("reset_command", "reset"),
+		dumpCmd:      r.String("dump_command", "dump"),
+		timeout:      r.Duration("timeout", 5*time.Second),
+		bootTimeout:  r.Duration("boot_timeout", 30*time.Second),
+		startTimeout: r.Duration("start_timeout", 30*time.Second),
+		blockTimeout: r.Duration("block_timeout", 10*time.Second),
+		retries:      r.Int("retries", 10, 1, math.MaxInt),
 	}
 	if o.baud == 0 {
 		o.baud = 115200
@@ -97,59 +96,8 @@ func parseConfig(cfg devices.Config, ymodem bool) (options, error) {
 	if cfg.Baud < 0 {
 		errs = append(errs, fmt.Errorf("baud %d is negative", cfg.Baud))
 	}
-	keys := make([]string, 0, len(cfg.Options))
-	for k := range cfg.Options {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := cfg.Options[k]
-		var err error
-		dur := func(d *time.Duration) {
-			*d, err = time.ParseDuration(v)
-			if err == nil && *d <= 0 {
-				err = errors.New("must be positive")
-			}
-		}
-		switch k {
-		case "prompt":
-			o.prompt = v
-			if v == "" {
-				err = errors.New("must not be empty")
-			}
-		case "update_command":
-			o.updateCmd = v
-		case "version_command":
-			o.versionCmd = v
-		case "id_command":
-			o.idCmd = v
-		case "hash_command":
-			o.hashCmd = v
-		case "reset_command":
-			o.resetCmd = v
-		case "dump_command":
-			o.dumpCmd = v
-		case "timeout":
-			dur(&o.timeout)
-		case "boot_timeout":
-			dur(&o.bootTimeout)
-		case "start_timeout":
-			dur(&o.startTimeout)
-		case "block_timeout":
-			dur(&o.blockTimeout)
-		case "retries":
-			o.retries, err = strconv.Atoi(v)
-			if err == nil && o.retries < 1 {
-				err = errors.New("must be at least 1")
-			}
-		default:
-			err = fmt.Errorf("unknown option (known: %s)", strings.Join(optionKeys, ", "))
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("option %s=%q: %w", k, v, err))
-		}
-	}
-	for _, c := range []struct{ key, v string }{{"update_command", o.updateCmd}, {"version_command", o.versionCmd}, {"reset_command", o.resetCmd}} {
+	errs = append(errs, r.Err())
+	for _, c := range []struct{ key, v string }{{"prompt", o.prompt}, {"update_command", o.updateCmd}, {"version_command", o.versionCmd}, {"reset_command", o.resetCmd}} {
 		if c.v == "" {
 			errs = append(errs, fmt.Errorf("option %s must not be empty", c.key))
 		}
