@@ -103,6 +103,7 @@ func TestRoundTrip(t *testing.T) {
 				name = fmt.Sprintf("ymodem/%d", size)
 			}
 			t.Run(name, func(t *testing.T) {
+				t.Parallel() // each transfer ends with the receiver's linger
 				data := randomBytes(size, uint64(size))
 				serr, got := transfer(t, serialtest.Config{}, data, ymodem, fast)
 				if serr != nil || got.err != nil {
