@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/fieldgate/fieldgate/daemon/api"
+	"github.com/fieldgate/fieldgate/daemon/control"
 	"github.com/fieldgate/fieldgate/devices"
 	"github.com/fieldgate/fieldgate/devices/sim"
 	"github.com/fieldgate/fieldgate/devices/xmodem"
@@ -200,7 +201,7 @@ func TestCrashRecoveryDense(t *testing.T) {
 // chaosRun is one scenario under a kill plan.
 type chaosRun struct {
 	env    *Env
-	client *api.Client
+	client *control.Client
 	canary string
 	kills  int
 }
@@ -239,7 +240,7 @@ func runChaos(t *testing.T, bin string, faults map[string][]string, plan func(co
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &chaosRun{env: env, client: api.NewClient(env.Socket), canary: env.IDs[0]}
+	r := &chaosRun{env: env, client: control.NewClient(env.Socket), canary: env.IDs[0]}
 	if err := env.StartDaemon(); err != nil {
 		t.Fatal(err)
 	}

@@ -11,12 +11,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fieldgate/fieldgate/daemon/api"
+	"github.com/fieldgate/fieldgate/daemon/control"
 )
 
 // controlCommands are the commands that talk to a running fieldgated.
 func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
-	client := func() *api.Client { return api.NewClient(*socket) }
-	post := func(cmd *cobra.Command, path string, req api.Request, done string) error {
+	client := func() *control.Client { return control.NewClient(*socket) }
+	post := func(cmd *cobra.Command, path string, req control.Request, done string) error {
 		rep, err := client().Post(cmd.Context(), path, req)
 		if err != nil {
 			return err
@@ -33,7 +34,7 @@ func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
 		Short: "Approve a job locally (without JOB: the one awaiting local approval in an open window)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := api.Request{}
+			req := control.Request{}
 			if len(args) == 1 {
 				req.Job = args[0]
 			}
@@ -44,7 +45,7 @@ func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
 		Use: "cancel JOB", Short: "Cancel a job: pending devices are skipped, running ones finish their step",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return post(cmd, "/v1/cancel", api.Request{Job: args[0]}, "cancelled JOB")
+			return post(cmd, "/v1/cancel", control.Request{Job: args[0]}, "cancelled JOB")
 		},
 	}
 	var until string
@@ -56,7 +57,7 @@ func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			return post(cmd, "/v1/defer", api.Request{Job: args[0], Until: t}, "deferred JOB until "+t.UTC().Format(time.RFC3339))
+			return post(cmd, "/v1/defer", control.Request{Job: args[0], Until: t}, "deferred JOB until "+t.UTC().Format(time.RFC3339))
 		},
 	}
 	deferCmd.Flags().StringVar(&until, "until", "", "RFC 3339 time or a duration from now")
@@ -65,19 +66,19 @@ func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
 	stop := &cobra.Command{
 		Use: "stop", Short: "Emergency stop: no new device step starts until resume", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return post(cmd, "/v1/stop", api.Request{}, "emergency stop active: no new device step starts (fieldgatectl resume lifts it)")
+			return post(cmd, "/v1/stop", control.Request{}, "emergency stop active: no new device step starts (fieldgatectl resume lifts it)")
 		},
 	}
 	resume := &cobra.Command{
 		Use: "resume", Short: "Lift the emergency stop", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return post(cmd, "/v1/resume", api.Request{}, "emergency stop lifted")
+			return post(cmd, "/v1/resume", control.Request{}, "emergency stop lifted")
 		},
 	}
 	refresh := &cobra.Command{
 		Use: "refresh", Short: "Refresh update metadata now", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return post(cmd, "/v1/refresh", api.Request{}, "refresh requested")
+			return post(cmd, "/v1/refresh", control.Request{}, "refresh requested")
 		},
 	}
 
@@ -86,7 +87,7 @@ func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
 		Use: "press BUTTON", Short: "Press a button of the virtual board (--hold 3s: long press, 10s: emergency stop)",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return post(cmd, "/v1/board/press", api.Request{Button: args[0], Hold: hold}, fmt.Sprintf("pressed %s for %s", args[0], hold))
+			return post(cmd, "/v1/board/press", control.Request{Button: args[0], Hold: hold}, fmt.Sprintf("pressed %s for %s", args[0], hold))
 		},
 	}
 	press.Flags().DurationVar(&hold, "hold", 100*time.Millisecond, "how long the button is held")
@@ -100,7 +101,7 @@ func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
 	verify := &cobra.Command{
 		Use: "verify", Short: "Verify the audit log's hash chain", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rep, err := client().Post(cmd.Context(), "/v1/audit/verify", api.Request{})
+			rep, err := client().Post(cmd.Context(), "/v1/audit/verify", control.Request{})
 			if err != nil {
 				return fmt.Errorf("audit chain broken: %w", err)
 			}
@@ -153,7 +154,7 @@ func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			rep, err := client().Post(cmd.Context(), "/v1/import", api.Request{Dir: dir})
+			rep, err := client().Post(cmd.Context(), "/v1/import", control.Request{Dir: dir})
 			if err != nil {
 				return err
 			}
@@ -170,7 +171,7 @@ func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
 		Short: "Lift the hold on a failed, rolled-back or cancelled update: the next staging runs it once more",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := client().Post(cmd.Context(), "/v1/retry", api.Request{Device: args[0]})
+			rep, err := client().Post(cmd.Context(), "/v1/retry", control.Request{Device: args[0]})
 			if err != nil {
 				return err
 			}
@@ -184,7 +185,7 @@ func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
 		Short: "Push a verified image to a device that needs recovery (default: its known-good version)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return post(cmd, "/v1/recover", api.Request{Device: args[0], Image: image}, "recovery job JOB scheduled (runs in the device's window)")
+			return post(cmd, "/v1/recover", control.Request{Device: args[0], Image: image}, "recovery job JOB scheduled (runs in the device's window)")
 		},
 	}
 	recoverCmd.Flags().StringVar(&image, "image", "known-good", "known-good, or the name of a signed target for the device")

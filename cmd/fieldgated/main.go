@@ -24,8 +24,8 @@ import (
 
 	"github.com/fieldgate/fieldgate/board"
 	"github.com/fieldgate/fieldgate/daemon"
-	"github.com/fieldgate/fieldgate/daemon/api"
 	"github.com/fieldgate/fieldgate/daemon/config"
+	"github.com/fieldgate/fieldgate/daemon/control"
 	"github.com/fieldgate/fieldgate/daemon/mqtt"
 	"github.com/fieldgate/fieldgate/daemon/store"
 	"github.com/fieldgate/fieldgate/devices"
@@ -222,7 +222,7 @@ func serve(ctx context.Context, cfg *config.Config, registry devices.Registry, l
 	if err != nil {
 		return err
 	}
-	sock := &api.Server{Path: cfg.Gateway.Socket, Backend: d, Log: log}
+	sock := &control.Server{Path: cfg.Gateway.Socket, Reader: d, Commander: d, Log: log}
 	if err := sock.Listen(); err != nil { // before READY: fieldgatectl works once systemctl start returns
 		return err
 	}

@@ -1,6 +1,10 @@
-// Package api holds fieldgate's wire schema (the JSON documents published
-// over MQTT and served on the local control socket) and the control socket
-// itself: an HTTP server on a Unix socket for fieldgatectl, and its client.
-// The socket is the only thing fieldgated listens on by default; its file
-// mode restricts it to the service user and its group.
+// Package api is fieldgate's wire schema: the JSON documents the daemon
+// publishes over MQTT (gateway status, devices, jobs, events; see
+// docs/mqtt.md) and serves on the local control socket (the same
+// documents, gathered in Status, and the windows). Central dashboards and
+// fieldgatectl read them, so a field's JSON name and its omitempty are
+// part of the contract: types_test.go pins them.
+//
+// The package holds data only: no I/O, no behaviour. The control socket
+// that serves these documents is package daemon/control.
 package api

@@ -131,3 +131,13 @@ type Event struct {
 	Detail map[string]any `json:"detail,omitempty"` // values keep their JSON types
 	Hash   string         `json:"hash"`
 }
+
+// WindowInfo is one group's window as `fieldgatectl windows` shows it.
+type WindowInfo struct {
+	Group    string      `json:"group"`
+	Window   string      `json:"window"`
+	TimeZone string      `json:"timezone"`
+	Open     bool        `json:"open"`
+	Closes   *time.Time  `json:"closes,omitempty"`
+	Next     []time.Time `json:"next"`
+}

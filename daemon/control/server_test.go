@@ -1,8 +1,9 @@
-package api
+package control
 
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/fieldgate/fieldgate/daemon/api"
 )
 
 // TestListenBeforeRun: once Listen returns, a client can connect, though
@@ -82,15 +85,17 @@ type pipeAddr struct{}
 func (pipeAddr) Network() string { return "pipe" }
 func (pipeAddr) String() string  { return "pipe" }
 
-// slowBackend answers Import after a while and records what it saw.
+// slowBackend answers Import after a while and records what it saw. It
+// embeds nil interfaces: other methods are not called.
 type slowBackend struct {
-	Backend // nil: other methods are not called
-	took    time.Duration
-	calls   int
-	ctxErr  error
+	Reader
+	Commander
+	took   time.Duration
+	calls  int
+	ctxErr error
 }
 
-func (b *slowBackend) Windows() []WindowInfo { return nil }
+func (b *slowBackend) Windows() []api.WindowInfo { return nil }
 
 func (b *slowBackend) Import(ctx context.Context, dir, actor string) (int, error) {
 	b.calls++
@@ -101,9 +106,9 @@ func (b *slowBackend) Import(ctx context.Context, dir, actor string) (int, error
 
 // serveBubble runs a Server on a pipe listener until the bubble's test
 // function returns.
-func serveBubble(t *testing.T, b Backend) *pipeListener {
+func serveBubble(t *testing.T, b *slowBackend) *pipeListener {
 	ln := newPipeListener()
-	s := &Server{Backend: b, Log: slog.New(slog.DiscardHandler), ln: ln}
+	s := &Server{Reader: b, Commander: b, Log: slog.New(slog.DiscardHandler), ln: ln}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -208,4 +213,33 @@ func TestBodyLimits(t *testing.T) {
 			t.Errorf("backend Import called %d times, context error %v at its end; want 1 call and no error", b.calls, b.ctxErr)
 		}
 	})
+}
+
+// TestBodyFormat pins the JSON of the socket's request and reply bodies:
+// fieldgatectl and the daemon may be of different builds across an update.
+func TestBodyFormat(t *testing.T) {
+	until := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name string
+		body any
+		want string
+	}{
+		{"full request", Request{Job: "j-1", Until: until, Button: "approve", Hold: 3 * time.Second, Dir: "/media/usb", Device: "plc-1", Image: "known-good"},
+			`{"job":"j-1","until":"2030-01-02T03:04:05Z","button":"approve","hold":3000000000,"dir":"/media/usb","device":"plc-1","image":"known-good"}`},
+		// omitempty does not omit a zero time.Time: the zero Until is sent.
+		{"empty request", Request{}, `{"until":"0001-01-01T00:00:00Z"}`},
+		{"full reply", Reply{OK: true, Job: "j-1", Count: 2, Error: "refused"}, `{"ok":true,"job":"j-1","count":2,"error":"refused"}`},
+		{"empty reply", Reply{}, `{"ok":false}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := json.Marshal(tt.body)
+			if err != nil {
+				t.Fatalf("json.Marshal(%s) = %v", tt.name, err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("json.Marshal(%s) = %s, want %s", tt.name, got, tt.want)
+			}
+		})
+	}
 }

@@ -1,4 +1,4 @@
-package api
+package control
 
 import (
 	"bytes"
@@ -16,12 +16,24 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/fieldgate/fieldgate/daemon/api"
 )
 
-// Backend is what the control socket serves; the daemon implements it.
-// actor is who asked: "console uid=N" from the socket's peer credentials.
-type Backend interface {
-	Status(ctx context.Context) (Status, error)
+// Reader is what the control socket's read-only routes serve: status,
+// windows and the audit log, what `fieldgatectl status`, `jobs`, `windows`
+// and `audit` need. The daemon implements it.
+type Reader interface {
+	Status(ctx context.Context) (api.Status, error)
+	Windows() []api.WindowInfo
+	ExportAudit(w io.Writer) error
+	VerifyAudit() (int, error)
+}
+
+// Commander is what the control socket's commands change; the daemon
+// implements it. actor is who asked: "console uid=N" from the socket's
+// peer credentials.
+type Commander interface {
 	ApproveLocal(job, actor string) (string, error)
 	Cancel(job, actor string) error
 	Defer(job, actor string, until time.Time) error
@@ -29,9 +41,6 @@ type Backend interface {
 	Resume(actor string) error
 	Refresh(actor string)
 	Press(button string, hold time.Duration) error
-	ExportAudit(w io.Writer) error
-	VerifyAudit() (int, error)
-	Windows() []WindowInfo
 	Import(ctx context.Context, dir, actor string) (int, error)
 	// Retry lifts the holds of a device, or of a job's target on its
 	// devices (command: the remote command's id, "" on site).
@@ -39,16 +48,6 @@ type Backend interface {
 	// Recover stages a recovery job pushing image ("known-good" or a
 	// target name) to a device.
 	Recover(ctx context.Context, device, image, actor, command string) (string, error)
-}
-
-// WindowInfo is one group's window as `fieldgatectl windows` shows it.
-type WindowInfo struct {
-	Group    string      `json:"group"`
-	Window   string      `json:"window"`
-	TimeZone string      `json:"timezone"`
-	Open     bool        `json:"open"`
-	Closes   *time.Time  `json:"closes,omitempty"`
-	Next     []time.Time `json:"next"`
 }
 
 // Request is the body of every POST to the control socket.
@@ -70,11 +69,13 @@ type Reply struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Server serves Backend on a Unix socket.
+// Server serves a Reader and a Commander (often the same daemon) on a Unix
+// socket.
 type Server struct {
-	Path    string
-	Backend Backend
-	Log     *slog.Logger
+	Path      string
+	Reader    Reader
+	Commander Commander
+	Log       *slog.Logger
 
 	ln net.Listener // set by Listen
 }
@@ -164,7 +165,7 @@ func readBody(next http.Handler) http.Handler {
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		st, err := s.Backend.Status(r.Context())
+		st, err := s.Reader.Status(r.Context())
 		if err != nil {
 			writeJSON(w, http.StatusInternalServerError, Reply{Error: err.Error()})
 			return
@@ -172,11 +173,11 @@ func (s *Server) handler() http.Handler {
 		writeJSON(w, http.StatusOK, st)
 	})
 	mux.HandleFunc("GET /v1/windows", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Backend.Windows())
+		writeJSON(w, http.StatusOK, s.Reader.Windows())
 	})
 	mux.HandleFunc("GET /v1/audit", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-ndjson")
-		if err := s.Backend.ExportAudit(w); err != nil {
+		if err := s.Reader.ExportAudit(w); err != nil {
 			s.Log.Error("audit export", "err", err)
 		}
 	})
@@ -199,29 +200,29 @@ func (s *Server) handler() http.Handler {
 		})
 	}
 	post("/v1/approve", func(q Request, a string) (Reply, error) {
-		job, err := s.Backend.ApproveLocal(q.Job, a)
+		job, err := s.Commander.ApproveLocal(q.Job, a)
 		return Reply{Job: job}, err
 	})
-	post("/v1/cancel", func(q Request, a string) (Reply, error) { return Reply{Job: q.Job}, s.Backend.Cancel(q.Job, a) })
+	post("/v1/cancel", func(q Request, a string) (Reply, error) { return Reply{Job: q.Job}, s.Commander.Cancel(q.Job, a) })
 	post("/v1/defer", func(q Request, a string) (Reply, error) {
-		return Reply{Job: q.Job}, s.Backend.Defer(q.Job, a, q.Until)
+		return Reply{Job: q.Job}, s.Commander.Defer(q.Job, a, q.Until)
 	})
 	post("/v1/retry", func(q Request, a string) (Reply, error) {
 		what := q.Device
 		if what == "" {
 			what = q.Job
 		}
-		devs, err := s.Backend.Retry(what, a, "")
+		devs, err := s.Commander.Retry(what, a, "")
 		return Reply{Count: len(devs)}, err
 	})
 	post("/v1/recover", func(q Request, a string) (Reply, error) {
-		job, err := s.Backend.Recover(context.Background(), q.Device, q.Image, a, "")
+		job, err := s.Commander.Recover(context.Background(), q.Device, q.Image, a, "")
 		return Reply{Job: job}, err
 	})
-	post("/v1/stop", func(q Request, a string) (Reply, error) { return Reply{}, s.Backend.Stop(a) })
-	post("/v1/resume", func(q Request, a string) (Reply, error) { return Reply{}, s.Backend.Resume(a) })
-	post("/v1/refresh", func(q Request, a string) (Reply, error) { s.Backend.Refresh(a); return Reply{}, nil })
-	post("/v1/board/press", func(q Request, a string) (Reply, error) { return Reply{}, s.Backend.Press(q.Button, q.Hold) })
+	post("/v1/stop", func(q Request, a string) (Reply, error) { return Reply{}, s.Commander.Stop(a) })
+	post("/v1/resume", func(q Request, a string) (Reply, error) { return Reply{}, s.Commander.Resume(a) })
+	post("/v1/refresh", func(q Request, a string) (Reply, error) { s.Commander.Refresh(a); return Reply{}, nil })
+	post("/v1/board/press", func(q Request, a string) (Reply, error) { return Reply{}, s.Commander.Press(q.Button, q.Hold) })
 	mux.HandleFunc("POST /v1/import", func(w http.ResponseWriter, r *http.Request) {
 		var req Request
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Dir == "" {
@@ -229,7 +230,7 @@ func (s *Server) handler() http.Handler {
 			return
 		}
 		actor, _ := r.Context().Value(actorKey{}).(string)
-		n, err := s.Backend.Import(r.Context(), req.Dir, actor)
+		n, err := s.Commander.Import(r.Context(), req.Dir, actor)
 		if err != nil {
 			writeJSON(w, http.StatusConflict, Reply{Error: err.Error()})
 			return
@@ -237,7 +238,7 @@ func (s *Server) handler() http.Handler {
 		writeJSON(w, http.StatusOK, Reply{OK: true, Count: n})
 	})
 	post("/v1/audit/verify", func(q Request, a string) (Reply, error) {
-		n, err := s.Backend.VerifyAudit()
+		n, err := s.Reader.VerifyAudit()
 		return Reply{Count: n}, err
 	})
 	return readBody(mux)
@@ -296,83 +297,4 @@ func (s *Server) Run(ctx context.Context) error {
 	case err := <-done:
 		return fmt.Errorf("control socket: %w", err)
 	}
-}
-
-// Client talks to a Server over its Unix socket.
-type Client struct {
-	http *http.Client
-}
-
-// NewClient returns a client for the socket at path.
-func NewClient(path string) *Client {
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", path)
-	}}
-	return &Client{http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
-}
-
-// Post sends a command to the daemon. A refusal comes back as an error
-// holding the daemon's reason.
-func (c *Client) Post(ctx context.Context, path string, req Request) (Reply, error) {
-	var rep Reply
-	body, _ := json.Marshal(req)
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://fieldgated"+path, bytes.NewReader(body))
-	if err != nil {
-		return rep, err
-	}
-	resp, err := c.http.Do(hreq)
-	if err != nil {
-		return rep, fmt.Errorf("is fieldgated running? %w", err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&rep); err != nil {
-		return rep, fmt.Errorf("daemon answered %s: %w", resp.Status, err)
-	}
-	if !rep.OK {
-		return rep, errors.New(rep.Error)
-	}
-	return rep, nil
-}
-
-// Get fetches path into v (JSON) or copies it to w when v is an io.Writer.
-func (c *Client) Get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://fieldgated"+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("is fieldgated running? %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("daemon answered %s", resp.Status)
-	}
-	if w, ok := v.(io.Writer); ok {
-		_, err = io.Copy(w, resp.Body)
-		return err
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// Status fetches the daemon's status.
-func (c *Client) Status(ctx context.Context) (Status, error) {
-	var st Status
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://fieldgated/v1/status", nil)
-	if err != nil {
-		return st, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return st, fmt.Errorf("status: is fieldgated running? %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("status: daemon answered %s", resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return st, fmt.Errorf("status: %w", err)
-	}
-	return st, nil
 }

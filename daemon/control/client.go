@@ -1,0 +1,94 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/fieldgate/fieldgate/daemon/api"
+)
+
+// Client talks to a Server over its Unix socket.
+type Client struct {
+	http *http.Client
+}
+
+// NewClient returns a client for the socket at path.
+func NewClient(path string) *Client {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}
+	return &Client{http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+}
+
+// Post sends a command to the daemon. A refusal comes back as an error
+// holding the daemon's reason.
+func (c *Client) Post(ctx context.Context, path string, req Request) (Reply, error) {
+	var rep Reply
+	body, _ := json.Marshal(req)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://fieldgated"+path, bytes.NewReader(body))
+	if err != nil {
+		return rep, err
+	}
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return rep, fmt.Errorf("is fieldgated running? %w", err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&rep); err != nil {
+		return rep, fmt.Errorf("daemon answered %s: %w", resp.Status, err)
+	}
+	if !rep.OK {
+		return rep, errors.New(rep.Error)
+	}
+	return rep, nil
+}
+
+// Get fetches path into v (JSON) or copies it to w when v is an io.Writer.
+func (c *Client) Get(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://fieldgated"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("is fieldgated running? %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("daemon answered %s", resp.Status)
+	}
+	if w, ok := v.(io.Writer); ok {
+		_, err = io.Copy(w, resp.Body)
+		return err
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// Status fetches the daemon's status.
+func (c *Client) Status(ctx context.Context) (api.Status, error) {
+	var st api.Status
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://fieldgated/v1/status", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("status: is fieldgated running? %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("status: daemon answered %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("status: %w", err)
+	}
+	return st, nil
+}
