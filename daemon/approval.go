@@ -37,8 +37,8 @@ type Approval struct {
 var ErrRefused = errors.New("refused")
 
 // approved reports whether j's policy is satisfied by unexpired approvals.
-func (d *Daemon) approved(j store.Job) (bool, string) {
-	now := d.now()
+func (m *machine) approved(j store.Job) (bool, string) {
+	now := m.now()
 	has := func(kind string) bool {
 		return slices.ContainsFunc(j.Approvals, func(a store.Approval) bool {
 			inOccurrence := a.From.IsZero() || (!now.Before(a.From) && now.Before(a.Until))
@@ -79,7 +79,7 @@ func (d *Daemon) Approve(a Approval) error {
 			Detail: map[string]any{"kind": a.Kind, "reason": err.Error(), "command": a.Command}})
 		return err
 	}
-	d.kick()
+	d.m.kick()
 	return nil
 }
 
@@ -138,12 +138,12 @@ func (d *Daemon) approve(a Approval) error {
 		if err := tx.PutJob(j); err != nil {
 			return err
 		}
-		if _, err := d.auditTx(tx, store.Event{Type: "approval", Job: j.ID, Actor: a.Actor, Detail: map[string]any{
+		if _, err := d.rep.audit(tx, store.Event{Type: "approval", Job: j.ID, Actor: a.Actor, Detail: map[string]any{
 			"kind": a.Kind, "sha256": a.SHA256, "devices": strings.Join(got, ","), "window": a.Window,
 			"expires": rec.Expires.Format(time.RFC3339), "command": a.Command}}); err != nil {
 			return err
 		}
-		_, err = tx.Enqueue(d.topic("jobs", j.ID), d.jobDoc(j), true)
+		_, err = tx.Enqueue(d.rep.topic("jobs", j.ID), d.rep.jobDoc(j, d.m.waiting(j)), true)
 		return err
 	})
 }
@@ -191,7 +191,7 @@ func (d *Daemon) Cancel(jobID, actor string) error {
 	if jobTerminal(j.Phase) {
 		return fmt.Errorf("cancel %s: %w: job already %s", jobID, ErrRefused, j.Phase)
 	}
-	return d.skipPending(j, jobCancelled, "cancelled by "+actor)
+	return d.m.skipPending(j, jobCancelled, "cancelled by "+actor)
 }
 
 // Defer postpones a job's pending devices until t.
@@ -200,7 +200,7 @@ func (d *Daemon) Defer(jobID, actor string, t time.Time) error {
 	if err != nil || jobTerminal(j.Phase) {
 		return fmt.Errorf("defer %s: %w: no open job", jobID, ErrRefused)
 	}
-	_, err = d.setJob(jobID, j.Phase, "deferred by "+actor+" until "+t.UTC().Format(time.RFC3339),
+	_, err = d.m.setJob(jobID, j.Phase, "deferred by "+actor+" until "+t.UTC().Format(time.RFC3339),
 		func(_ *store.Tx, j *store.Job) error { j.NotBefore = t.UTC(); return nil })
 	return err
 }
@@ -218,11 +218,11 @@ func (d *Daemon) setStop(actor, flag, event string) error {
 		if err := tx.SetFlag("stop", flag); err != nil {
 			return err
 		}
-		_, err := d.auditTx(tx, store.Event{Type: event, Actor: actor})
+		_, err := d.rep.audit(tx, store.Event{Type: event, Actor: actor})
 		return err
 	})
 	if err != nil {
-		d.storeFailed("", err)
+		d.m.storeFailed("", err)
 		return err
 	}
 	if flag != "" {
@@ -230,11 +230,11 @@ func (d *Daemon) setStop(actor, flag, event string) error {
 	} else {
 		d.log.Info("emergency stop lifted", "actor", actor)
 	}
-	d.kick()
+	d.m.kick()
 	return nil
 }
 
-func (d *Daemon) stopped() bool {
-	v, err := d.st.Flag("stop")
+func (m *machine) stopped() bool {
+	v, err := m.st.Flag("stop")
 	return err != nil || v != "" // an unreadable flag counts as stopped
 }

@@ -21,7 +21,7 @@ func (d *Daemon) Import(ctx context.Context, dir, actor string) (int, error) {
 	snap, err := d.importer(ctx, dir)
 	if err != nil {
 		d.audit(store.Event{Type: "bundle-refused", Actor: actor, Detail: map[string]any{"dir": dir, "error": err.Error()}})
-		d.health.set(condVerify, "bundle", "error", "bundle refused: "+err.Error())
+		d.health.set(condVerify, "bundle", "bundle refused: "+err.Error())
 		return 0, fmt.Errorf("import %s: %w", dir, err)
 	}
 	d.health.clear(condVerify, "bundle")
@@ -31,7 +31,7 @@ func (d *Daemon) Import(ctx context.Context, dir, actor string) (int, error) {
 	d.audit(store.Event{Type: "bundle-imported", Actor: actor, Detail: map[string]any{
 		"dir": dir, "targets": fmt.Sprint(len(snap.Targets))}})
 	n := d.stage(ctx, snap)
-	d.kick()
+	d.m.kick()
 	d.log.Info("offline bundle imported", "dir", dir, "targets", len(snap.Targets), "jobs_staged", n, "actor", actor)
 	return n, nil
 }

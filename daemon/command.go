@@ -27,13 +27,22 @@ type commandResult struct {
 	Time   time.Time `json:"time"`
 }
 
+// commander verifies remote commands and carries them out through the
+// Daemon's own API, as a person on site would: the same checks, the same
+// audit, whoever asks.
+type commander struct {
+	d     *Daemon
+	queue chan rawCommand
+}
+
 type rawCommand struct {
 	topic   string
 	payload []byte
 }
 
 // approverKeys decodes the configured approver keys (validated at load).
-func (d *Daemon) approverKeys() map[string]ed25519.PublicKey {
+func (c *commander) approverKeys() map[string]ed25519.PublicKey {
+	d := c.d
 	keys := map[string]ed25519.PublicKey{}
 	for _, a := range d.cfg.Approvers {
 		if k, err := base64.StdEncoding.DecodeString(a.PublicKey); err == nil && len(k) == ed25519.PublicKeySize {
@@ -50,39 +59,40 @@ func (d *Daemon) approverKeys() map[string]ed25519.PublicKey {
 func (d *Daemon) CommandHandler() func(topic string, payload []byte) {
 	return func(topic string, payload []byte) {
 		select {
-		case d.commands <- rawCommand{topic, append([]byte(nil), payload...)}:
+		case d.cmds.queue <- rawCommand{topic, append([]byte(nil), payload...)}:
 		default:
 			d.log.Warn("command queue full; dropped", "topic", topic)
 		}
 	}
 }
 
-func (d *Daemon) commandLoop(ctx context.Context) error {
+func (c *commander) run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case c := <-d.commands:
-			d.handleCommand(c.topic, c.payload)
+		case raw := <-c.queue:
+			c.handleCommand(raw.topic, raw.payload)
 		}
 	}
 }
 
 // handleCommand verifies and executes one command, publishing its result.
-func (d *Daemon) handleCommand(topic string, payload []byte) {
+func (c *commander) handleCommand(topic string, payload []byte) {
+	d := c.d
 	mcfg := mqtt.Config{Prefix: d.cfg.MQTT.Prefix}
 	id, ok := mcfg.CommandID(topic)
 	if !ok {
 		return // a result topic or something else under cmd/: not a request
 	}
 	now := d.now()
-	cmd, err := mcfg.ParseCommand(payload, d.approverKeys(), now)
+	cmd, err := mcfg.ParseCommand(payload, c.approverKeys(), now)
 	if err != nil {
-		d.commandResult(id, cmd, "rejected", mqtt.RejectReason(err)+": "+err.Error())
+		c.commandResult(id, cmd, "rejected", mqtt.RejectReason(err)+": "+err.Error())
 		return
 	}
 	if cmd.ID != id {
-		d.commandResult(id, cmd, "rejected", fmt.Sprintf("malformed: command id %q does not match its topic", cmd.ID))
+		c.commandResult(id, cmd, "rejected", fmt.Sprintf("malformed: command id %q does not match its topic", cmd.ID))
 		return
 	}
 	var replay bool
@@ -93,27 +103,28 @@ func (d *Daemon) handleCommand(topic string, payload []byte) {
 	})
 	switch {
 	case err != nil:
-		d.commandResult(id, cmd, "failed", "store: "+err.Error())
+		c.commandResult(id, cmd, "failed", "store: "+err.Error())
 		return
 	case replay:
-		d.commandResult(id, cmd, "rejected", "replayed: command id already used")
+		c.commandResult(id, cmd, "rejected", "replayed: command id already used")
 		return
 	}
-	d.commandResult(id, cmd, "accepted", "")
-	if err := d.execute(cmd); err != nil {
+	c.commandResult(id, cmd, "accepted", "")
+	if err := c.execute(cmd); err != nil {
 		status := "failed"
 		if errors.Is(err, ErrRefused) || errors.Is(err, errUnsupported) {
 			status = "rejected"
 		}
-		d.commandResult(id, cmd, status, err.Error())
+		c.commandResult(id, cmd, status, err.Error())
 		return
 	}
-	d.commandResult(id, cmd, "succeeded", "")
+	c.commandResult(id, cmd, "succeeded", "")
 }
 
 var errUnsupported = errors.New("not supported")
 
-func (d *Daemon) execute(c mqtt.Command) error {
+func (cm *commander) execute(c mqtt.Command) error {
+	d := cm.d
 	actor := "key " + c.Key
 	switch c.Action {
 	case mqtt.ActionApprove:
@@ -150,7 +161,7 @@ func (d *Daemon) execute(c mqtt.Command) error {
 			if err != nil || jobTerminal(j.Phase) {
 				return fmt.Errorf("update-now %s: %w: no open job", c.Job, ErrRefused)
 			}
-			if _, err := d.setJob(c.Job, j.Phase, "update-now by "+actor, func(_ *store.Tx, j *store.Job) error { j.NotBefore = time.Time{}; return nil }); err != nil {
+			if _, err := d.m.setJob(c.Job, j.Phase, "update-now by "+actor, func(_ *store.Tx, j *store.Job) error { j.NotBefore = time.Time{}; return nil }); err != nil {
 				return err
 			}
 		}
@@ -176,7 +187,8 @@ func (d *Daemon) execute(c mqtt.Command) error {
 }
 
 // commandResult publishes a command's result and audits it.
-func (d *Daemon) commandResult(id string, c mqtt.Command, status, reason string) {
+func (cm *commander) commandResult(id string, c mqtt.Command, status, reason string) {
+	d := cm.d
 	res := commandResult{ID: id, Action: c.Action, Status: status, Reason: reason, Time: d.now().UTC()}
 	if c.Key != "" {
 		res.Actor = "key " + c.Key
@@ -185,14 +197,14 @@ func (d *Daemon) commandResult(id string, c mqtt.Command, status, reason string)
 		d.log.Info("command", "id", id, "action", c.Action, "status", status, "reason", reason)
 	}
 	err := d.st.Update(func(tx *store.Tx) error {
-		if _, err := d.auditTx(tx, store.Event{Type: "command-" + status, Job: c.Job, Actor: res.Actor,
+		if _, err := d.rep.audit(tx, store.Event{Type: "command-" + status, Job: c.Job, Actor: res.Actor,
 			Detail: map[string]any{"command": id, "action": c.Action, "reason": reason}}); err != nil {
 			return err
 		}
-		_, err := tx.Enqueue(d.topic("cmd", id, "result"), res, false)
+		_, err := tx.Enqueue(d.rep.topic("cmd", id, "result"), res, false)
 		return err
 	})
 	if err != nil {
-		d.auditFailed(err)
+		d.m.auditFailed(err)
 	}
 }

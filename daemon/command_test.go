@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fieldgate/fieldgate/daemon/config"
@@ -43,74 +44,78 @@ func results(t *testing.T, r *rig, id string) []string {
 }
 
 func send(r *rig, id string, payload []byte) {
-	r.d.handleCommand(r.d.topic("cmd", id), payload)
+	r.d.cmds.handleCommand(r.d.rep.topic("cmd", id), payload)
 }
 
 func TestSignedRemoteApprovalRunsTheJob(t *testing.T) {
-	r, priv := commandRig(t)
-	j := r.onlyJob(t)
-	c := mqtt.Command{ID: "c1", Action: mqtt.ActionApprove, Gateway: r.d.cfg.MQTT.Prefix,
-		Expires: time.Now().Add(time.Hour).Truncate(time.Second), Job: j.ID, SHA256: j.SHA256}
-	payload, err := mqtt.SignCommand(c, "ops", priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	send(r, "c1", payload)
-	if got := results(t, r, "c1"); len(got) != 2 || got[0] != "accepted:" || got[1] != "succeeded:" {
-		t.Fatalf("results(c1) = %v, want accepted then succeeded", got)
-	}
-	r.settle(context.Background())
-	if j := r.onlyJob(t); j.Phase != jobSucceeded || j.Approvals[0].Actor != "key ops" {
-		t.Errorf("job %q approved by %+v; want succeeded, approved by key ops", j.Phase, j.Approvals)
-	}
-	// The same command again is a replay.
-	send(r, "c1", payload)
-	if got := results(t, r, "c1"); len(got) != 3 || !strings.HasPrefix(got[2], "rejected:replayed") {
-		t.Errorf("results after replay = %v, want a third result rejected:replayed", got)
-	}
-}
-
-func TestBadCommandsChangeNothing(t *testing.T) {
-	r, priv := commandRig(t)
-	j := r.onlyJob(t)
-	_, other, _ := ed25519.GenerateKey(nil)
-	good := mqtt.Command{ID: "x", Action: mqtt.ActionApprove, Gateway: r.d.cfg.MQTT.Prefix,
-		Expires: time.Now().Add(time.Hour).Truncate(time.Second), Job: j.ID, SHA256: j.SHA256}
-	sign := func(c mqtt.Command, key string, k ed25519.PrivateKey) []byte {
-		p, err := mqtt.SignCommand(c, key, k)
+	synctest.Test(t, func(t *testing.T) {
+		r, priv := commandRig(t)
+		j := r.onlyJob(t)
+		c := mqtt.Command{ID: "c1", Action: mqtt.ActionApprove, Gateway: r.d.cfg.MQTT.Prefix,
+			Expires: time.Now().Add(time.Hour).Truncate(time.Second), Job: j.ID, SHA256: j.SHA256}
+		payload, err := mqtt.SignCommand(c, "ops", priv)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return p
-	}
-	wrongSHA := good
-	wrongSHA.ID, wrongSHA.SHA256 = "wrong-sha", strings.Repeat("0", 64)
-	expired := good
-	expired.ID, expired.Expires = "expired", time.Now().Add(-time.Minute).Truncate(time.Second)
-	forged := good
-	forged.ID = "forged"
-	otherGW := good
-	otherGW.ID, otherGW.Gateway = "other-gw", "fieldgate/v1/x/y"
-	for id, payload := range map[string][]byte{
-		"forged":    sign(forged, "ops", other),
-		"unknown":   sign(mqtt.Command{ID: "unknown", Action: good.Action, Gateway: good.Gateway, Expires: good.Expires, Job: good.Job, SHA256: good.SHA256}, "nobody", priv),
-		"wrong-sha": sign(wrongSHA, "ops", priv),
-		"expired":   sign(expired, "ops", priv),
-		"other-gw":  sign(otherGW, "ops", priv),
-		"garbage":   []byte("{not json"),
-		"huge":      []byte(strings.Repeat("x", mqtt.MaxCommandSize+1)),
-	} {
-		send(r, id, payload)
-		got := results(t, r, id)
-		if len(got) == 0 || !strings.HasPrefix(got[len(got)-1], "rejected:") {
-			t.Errorf("command %s: results %v, want it rejected", id, got)
+		send(r, "c1", payload)
+		if got := results(t, r, "c1"); len(got) != 2 || got[0] != "accepted:" || got[1] != "succeeded:" {
+			t.Fatalf("results(c1) = %v, want accepted then succeeded", got)
 		}
-	}
-	r.settle(context.Background())
-	if j := r.onlyJob(t); j.Phase != jobAwaitingApproval || len(j.Approvals) != 0 {
-		t.Errorf("after bad commands job = %q with %d approvals; want awaiting-approval and none", j.Phase, len(j.Approvals))
-	}
-	if n, err := r.st.VerifyAudit(); err != nil || n == 0 {
-		t.Errorf("VerifyAudit = %d, %v", n, err)
-	}
+		r.settle(context.Background())
+		if j := r.onlyJob(t); j.Phase != jobSucceeded || j.Approvals[0].Actor != "key ops" {
+			t.Errorf("job %q approved by %+v; want succeeded, approved by key ops", j.Phase, j.Approvals)
+		}
+		// The same command again is a replay.
+		send(r, "c1", payload)
+		if got := results(t, r, "c1"); len(got) != 3 || !strings.HasPrefix(got[2], "rejected:replayed") {
+			t.Errorf("results after replay = %v, want a third result rejected:replayed", got)
+		}
+	})
+}
+
+func TestBadCommandsChangeNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, priv := commandRig(t)
+		j := r.onlyJob(t)
+		_, other, _ := ed25519.GenerateKey(nil)
+		good := mqtt.Command{ID: "x", Action: mqtt.ActionApprove, Gateway: r.d.cfg.MQTT.Prefix,
+			Expires: time.Now().Add(time.Hour).Truncate(time.Second), Job: j.ID, SHA256: j.SHA256}
+		sign := func(c mqtt.Command, key string, k ed25519.PrivateKey) []byte {
+			p, err := mqtt.SignCommand(c, key, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		wrongSHA := good
+		wrongSHA.ID, wrongSHA.SHA256 = "wrong-sha", strings.Repeat("0", 64)
+		expired := good
+		expired.ID, expired.Expires = "expired", time.Now().Add(-time.Minute).Truncate(time.Second)
+		forged := good
+		forged.ID = "forged"
+		otherGW := good
+		otherGW.ID, otherGW.Gateway = "other-gw", "fieldgate/v1/x/y"
+		for id, payload := range map[string][]byte{
+			"forged":    sign(forged, "ops", other),
+			"unknown":   sign(mqtt.Command{ID: "unknown", Action: good.Action, Gateway: good.Gateway, Expires: good.Expires, Job: good.Job, SHA256: good.SHA256}, "nobody", priv),
+			"wrong-sha": sign(wrongSHA, "ops", priv),
+			"expired":   sign(expired, "ops", priv),
+			"other-gw":  sign(otherGW, "ops", priv),
+			"garbage":   []byte("{not json"),
+			"huge":      []byte(strings.Repeat("x", mqtt.MaxCommandSize+1)),
+		} {
+			send(r, id, payload)
+			got := results(t, r, id)
+			if len(got) == 0 || !strings.HasPrefix(got[len(got)-1], "rejected:") {
+				t.Errorf("command %s: results %v, want it rejected", id, got)
+			}
+		}
+		r.settle(context.Background())
+		if j := r.onlyJob(t); j.Phase != jobAwaitingApproval || len(j.Approvals) != 0 {
+			t.Errorf("after bad commands job = %q with %d approvals; want awaiting-approval and none", j.Phase, len(j.Approvals))
+		}
+		if n, err := r.st.VerifyAudit(); err != nil || n == 0 {
+			t.Errorf("VerifyAudit = %d, %v", n, err)
+		}
+	})
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fieldgate/fieldgate/daemon/api"
 	"github.com/fieldgate/fieldgate/daemon/config"
+	"github.com/fieldgate/fieldgate/daemon/control"
 	"github.com/fieldgate/fieldgate/daemon/store"
 	"github.com/fieldgate/fieldgate/devices"
 	"github.com/fieldgate/fieldgate/tuf"
@@ -38,59 +39,15 @@ type Importer func(ctx context.Context, dir string) (*tuf.Snapshot, error)
 // LEDs, systemd's STATUS= line).
 type Indicator interface {
 	Show(d Display)
+	// LEDs returns what each LED shows, by name, for the status
+	// document; nil if the indicator has no LEDs.
+	LEDs() map[string]string
 }
 
-// Display is what the status display shows. A short press of a button
-// cycles its pages; after pageTimeout without a press it returns to
-// PageState.
-type Display struct {
-	Page  Page
-	State State // the gateway state, whatever the page
-	// Good and Bad are the two checks of PageUplink and PageDevices: the
-	// status LED is lit when Good, the fault LED when Bad.
-	Good, Bad bool
+// Uplink is the connection reports leave by (the MQTT session).
+type Uplink interface {
+	Connected() bool
 }
-
-// Page is a page of the status display, numbered from 1 as the LEDs flash
-// it when it opens.
-type Page int
-
-// The pages of the status display.
-const (
-	PageState   Page = 1 + iota // the gateway state (the blink-code table)
-	PageUplink                  // status: MQTT broker connected; fault: the repository refresh is failing
-	PageDevices                 // status: every device answers; fault: a device drifted or was rolled back
-)
-
-// String returns "state", "uplink" or "devices".
-func (p Page) String() string {
-	switch p {
-	case PageUplink:
-		return "uplink"
-	case PageDevices:
-		return "devices"
-	}
-	return "state"
-}
-
-// pageTimeout is how long a page other than PageState stays without a press.
-const pageTimeout = time.Minute
-
-// State is the gateway's overall state as shown on LEDs.
-type State string
-
-// States, from the most to the least urgent.
-const (
-	StateTrustProblem     State = "trust-problem"
-	StateFailure          State = "failure"
-	StatePushing          State = "pushing"
-	StateDownloading      State = "downloading"
-	StateAwaitingApproval State = "awaiting-approval"
-	StateUpdateAvailable  State = "update-available"
-	StateSuccess          State = "success"
-	StateIdle             State = "idle"
-	StateStopped          State = "stopped"
-)
 
 // Runner is a part with its own loop (MQTT session, control socket, board).
 type Runner interface {
@@ -106,8 +63,8 @@ type Deps struct {
 	Devices   map[string]devices.Device // by device id
 	Indicator Indicator                 // may be nil
 	Buttons   Buttons                   // may be nil
-	Broker    interface{ Connected() bool }
-	Runners   []Runner // run alongside the update loop
+	Broker    Uplink                    // may be nil: no uplink
+	Runners   []Runner                  // run alongside the update loop
 	Version   string
 	Log       *slog.Logger
 	Now       func() time.Time // nil: time.Now
@@ -122,42 +79,32 @@ type Daemon struct {
 	devs     map[string]devices.Device
 	ind      Indicator
 	buttons  Buttons
-	broker   interface{ Connected() bool }
+	broker   Uplink
 	runners  []Runner
 	version  string
 	log      *slog.Logger
 	now      func() time.Time
 
+	m           *machine           // the job state machine
 	windows     map[string]*Window // by window name
 	groups      map[string]config.Group
 	devCfg      map[string]config.Device
 	order       []string // device ids in configuration order
-	backups     string   // directory of device backups
 	wake        chan struct{}
-	kicks       chan struct{}
 	health      *health
-	progress    sync.Map // device id -> api.Progress while a transfer runs
-	blocked     sync.Map // device id -> why its pending step waits
-	commands    chan rawCommand
+	cmds        *commander
+	pages       *pager      // page of the status display
 	downloading atomic.Bool // a target is being fetched
-	workers     sync.WaitGroup
-	live        liveness
-	errlog      ratelimit
+	pulse       *liveness   // for systemd's watchdog
+	live        *live       // progress and blocks, not stored
+	rep         *reporter
+	errlog      *ratelimit
 	restage     chan struct{} // stage again from the last snapshot (a hold was lifted)
 
-	pollInterval time.Duration // interlock and soak probes
-
-	mu              sync.Mutex // guards the fields below
-	snapshot        *tuf.Snapshot
-	lastRefresh     time.Time
-	lastGateway     string             // last published gateway document, without volatile fields
-	running         map[string]string  // device id -> job id of its running worker
-	backoff         map[string]backoff // device id ("" for jobs) -> when its worker may start again
-	lastDevice      map[string]string  // device id -> last published document, without volatile fields
-	lastBundle      string             // timestamp hash of the last bundle seen in the import dir
-	brokerDownSince time.Time          // loop goroutine only
-	page            Page               // page of the status display (0: PageState)
-	pageUntil       time.Time          // when the page returns to PageState
+	mu          sync.Mutex // guards the fields below
+	snapshot    *tuf.Snapshot
+	lastRefresh time.Time
+	lastBundle  string // timestamp hash of the last bundle seen in the import dir
 }
 
 // New builds a daemon from its parts.
@@ -169,18 +116,13 @@ func New(d Deps) (*Daemon, error) {
 		cfg: d.Config, st: d.Store, src: d.Source, importer: d.Importer, devs: d.Devices, ind: d.Indicator, buttons: d.Buttons,
 		broker: d.Broker, runners: d.Runners, version: d.Version, log: d.Log, now: d.Now,
 		windows: map[string]*Window{}, groups: map[string]config.Group{}, devCfg: map[string]config.Device{},
-		backups: filepath.Join(d.Config.Gateway.StateDir, "backups"),
 		wake:    make(chan struct{}, 1),
-		kicks:   make(chan struct{}, 1),
 		health:  newHealth(d.Now),
-		running: map[string]string{},
-		backoff: map[string]backoff{},
 		restage: make(chan struct{}, 1),
-
-		lastDevice: map[string]string{},
-		commands:   make(chan rawCommand, 64),
-
-		pollInterval: 5 * time.Second,
+		pulse:   &liveness{},
+		live:    newLive(),
+		errlog:  &ratelimit{},
+		pages:   &pager{now: d.Now},
 	}
 	for _, w := range d.Config.Windows {
 		pw, err := ParseWindow(w)
@@ -199,7 +141,18 @@ func New(d Deps) (*Daemon, error) {
 		dm.devCfg[c.ID] = c
 		dm.order = append(dm.order, c.ID)
 	}
-	if err := os.MkdirAll(dm.backups, 0o700); err != nil {
+	dm.cmds = &commander{d: dm, queue: make(chan rawCommand, 64)}
+	dm.rep = newReporter(d.Config.MQTT.Prefix, dm.devCfg, d.Now, dm.live)
+	dm.m = &machine{
+		st: d.Store, cfg: d.Config, devs: d.Devices, devCfg: dm.devCfg, groups: dm.groups, windows: dm.windows,
+		backups: filepath.Join(d.Config.Gateway.StateDir, "backups"),
+		now:     d.Now, log: d.Log, rep: dm.rep, live: dm.live, health: dm.health, pulse: dm.pulse, errlog: dm.errlog,
+		kicks:        make(chan struct{}, 1),
+		pollInterval: 5 * time.Second,
+		running:      map[string]string{},
+		backoff:      map[string]backoff{},
+	}
+	if err := os.MkdirAll(dm.m.backups, 0o700); err != nil {
 		return nil, fmt.Errorf("backups: %w", err)
 	}
 	return dm, nil
@@ -221,9 +174,9 @@ func (d *Daemon) Wake() {
 
 // kick asks the update loop to schedule jobs now (a worker ended, an
 // approval arrived).
-func (d *Daemon) kick() {
+func (m *machine) kick() {
 	select {
-	case d.kicks <- struct{}{}:
+	case m.kicks <- struct{}{}:
 	default:
 	}
 }
@@ -236,13 +189,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return d.loop(ctx) })
 	g.Go(func() error { return d.buttonLoop(ctx) })
-	g.Go(func() error { return d.commandLoop(ctx) })
+	g.Go(func() error { return d.cmds.run(ctx) })
 	return g.Wait()
 }
 
 func (d *Daemon) loop(ctx context.Context) error {
 	d.audit(store.Event{Type: "daemon-started", Detail: map[string]any{"version": d.version}})
-	d.live.beat() // from now on the watchdog asks whether the loop turns
+	d.pulse.beat() // from now on the watchdog asks whether the loop turns
 	d.inventory(ctx)
 	d.confirmSelf()
 	refresh := time.NewTimer(0)
@@ -254,14 +207,14 @@ func (d *Daemon) loop(ctx context.Context) error {
 	defer inventory.Stop()
 	defer tick.Stop()
 	for {
-		d.live.beat()
+		d.pulse.beat()
 		d.checkHealth()
 		d.publishDevices()
 		d.publishGateway()
 		d.showState()
 		select {
 		case <-ctx.Done():
-			d.workers.Wait() // phases in flight finish under their own deadlines
+			d.m.workers.Wait() // phases in flight finish under their own deadlines
 			d.audit(store.Event{Type: "daemon-stopped"})
 			d.publishGateway()
 			return nil
@@ -285,16 +238,16 @@ func (d *Daemon) loop(ctx context.Context) error {
 			if snap != nil {
 				d.stage(ctx, snap)
 			}
-		case <-d.kicks:
+		case <-d.m.kicks:
 		case <-tick.C:
 		}
-		d.runJobs(ctx)
+		d.m.runJobs(ctx)
 	}
 }
 
 // restart stops the loop to hand over to a newly installed fieldgated.
 func (d *Daemon) restart() error {
-	d.workers.Wait()
+	d.m.workers.Wait()
 	d.audit(store.Event{Type: "daemon-stopped", Detail: map[string]any{"reason": "self-update"}})
 	return ErrRestart
 }
@@ -307,9 +260,9 @@ func (d *Daemon) refresh(ctx context.Context) bool {
 	snap, err := d.src.Refresh(ctx)
 	if err != nil {
 		if errors.Is(err, tuf.ErrClockUnsynced) {
-			d.health.set(condClock, "", "error", err.Error())
+			d.health.set(condClock, "", err.Error())
 		} else {
-			d.health.set(condRefresh, "", "warning", err.Error())
+			d.health.set(condRefresh, "", err.Error())
 		}
 		d.log.Warn("refresh", "err", err)
 		d.audit(store.Event{Type: "refresh-failed", Detail: map[string]any{"error": err.Error()}})
@@ -323,7 +276,7 @@ func (d *Daemon) refresh(ctx context.Context) bool {
 	// The timestamp role usually lives a day and is re-signed often; warn
 	// when what the gateway holds would lapse within a few hours.
 	if !snap.Expires.IsZero() && snap.Expires.Before(snap.RefTime.Add(expiryWarning)) {
-		d.health.set(condExpiry, "", "warning", "metadata expires "+snap.Expires.UTC().Format(time.RFC3339))
+		d.health.set(condExpiry, "", "metadata expires "+snap.Expires.UTC().Format(time.RFC3339))
 	} else {
 		d.health.clear(condExpiry, "")
 	}
@@ -361,7 +314,7 @@ func (d *Daemon) stage(ctx context.Context, snap *tuf.Snapshot) int {
 			d.log.Debug("no update", "device", id, "reason", reason)
 			continue
 		}
-		d.releaseOlderHolds(id, t)
+		d.m.releaseOlderHolds(id, t)
 		k := t.Name + "\x00" + d.devCfg[id].Group
 		byTarget[k] = append(byTarget[k], id)
 		targets[t.Name] = t
@@ -379,17 +332,22 @@ func (d *Daemon) stage(ctx context.Context, snap *tuf.Snapshot) int {
 		if err != nil {
 			d.log.Error("download", "target", name, "err", err)
 			if errors.Is(err, tuf.ErrTargetMismatch) {
-				d.health.set(condVerify, name, "error", err.Error())
+				d.health.set(condVerify, name, err.Error())
 			} else {
-				d.health.set(condDownload, name, "warning", err.Error())
+				d.health.set(condDownload, name, err.Error())
 			}
 			d.audit(store.Event{Type: "download-failed", Detail: map[string]any{"target": name, "error": err.Error()}})
-			d.publishTargetRejected(byTarget[k], name, err)
+			for _, id := range byTarget[k] { // each device it was meant for says why
+				d.st.UpdateDevice(id, func(r *store.Device) error {
+					r.LastError = "target " + name + " rejected: " + err.Error()
+					return nil
+				})
+			}
 			continue
 		}
 		d.health.clear(condVerify, name)
 		d.health.clear(condDownload, name)
-		if err := d.createJob(t, path, d.groups[group], byTarget[k]); err != nil {
+		if err := d.m.createJob(t, path, d.groups[group], byTarget[k]); err != nil {
 			d.log.Error("stage job", "target", name, "err", err)
 			continue
 		}
@@ -412,10 +370,6 @@ func (d *Daemon) devicesInOpenJobs() map[string]bool {
 	return busy
 }
 
-// brokerGrace is how long the broker may be unreachable before it shows
-// as a health condition (reconnects after a blip are normal).
-const brokerGrace = time.Minute
-
 // Below these, the state directory counts as full: state, audit records,
 // backups and blobs might not be written, so no device step starts.
 const (
@@ -437,23 +391,21 @@ func (d *Daemon) checkHealth() {
 	now := d.now()
 	if d.broker != nil {
 		if d.broker.Connected() {
-			d.brokerDownSince = time.Time{}
 			d.health.clear(condBroker, "")
-		} else if d.brokerDownSince.IsZero() {
-			d.brokerDownSince = now
-		} else if now.Sub(d.brokerDownSince) > brokerGrace {
-			d.health.set(condBroker, "", "warning", "no MQTT broker connection since "+d.brokerDownSince.UTC().Format(time.RFC3339)+"; reports wait in the outbox")
+		} else {
+			// Shows after condBroker's delay: reconnects after a blip are normal.
+			d.health.set(condBroker, "", "no MQTT broker connection; reports wait in the outbox")
 		}
 	}
 	if free, total, err := diskSpace(d.cfg.Gateway.StateDir); err == nil {
 		if free < minFreeBytes || free*100 < total*minFreePercent {
-			d.health.set(condDisk, "", "error", fmt.Sprintf("%d MiB free of %d MiB in %s: no device step starts", free>>20, total>>20, d.cfg.Gateway.StateDir))
+			d.health.set(condDisk, "", fmt.Sprintf("%d MiB free of %d MiB in %s: no device step starts", free>>20, total>>20, d.cfg.Gateway.StateDir))
 		} else {
 			d.health.clear(condDisk, "")
 		}
 	}
 	if v, err := d.st.Flag("stop"); err != nil || v != "" {
-		d.health.set(condStopped, "", "warning", "emergency stop by "+v+": no device step starts until resume")
+		d.health.set(condStopped, "", "emergency stop by "+v+": no device step starts until resume")
 	} else {
 		d.health.clear(condStopped, "")
 	}
@@ -462,7 +414,7 @@ func (d *Daemon) checkHealth() {
 	snap := d.snapshot
 	d.mu.Unlock()
 	if snap != nil && !snap.Expires.IsZero() && now.After(snap.Expires) {
-		d.health.set(condExpired, "", "error", "trusted metadata expired "+snap.Expires.UTC().Format(time.RFC3339)+"; no new updates until a refresh succeeds")
+		d.health.set(condExpired, "", "trusted metadata expired "+snap.Expires.UTC().Format(time.RFC3339)+"; no new updates until a refresh succeeds")
 	} else {
 		d.health.clear(condExpired, "")
 	}
@@ -501,10 +453,10 @@ func (d *Daemon) deriveHealth() {
 	if self, err := LoadSelfState(d.cfg.Gateway.StateDir); err == nil && len(self.Bad) > 0 {
 		held[selfSubject] = fmt.Sprintf("%d self-update(s) of fieldgated did not come up and are not tried again on their own: fieldgatectl retry %s", len(self.Bad), selfSubject)
 	}
-	d.health.sync(condRecovery, "error", d.order, recovery)
-	d.health.sync(condHeld, "warning", append(slices.Clone(d.order), selfSubject), held)
-	d.health.sync(condRollback, "warning", d.order, rolled)
-	d.health.sync(condMismatch, "error", d.order, mismatch)
+	d.health.sync(condRecovery, d.order, recovery)
+	d.health.sync(condHeld, append(slices.Clone(d.order), selfSubject), held)
+	d.health.sync(condRollback, d.order, rolled)
+	d.health.sync(condMismatch, d.order, mismatch)
 }
 
 // fetch downloads a target, showing "downloading" on the LEDs meanwhile.
@@ -512,110 +464,28 @@ func (d *Daemon) fetch(ctx context.Context, t tuf.Target) (string, error) {
 	d.downloading.Store(true)
 	d.showState()
 	defer d.downloading.Store(false)
-	return d.src.Fetch(ctx, t, func(done, total int64) { d.live.beat() })
+	return d.src.Fetch(ctx, t, func(done, total int64) { d.pulse.beat() })
 }
 
-// showState derives the LED state from health and jobs.
-func (d *Daemon) showState() {
-	if d.ind == nil {
-		return
-	}
-	d.ind.Show(d.display())
-}
-
-// display is what the status display shows now.
-func (d *Daemon) display() Display {
-	disp := Display{Page: d.currentPage(), State: d.overallState()}
-	switch disp.Page {
-	case PageUplink:
-		disp.Good = d.broker != nil && d.broker.Connected()
-		disp.Bad = d.health.has(condRefresh)
-	case PageDevices:
-		disp.Good = !d.health.has(condUnreachable)
-		disp.Bad = d.health.has(condMismatch) || d.health.has(condRollback)
-	}
-	return disp
-}
-
-// currentPage returns the page of the status display, back at PageState
-// once pageTimeout has passed since the last press.
-func (d *Daemon) currentPage() Page {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.page == 0 || !d.now().Before(d.pageUntil) {
-		d.page = PageState
-	}
-	return d.page
-}
-
-// nextPage turns the status display to its next page (after the last, the
-// first) and returns it.
-func (d *Daemon) nextPage() Page {
-	p := d.currentPage()%PageDevices + 1
-	d.mu.Lock()
-	d.page, d.pageUntil = p, d.now().Add(pageTimeout)
-	d.mu.Unlock()
-	return p
-}
-
-func (d *Daemon) overallState() State {
-	if slices.ContainsFunc(trustConds, d.health.has) {
-		return StateTrustProblem
-	}
-	if d.stopped() {
-		return StateStopped
-	}
-	jobs, _ := d.st.Jobs() // oldest first
-	if slices.ContainsFunc(jobs, func(j store.Job) bool { return j.Phase == jobRunning }) {
-		return StatePushing // do not power off
-	}
-	// A device left needing recovery is a failure whatever else waits.
-	if d.health.has(condRecovery) {
-		return StateFailure
-	}
-	var awaiting, scheduled bool
-	last := "" // outcome of the newest finished job
-	for _, j := range jobs {
-		switch {
-		case j.Phase == jobRunning:
-			return StatePushing
-		case j.Phase == jobAwaitingApproval:
-			awaiting = true
-		case j.Phase == jobScheduled:
-			scheduled = true
-		case jobTerminal(j.Phase):
-			last = j.Phase
-		}
-	}
-	switch {
-	case d.downloading.Load():
-		return StateDownloading
-	case awaiting:
-		return StateAwaitingApproval
-	case scheduled:
-		return StateUpdateAvailable
-	case last == jobSucceeded:
-		return StateSuccess
-	case last == jobFailed || last == jobPartial || last == jobHalted:
-		return StateFailure
-	}
-	return StateIdle
-}
-
-// Status implements api.Backend.
+// Status implements control.Reader.
 func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	st := api.Status{Gateway: d.gatewayDoc()}
-	for _, id := range d.order {
-		st.Devices = append(st.Devices, d.deviceDoc(id))
+	var err error
+	if st.Devices, err = d.deviceDocs(); err != nil {
+		return st, err
 	}
 	jobs, err := d.st.Jobs()
 	if err != nil {
 		return st, err
 	}
 	for _, j := range jobs {
-		st.Jobs = append(st.Jobs, d.jobDoc(j))
+		st.Jobs = append(st.Jobs, d.rep.jobDoc(j, d.m.waiting(j)))
 	}
 	return st, nil
 }
 
-var _ api.Backend = (*Daemon)(nil)
+// The control socket serves the daemon.
+var (
+	_ control.Reader    = (*Daemon)(nil)
+	_ control.Commander = (*Daemon)(nil)
+)

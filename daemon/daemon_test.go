@@ -11,8 +11,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/fieldgate/fieldgate/daemon/api"
 	"github.com/fieldgate/fieldgate/daemon/config"
 	"github.com/fieldgate/fieldgate/daemon/store"
 	"github.com/fieldgate/fieldgate/devices"
@@ -99,7 +101,7 @@ func newRigWith(t *testing.T, closed bool, tweak func(*config.Config), ids ...st
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.d.pollInterval = 10 * time.Millisecond
+	r.d.m.pollInterval = 10 * time.Millisecond
 	return r
 }
 
@@ -114,8 +116,8 @@ func (r *rig) cycle(ctx context.Context) {
 // so that jobs advance as far as they can now.
 func (r *rig) settle(ctx context.Context) {
 	for i := 0; i < 10; i++ {
-		r.d.runJobs(ctx)
-		r.d.workers.Wait()
+		r.d.m.runJobs(ctx)
+		r.d.m.workers.Wait()
 	}
 }
 
@@ -129,136 +131,148 @@ func (r *rig) onlyJob(t *testing.T) store.Job {
 }
 
 func TestUpdateCommitsAndRaisesFloor(t *testing.T) {
-	r := newRig(t, false, "a", "b")
-	r.src.add(t, "fw-2.0.0", "2.0.0", 5, "hw1", devicetest.Image("2.0.0", 300))
-	r.cycle(context.Background())
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, false, "a", "b")
+		r.src.add(t, "fw-2.0.0", "2.0.0", 5, "hw1", devicetest.Image("2.0.0", 300))
+		r.cycle(context.Background())
 
-	j := r.onlyJob(t)
-	if j.Phase != jobSucceeded {
-		t.Fatalf("job phase = %q (%s), want %q", j.Phase, j.Reason, jobSucceeded)
-	}
-	for _, id := range []string{"a", "b"} {
-		rec, _ := r.st.Device(id)
-		if rec.Version != "2.0.0" || rec.KnownGood != "2.0.0" || rec.Floor != 5 {
-			t.Errorf("device %s record = version %q known-good %q floor %d, want 2.0.0, 2.0.0, 5", id, rec.Version, rec.KnownGood, rec.Floor)
+		j := r.onlyJob(t)
+		if j.Phase != jobSucceeded {
+			t.Fatalf("job phase = %q (%s), want %q", j.Phase, j.Reason, jobSucceeded)
 		}
-		calls := r.devs[id].Calls()
-		for _, want := range []string{"backup", "transfer", "activate", "identify", "health", "commit"} {
-			if !slices.Contains(calls, want) {
-				t.Errorf("device %s calls = %v, missing %s", id, calls, want)
+		for _, id := range []string{"a", "b"} {
+			rec, _ := r.st.Device(id)
+			if rec.Version != "2.0.0" || rec.KnownGood != "2.0.0" || rec.Floor != 5 {
+				t.Errorf("device %s record = version %q known-good %q floor %d, want 2.0.0, 2.0.0, 5", id, rec.Version, rec.KnownGood, rec.Floor)
+			}
+			calls := r.devs[id].Calls()
+			for _, want := range []string{"backup", "transfer", "activate", "identify", "health", "commit"} {
+				if !slices.Contains(calls, want) {
+					t.Errorf("device %s calls = %v, missing %s", id, calls, want)
+				}
 			}
 		}
-	}
-	if n, err := r.st.VerifyAudit(); err != nil || n == 0 {
-		t.Errorf("VerifyAudit() = %d, %v; want records and no error", n, err)
-	}
-	// A second cycle finds nothing newer: no new job.
-	r.cycle(context.Background())
-	if jobs, _ := r.st.Jobs(); len(jobs) != 1 {
-		t.Errorf("after a second cycle there are %d jobs, want 1", len(jobs))
-	}
+		if n, err := r.st.VerifyAudit(); err != nil || n == 0 {
+			t.Errorf("VerifyAudit() = %d, %v; want records and no error", n, err)
+		}
+		// A second cycle finds nothing newer: no new job.
+		r.cycle(context.Background())
+		if jobs, _ := r.st.Jobs(); len(jobs) != 1 {
+			t.Errorf("after a second cycle there are %d jobs, want 1", len(jobs))
+		}
+	})
 }
 
 func TestNothingStartsOutsideTheWindow(t *testing.T) {
-	r := newRig(t, true, "a")
-	r.src.add(t, "fw-2.0.0", "2.0.0", 1, "hw1", devicetest.Image("2.0.0", 300))
-	r.cycle(context.Background())
-	j := r.onlyJob(t)
-	if j.Phase != jobScheduled || j.Devices[0].Phase != stepPending {
-		t.Errorf("job = %s/%s, want scheduled/pending while the window is closed", j.Phase, j.Devices[0].Phase)
-	}
-	if r.src.fetches != 1 {
-		t.Errorf("fetches = %d, want 1: download now, install in the window", r.src.fetches)
-	}
-	for _, c := range r.devs["a"].Calls() {
-		if c != "identify" {
-			t.Errorf("device saw %q outside its window", c)
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, true, "a")
+		r.src.add(t, "fw-2.0.0", "2.0.0", 1, "hw1", devicetest.Image("2.0.0", 300))
+		r.cycle(context.Background())
+		j := r.onlyJob(t)
+		if j.Phase != jobScheduled || j.Devices[0].Phase != stepPending {
+			t.Errorf("job = %s/%s, want scheduled/pending while the window is closed", j.Phase, j.Devices[0].Phase)
 		}
-	}
+		if r.src.fetches != 1 {
+			t.Errorf("fetches = %d, want 1: download now, install in the window", r.src.fetches)
+		}
+		for _, c := range r.devs["a"].Calls() {
+			if c != "identify" {
+				t.Errorf("device saw %q outside its window", c)
+			}
+		}
+	})
 }
 
 func TestBootFailureRollsBackToBackup(t *testing.T) {
-	r := newRig(t, false, "a")
-	r.devs["a"].BootFail = "2.0.0"
-	r.src.add(t, "fw-2.0.0", "2.0.0", 5, "hw1", devicetest.Image("2.0.0", 300))
-	r.cycle(context.Background())
-	j := r.onlyJob(t)
-	if got := j.Devices[0].Phase; got != stepRolledBack {
-		t.Fatalf("step phase = %q (%s), want %q", got, j.Devices[0].Error, stepRolledBack)
-	}
-	if v, _ := r.devs["a"].Identify(context.Background()); v.Version != "1.0.0" {
-		t.Errorf("device runs %q after rollback, want 1.0.0", v.Version)
-	}
-	rec, _ := r.st.Device("a")
-	if rec.Floor != 0 {
-		t.Errorf("floor = %d after a failed update, want 0 (only commits raise it)", rec.Floor)
-	}
-	if !slices.Contains(r.devs["a"].Calls(), "backup") {
-		t.Errorf("no backup was taken before the push: %v", r.devs["a"].Calls())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, false, "a")
+		r.devs["a"].BootFail = "2.0.0"
+		r.src.add(t, "fw-2.0.0", "2.0.0", 5, "hw1", devicetest.Image("2.0.0", 300))
+		r.cycle(context.Background())
+		j := r.onlyJob(t)
+		if got := j.Devices[0].Phase; got != stepRolledBack {
+			t.Fatalf("step phase = %q (%s), want %q", got, j.Devices[0].Error, stepRolledBack)
+		}
+		if v, _ := r.devs["a"].Identify(context.Background()); v.Version != "1.0.0" {
+			t.Errorf("device runs %q after rollback, want 1.0.0", v.Version)
+		}
+		rec, _ := r.st.Device("a")
+		if rec.Floor != 0 {
+			t.Errorf("floor = %d after a failed update, want 0 (only commits raise it)", rec.Floor)
+		}
+		if !slices.Contains(r.devs["a"].Calls(), "backup") {
+			t.Errorf("no backup was taken before the push: %v", r.devs["a"].Calls())
+		}
+	})
 }
 
 // TestBackupThatDoesNotMatchIsRefused: a device whose read-back image does
 // not hash to what it reports running gives no backup, and nothing is
 // written to it: the step ends not-started, the device keeps its version.
 func TestBackupThatDoesNotMatchIsRefused(t *testing.T) {
-	r := newRig(t, false, "a")
-	r.devs["a"].WrongHash = true
-	r.src.add(t, "fw-2.0.0", "2.0.0", 5, "hw1", devicetest.Image("2.0.0", 300))
-	r.cycle(context.Background())
-	j := r.onlyJob(t)
-	if s := j.Devices[0]; s.Phase != stepFailed || !strings.HasPrefix(s.Error, "not-started: backup") {
-		t.Errorf("step = %s (%s), want failed, not-started: backup …", s.Phase, s.Error)
-	}
-	if c := r.devs["a"].Calls(); slices.Contains(c, "transfer") {
-		t.Errorf("device calls = %v: written after a backup that did not match", c)
-	}
-	if rec, _ := r.st.Device("a"); rec.Version != "1.0.0" || rec.Recovery != "" || len(rec.Backups) != 0 {
-		t.Errorf("record = version %q recovery %q backups %d, want 1.0.0, none, 0", rec.Version, rec.Recovery, len(rec.Backups))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, false, "a")
+		r.devs["a"].WrongHash = true
+		r.src.add(t, "fw-2.0.0", "2.0.0", 5, "hw1", devicetest.Image("2.0.0", 300))
+		r.cycle(context.Background())
+		j := r.onlyJob(t)
+		if s := j.Devices[0]; s.Phase != stepFailed || !strings.HasPrefix(s.Error, "not-started: backup") {
+			t.Errorf("step = %s (%s), want failed, not-started: backup …", s.Phase, s.Error)
+		}
+		if c := r.devs["a"].Calls(); slices.Contains(c, "transfer") {
+			t.Errorf("device calls = %v: written after a backup that did not match", c)
+		}
+		if rec, _ := r.st.Device("a"); rec.Version != "1.0.0" || rec.Recovery != "" || len(rec.Backups) != 0 {
+			t.Errorf("record = version %q recovery %q backups %d, want 1.0.0, none, 0", rec.Version, rec.Recovery, len(rec.Backups))
+		}
+	})
 }
 
 func TestCanaryFailureHaltsTheRest(t *testing.T) {
-	r := newRig(t, false, "a", "b")
-	r.devs["a"].WrongHash = true
-	r.src.add(t, "fw-2.0.0", "2.0.0", 5, "hw1", devicetest.Image("2.0.0", 300))
-	r.cycle(context.Background())
-	j := r.onlyJob(t)
-	if j.Phase != jobHalted {
-		t.Errorf("job phase = %q, want %q", j.Phase, jobHalted)
-	}
-	if j.Devices[1].Phase != stepSkipped {
-		t.Errorf("second device phase = %q, want %q", j.Devices[1].Phase, stepSkipped)
-	}
-	if slices.Contains(r.devs["b"].Calls(), "transfer") {
-		t.Errorf("second device received a transfer after the canary failed")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, false, "a", "b")
+		r.devs["a"].WrongHash = true
+		r.src.add(t, "fw-2.0.0", "2.0.0", 5, "hw1", devicetest.Image("2.0.0", 300))
+		r.cycle(context.Background())
+		j := r.onlyJob(t)
+		if j.Phase != jobHalted {
+			t.Errorf("job phase = %q, want %q", j.Phase, jobHalted)
+		}
+		if j.Devices[1].Phase != stepSkipped {
+			t.Errorf("second device phase = %q, want %q", j.Devices[1].Phase, stepSkipped)
+		}
+		if slices.Contains(r.devs["b"].Calls(), "transfer") {
+			t.Errorf("second device received a transfer after the canary failed")
+		}
+	})
 }
 
 func TestTransientTransferFailureRetries(t *testing.T) {
-	r := newRig(t, false, "a")
-	r.devs["a"].FailAt, r.devs["a"].FailTimes = 100, 1
-	r.src.add(t, "fw-2.0.0", "2.0.0", 5, "hw1", devicetest.Image("2.0.0", 300))
-	r.cycle(context.Background())
-	j := r.onlyJob(t)
-	if j.Phase != jobSucceeded || j.Devices[0].Attempts != 2 {
-		t.Errorf("job %s, attempts %d; want succeeded after 2 attempts", j.Phase, j.Devices[0].Attempts)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, false, "a")
+		r.devs["a"].FailAt, r.devs["a"].FailTimes = 100, 1
+		r.src.add(t, "fw-2.0.0", "2.0.0", 5, "hw1", devicetest.Image("2.0.0", 300))
+		r.cycle(context.Background())
+		j := r.onlyJob(t)
+		if j.Phase != jobSucceeded || j.Devices[0].Attempts != 2 {
+			t.Errorf("job %s, attempts %d; want succeeded after 2 attempts", j.Phase, j.Devices[0].Attempts)
+		}
+	})
 }
 
 func TestResumeAfterCrashEndsDefinite(t *testing.T) {
 	for _, tc := range []struct {
-		phase    string
+		phase    phase
 		attempts int
-		want     []string // acceptable final step phases
+		want     []phase // acceptable final step phases
 	}{
-		{stepTransfer, 1, []string{stepCommitted}},
-		{stepActivate, 1, []string{stepCommitted}},
-		{stepVerify, 1, []string{stepCommitted}},
-		{stepTransfer, maxAttempts, []string{stepRolledBack}},
-		{stepRollback, maxRollbacks, []string{stepFailed}},
+		{stepTransfer, 1, []phase{stepCommitted}},
+		{stepActivate, 1, []phase{stepCommitted}},
+		{stepVerify, 1, []phase{stepCommitted}},
+		{stepTransfer, maxAttempts, []phase{stepRolledBack}},
+		{stepRollback, maxRollbacks, []phase{stepFailed}},
 	} {
-		t.Run(tc.phase, func(t *testing.T) {
+		t.Run(string(tc.phase), func(t *testing.T) {
 			r := newRig(t, false, "a")
 			r.src.add(t, "fw-2.0.0", "2.0.0", 5, "hw1", devicetest.Image("2.0.0", 300))
 			ctx := context.Background()
@@ -319,45 +333,71 @@ func mustOpen(t *testing.T, p string) io.Reader {
 // TestWakeAndKickReachTheLoop guards the channels the loop selects on: a
 // nil one would silently drop every wake-up.
 func TestWakeAndKickReachTheLoop(t *testing.T) {
-	r := newRig(t, false, "a")
-	r.d.kick()
-	r.d.Wake()
-	select {
-	case <-r.d.kicks:
-	default:
-		t.Error("kick() did not reach the loop")
-	}
-	select {
-	case <-r.d.wake:
-	default:
-		t.Error("Wake() did not reach the loop")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, false, "a")
+		r.d.m.kick()
+		r.d.Wake()
+		select {
+		case <-r.d.m.kicks:
+		default:
+			t.Error("kick() did not reach the loop")
+		}
+		select {
+		case <-r.d.wake:
+		default:
+			t.Error("Wake() did not reach the loop")
+		}
+	})
 }
 
 func TestOverallStateFollowsTheNewestOutcome(t *testing.T) {
-	r := newRig(t, false, "a")
-	put := func(id, phase string, created time.Time) {
-		r.st.Update(func(tx *store.Tx) error { return tx.PutJob(store.Job{ID: id, Phase: phase, Created: created}) })
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, false, "a")
+		put := func(id string, ph phase, created time.Time) {
+			r.st.Update(func(tx *store.Tx) error { return tx.PutJob(store.Job{ID: id, Phase: ph, Created: created}) })
+		}
+		base := time.Now()
+		if got := r.d.overallState(); got != StateIdle {
+			t.Errorf("no jobs: overallState() = %q, want %q", got, StateIdle)
+		}
+		put("old", jobFailed, base)
+		if got := r.d.overallState(); got != StateFailure {
+			t.Errorf("after a failed job: overallState() = %q, want %q", got, StateFailure)
+		}
+		put("new", jobSucceeded, base.Add(time.Hour))
+		if got := r.d.overallState(); got != StateSuccess {
+			t.Errorf("after a newer successful job: overallState() = %q, want %q", got, StateSuccess)
+		}
+		put("next", jobAwaitingApproval, base.Add(2*time.Hour))
+		if got := r.d.overallState(); got != StateAwaitingApproval {
+			t.Errorf("with a job awaiting approval: overallState() = %q, want %q", got, StateAwaitingApproval)
+		}
+		put("now", jobRunning, base.Add(3*time.Hour))
+		r.d.downloading.Store(true)
+		if got := r.d.overallState(); got != StatePushing {
+			t.Errorf("pushing while downloading: overallState() = %q, want %q (do not power off wins)", got, StatePushing)
+		}
+	})
+}
+
+// setNow gives the daemon and its state machine the clock now.
+func (r *rig) setNow(now func() time.Time) {
+	r.d.now, r.d.m.now = now, now
+	r.d.health.now, r.d.rep.now, r.d.pages.now = now, now, now
+}
+
+// deviceDoc returns device id's document as status shows it.
+func (r *rig) deviceDoc(t *testing.T, id string) api.Device {
+	t.Helper()
+	docs, err := r.d.deviceDocs()
+	if err != nil {
+		t.Fatal(err)
 	}
-	base := time.Now()
-	if got := r.d.overallState(); got != StateIdle {
-		t.Errorf("no jobs: overallState() = %q, want %q", got, StateIdle)
+	for _, doc := range docs {
+		if doc.ID == id {
+			return doc
+		}
 	}
-	put("old", jobFailed, base)
-	if got := r.d.overallState(); got != StateFailure {
-		t.Errorf("after a failed job: overallState() = %q, want %q", got, StateFailure)
-	}
-	put("new", jobSucceeded, base.Add(time.Hour))
-	if got := r.d.overallState(); got != StateSuccess {
-		t.Errorf("after a newer successful job: overallState() = %q, want %q", got, StateSuccess)
-	}
-	put("next", jobAwaitingApproval, base.Add(2*time.Hour))
-	if got := r.d.overallState(); got != StateAwaitingApproval {
-		t.Errorf("with a job awaiting approval: overallState() = %q, want %q", got, StateAwaitingApproval)
-	}
-	put("now", jobRunning, base.Add(3*time.Hour))
-	r.d.downloading.Store(true)
-	if got := r.d.overallState(); got != StatePushing {
-		t.Errorf("pushing while downloading: overallState() = %q, want %q (do not power off wins)", got, StatePushing)
-	}
+	t.Fatalf("no document for device %s", id)
+	return api.Device{}
 }

@@ -18,13 +18,13 @@ import (
 
 // releaseOlderHolds lifts the holds of device id on versions older than t,
 // the newer target now offered to it.
-func (d *Daemon) releaseOlderHolds(id string, t tuf.Target) {
-	rec, err := d.st.Device(id)
+func (m *machine) releaseOlderHolds(id string, t tuf.Target) {
+	rec, err := m.st.Device(id)
 	if err != nil || len(rec.Holds) == 0 {
 		return
 	}
 	var lifted []store.Hold
-	err = d.st.Update(func(tx *store.Tx) error {
+	err = m.st.Update(func(tx *store.Tx) error {
 		rec, err := tx.Device(id)
 		if err != nil {
 			return err
@@ -41,7 +41,7 @@ func (d *Daemon) releaseOlderHolds(id string, t tuf.Target) {
 			return nil
 		}
 		for _, h := range lifted {
-			if _, err := d.auditTx(tx, store.Event{Type: "hold-released", Device: id, Detail: map[string]any{
+			if _, err := m.rep.audit(tx, store.Event{Type: "hold-released", Device: id, Detail: map[string]any{
 				"target": h.Target, "version": h.Version, "sha256": h.SHA256, "reason": "newer target " + t.Name + " published"}}); err != nil {
 				return err
 			}
@@ -49,7 +49,7 @@ func (d *Daemon) releaseOlderHolds(id string, t tuf.Target) {
 		return tx.PutDevice(rec)
 	})
 	if err != nil {
-		d.storeFailed("", err)
+		m.storeFailed("", err)
 	}
 }
 
@@ -96,7 +96,7 @@ func (d *Daemon) Retry(what, actor, command string) ([]string, error) {
 				continue
 			}
 			for _, h := range gone {
-				if _, err := d.auditTx(tx, store.Event{Type: "hold-released", Device: id, Actor: actor, Detail: map[string]any{
+				if _, err := d.rep.audit(tx, store.Event{Type: "hold-released", Device: id, Actor: actor, Detail: map[string]any{
 					"target": h.Target, "version": h.Version, "sha256": h.SHA256, "reason": "retry", "command": command}}); err != nil {
 					return err
 				}
@@ -109,7 +109,7 @@ func (d *Daemon) Retry(what, actor, command string) ([]string, error) {
 		return nil
 	})
 	if err != nil {
-		d.storeFailed("", err)
+		d.m.storeFailed("", err)
 		return nil, err
 	}
 	if len(lifted) == 0 {

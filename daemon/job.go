@@ -36,40 +36,79 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
 	"slices"
 	"sort"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fieldgate/fieldgate/daemon/config"
 	"github.com/fieldgate/fieldgate/daemon/store"
+	"github.com/fieldgate/fieldgate/devices"
 	"github.com/fieldgate/fieldgate/tuf"
 )
 
+// machine is the job state machine: it stages jobs, schedules their device
+// steps, runs one worker per running step and writes every transition. It
+// owns only what a transition needs; the Daemon around it refreshes,
+// reports and takes commands, and calls into it.
+type machine struct {
+	st      *store.Store
+	cfg     *config.Config
+	devs    map[string]devices.Device
+	devCfg  map[string]config.Device
+	groups  map[string]config.Group
+	windows map[string]*Window
+	backups string // directory of device backups
+	now     func() time.Time
+	log     *slog.Logger
+	rep     *reporter
+	live    *live
+	health  *health
+	pulse   *liveness
+	errlog  *ratelimit
+	kicks   chan struct{} // the loop schedules again
+
+	pollInterval time.Duration // interlock and soak probes
+
+	workers sync.WaitGroup
+	mu      sync.Mutex         // guards the fields below
+	running map[string]string  // device id -> job id of its running worker
+	backoff map[string]backoff // device id ("" for jobs) -> when its worker may start again
+}
+
+// phase is a job's or a step's phase. The names are persisted and
+// published: never change their meaning.
+type phase = store.Phase
+
 // Job phases.
 const (
-	jobAwaitingApproval = "awaiting-approval"
-	jobScheduled        = "scheduled" // approved; waits for its window
-	jobRunning          = "running"
-	jobSucceeded        = "succeeded"
-	jobPartial          = "partially-failed"
-	jobHalted           = "halted" // canary failed or too many failures: the rest was not touched
-	jobFailed           = "failed"
-	jobCancelled        = "cancelled"
+	jobAwaitingApproval phase = "awaiting-approval"
+	jobScheduled        phase = "scheduled" // approved; waits for its window
+	jobRunning          phase = "running"
+	jobSucceeded        phase = "succeeded"
+	jobPartial          phase = "partially-failed"
+	jobHalted           phase = "halted" // canary failed or too many failures: the rest was not touched
+	jobFailed           phase = "failed"
+	jobCancelled        phase = "cancelled"
 )
 
 // Step phases.
 const (
-	stepPending    = "pending"
-	stepBackup     = "backup"
-	stepTransfer   = "transfer"
-	stepActivate   = "activate"
-	stepVerify     = "verify"
-	stepSoak       = "soak"
-	stepCommitted  = "committed"
-	stepRollback   = "rollback"
-	stepRolledBack = "rolled-back"
-	stepFailed     = "failed"
-	stepSkipped    = "skipped"
+	stepPending    phase = "pending"
+	stepBackup     phase = "backup"
+	stepTransfer   phase = "transfer"
+	stepActivate   phase = "activate"
+	stepVerify     phase = "verify"
+	stepSoak       phase = "soak"
+	stepCommitted  phase = "committed"
+	stepRollback   phase = "rollback"
+	stepRolledBack phase = "rolled-back"
+	stepFailed     phase = "failed"
+	stepSkipped    phase = "skipped"
 )
 
 // Limits of one step: transfers, resumptions of an interrupted phase, runs
@@ -90,7 +129,7 @@ const (
 // notStarted is the reason of a step that ended before anything was written.
 func notStarted(why string) string { return "not-started: " + why }
 
-func jobTerminal(p string) bool {
+func jobTerminal(p phase) bool {
 	switch p {
 	case jobSucceeded, jobPartial, jobHalted, jobFailed, jobCancelled:
 		return true
@@ -98,7 +137,7 @@ func jobTerminal(p string) bool {
 	return false
 }
 
-func stepTerminal(p string) bool {
+func stepTerminal(p phase) bool {
 	switch p {
 	case stepCommitted, stepRolledBack, stepFailed, stepSkipped:
 		return true
@@ -124,21 +163,21 @@ func severityRank(s string) int {
 // createJob records a job for target t (already downloaded to blob) and
 // the devices of one group: scheduled, or awaiting approval if the group's
 // policy requires one.
-func (d *Daemon) createJob(t tuf.Target, blob string, group config.Group, devs []string) error {
-	now := d.now().UTC()
-	phase := jobScheduled
+func (m *machine) createJob(t tuf.Target, blob string, group config.Group, devs []string) error {
+	now := m.now().UTC()
+	ph := jobScheduled
 	if group.Approval != config.ApprovalAuto {
-		phase = jobAwaitingApproval
+		ph = jobAwaitingApproval
 	}
 	j := store.Job{
 		ID: fmt.Sprintf("%s-%.8s-%s", t.Meta.Version, t.SHA256(), group.Name), Target: t.Name, SHA256: t.SHA256(),
 		Hashes: t.Hashes, Length: t.Length, Version: t.Meta.Version, Counter: t.Meta.SecurityCounter,
-		Severity: t.Meta.Severity, Protocol: t.Meta.Protocol, Blob: blob, Phase: phase,
+		Severity: t.Meta.Severity, Protocol: t.Meta.Protocol, Blob: blob, Phase: ph,
 		Group: group.Name, Window: group.Window, Policy: group.Approval,
 		Created: now, Updated: now,
 	}
 	base := j.ID
-	return d.st.Update(func(tx *store.Tx) error {
+	return m.st.Update(func(tx *store.Tx) error {
 		for n := 2; ; n++ { // a device may need the same target again after a recovery
 			if _, err := tx.Job(j.ID); errors.Is(err, store.ErrNotFound) {
 				break
@@ -152,8 +191,8 @@ func (d *Daemon) createJob(t tuf.Target, blob string, group config.Group, devs [
 		if err := tx.PutJob(j); err != nil {
 			return err
 		}
-		d.log.Info("job staged", "job", j.ID, "target", j.Target, "devices", devs, "phase", phase)
-		return d.recordTx(tx, j, -1, "job-"+phase, map[string]any{
+		m.log.Info("job staged", "job", j.ID, "target", j.Target, "devices", devs, "phase", ph)
+		return m.recordTx(tx, j, -1, "job-"+string(ph), map[string]any{
 			"target": j.Target, "sha256": j.SHA256, "version": j.Version, "severity": j.Severity, "policy": j.Policy})
 	})
 }
@@ -161,10 +200,10 @@ func (d *Daemon) createJob(t tuf.Target, blob string, group config.Group, devs [
 // runJobs approves, schedules and finishes jobs, most severe first, and
 // starts a worker for every step that may run now. It runs on the loop
 // goroutine only, which alone changes job-level phases.
-func (d *Daemon) runJobs(ctx context.Context) {
-	jobs, err := d.st.Jobs()
+func (m *machine) runJobs(ctx context.Context) {
+	jobs, err := m.st.Jobs()
 	if err != nil {
-		d.log.Error("jobs", "err", err)
+		m.log.Error("jobs", "err", err)
 		return
 	}
 	sort.SliceStable(jobs, func(a, b int) bool {
@@ -179,19 +218,19 @@ func (d *Daemon) runJobs(ctx context.Context) {
 			continue
 		}
 		if j.Phase == jobAwaitingApproval {
-			if ok, _ := d.approved(j); !ok {
+			if ok, _ := m.approved(j); !ok {
 				continue
 			}
-			d.setJob(j.ID, jobScheduled, "approved", nil)
+			m.setJob(j.ID, jobScheduled, "approved", nil)
 			j.Phase = jobScheduled
 		}
-		d.schedule(ctx, j)
+		m.schedule(ctx, j)
 	}
 }
 
 // schedule starts the steps of j that may run now, or ends j.
-func (d *Daemon) schedule(ctx context.Context, j store.Job) {
-	grp := d.groups[j.Group]
+func (m *machine) schedule(ctx context.Context, j store.Job) {
+	grp := m.groups[j.Group]
 	canary := min(grp.Canary, len(j.Devices))
 	var canaryDone, canaryFailed = true, false
 	failures, open := 0, 0
@@ -210,49 +249,49 @@ func (d *Daemon) schedule(ctx context.Context, j store.Job) {
 		}
 	}
 	if open == 0 {
-		if !d.jobBusy(j.ID) {
-			d.finish(j)
+		if !m.jobBusy(j.ID) {
+			m.finish(j)
 		}
 		return
 	}
 	if (canaryFailed && len(j.Devices) > canary) || failures > grp.MaxFailures {
-		if d.pendingSteps(j) > 0 {
+		if m.pendingSteps(j) > 0 {
 			reason := fmt.Sprintf("%d device(s) failed (limit %d)", failures, grp.MaxFailures)
 			if canaryFailed {
 				reason = "canary did not commit"
 			}
-			d.halt(j, reason)
+			m.halt(j, reason)
 		}
 		return
 	}
 	for i, s := range j.Devices {
-		if stepTerminal(s.Phase) || d.busy(s.Device) || d.backingOff(s.Device) {
+		if stepTerminal(s.Phase) || m.busy(s.Device) || m.backingOff(s.Device) {
 			continue
 		}
 		if s.Phase != stepPending {
 			// Interrupted mid-phase (see resume): finish it whatever the
 			// window or stop says, to reach a definite state.
-			d.startWorker(ctx, j.ID, s.Device)
+			m.startWorker(ctx, j.ID, s.Device)
 			continue
 		}
 		if i >= canary && !canaryDone {
-			d.blocked.Store(s.Device, "waiting for the canary")
+			m.live.block(s.Device, block{blockCanary, "waiting for the canary"})
 			continue
 		}
-		if ok, why := d.mayStart(ctx, j, s.Device); !ok {
-			d.blocked.Store(s.Device, why)
+		if ok, b := m.mayStart(ctx, j, s.Device); !ok {
+			m.live.block(s.Device, b)
 			continue
 		}
-		d.blocked.Delete(s.Device)
+		m.live.unblock(s.Device)
 		if j.Phase != jobRunning {
-			d.setJob(j.ID, jobRunning, "", nil)
+			m.setJob(j.ID, jobRunning, "", nil)
 			j.Phase = jobRunning
 		}
-		d.startWorker(ctx, j.ID, s.Device)
+		m.startWorker(ctx, j.ID, s.Device)
 	}
 }
 
-func (d *Daemon) pendingSteps(j store.Job) int {
+func (m *machine) pendingSteps(j store.Job) int {
 	n := 0
 	for _, s := range j.Devices {
 		if s.Phase == stepPending {
@@ -263,45 +302,45 @@ func (d *Daemon) pendingSteps(j store.Job) int {
 }
 
 // mayStart reports whether a device step may leave pending now.
-func (d *Daemon) mayStart(ctx context.Context, j store.Job, id string) (bool, string) {
-	now := d.now()
+func (m *machine) mayStart(ctx context.Context, j store.Job, id string) (bool, block) {
+	now := m.now()
 	switch {
-	case d.stopped():
-		return false, "emergency stop is active"
-	case d.health.has(condAudit) || d.health.has(condStore):
-		return false, "state store unwritable"
-	case d.health.has(condDisk):
-		return false, "state directory almost full"
-	case d.health.has(condClock):
-		return false, "clock unsynced"
+	case m.stopped():
+		return false, block{blockWaiting, "emergency stop is active"}
+	case m.health.has(condAudit) || m.health.has(condStore):
+		return false, block{blockWaiting, "state store unwritable"}
+	case m.health.has(condDisk):
+		return false, block{blockWaiting, "state directory almost full"}
+	case m.health.has(condClock):
+		return false, block{blockWaiting, "clock unsynced"}
 	case now.Before(j.NotBefore):
-		return false, "deferred until " + j.NotBefore.UTC().Format(time.RFC3339)
+		return false, block{blockWaiting, "deferred until " + j.NotBefore.UTC().Format(time.RFC3339)}
 	}
-	if ok, why := d.approved(j); !ok {
-		return false, why
+	if ok, why := m.approved(j); !ok {
+		return false, block{blockWaiting, why}
 	}
-	cfg := d.devCfg[id]
-	w := d.windows[j.Window]
-	est := estimate(cfg.Baud, j.Length) + d.groups[j.Group].Soak
+	cfg := m.devCfg[id]
+	w := m.windows[j.Window]
+	est := estimate(cfg.Baud, j.Length) + m.groups[j.Group].Soak
 	if !w.Fits(now, est) {
-		return false, fmt.Sprintf("window %s: next opening %s (step needs ~%s)", w.Name, w.NextOpening(now).UTC().Format(time.RFC3339), est.Round(time.Second))
+		return false, block{blockWaiting, fmt.Sprintf("window %s: next opening %s (step needs ~%s)", w.Name, w.NextOpening(now).UTC().Format(time.RFC3339), est.Round(time.Second))}
 	}
-	if n := d.runningCount(); n >= d.cfg.Gateway.MaxParallel {
-		return false, fmt.Sprintf("%d device(s) updating (max_parallel %d)", n, d.cfg.Gateway.MaxParallel)
+	if n := m.runningCount(); n >= m.cfg.Gateway.MaxParallel {
+		return false, block{blockWaiting, fmt.Sprintf("%d device(s) updating (max_parallel %d)", n, m.cfg.Gateway.MaxParallel)}
 	}
-	if other := d.segmentBusy(cfg.Segment); other != "" {
-		return false, fmt.Sprintf("segment %s busy with %s", cfg.Segment, other)
+	if other := m.segmentBusy(cfg.Segment); other != "" {
+		return false, block{blockWaiting, fmt.Sprintf("segment %s busy with %s", cfg.Segment, other)}
 	}
-	if d.devs[id].Capabilities().Interlock {
-		running, err := d.devs[id].Interlock(ctx)
+	if m.devs[id].Capabilities().Interlock {
+		running, err := m.devs[id].Interlock(ctx)
 		if err != nil {
-			return false, "interlock unreadable: " + err.Error()
+			return false, block{blockInterlock, "interlock unreadable: " + err.Error()}
 		}
 		if running {
-			return false, "blocked by interlock: process running"
+			return false, block{blockInterlock, "blocked by interlock: process running"}
 		}
 	}
-	return true, ""
+	return true, block{}
 }
 
 // estimate is a conservative duration of one device step: the transfer at
@@ -315,7 +354,7 @@ func estimate(baud int, size int64) time.Duration {
 	return time.Duration(float64(size)/rate*float64(time.Second)) + 2*time.Minute
 }
 
-func (d *Daemon) target(j store.Job) tuf.Target {
+func (m *machine) target(j store.Job) tuf.Target {
 	return tuf.Target{Name: j.Target, Length: j.Length, Hashes: j.Hashes}
 }
 
@@ -335,8 +374,8 @@ type change struct {
 // workers of the same job never overwrite each other's steps. A failed
 // write raises store-unwritable and backs the device off: its worker stops,
 // and the next one counts the interruption before touching the device.
-func (d *Daemon) advance(jobID, dev, next, why string, mut func(*change)) error {
-	err := d.st.Update(func(tx *store.Tx) error {
+func (m *machine) advance(jobID, dev string, next phase, why string, mut func(*change)) error {
+	err := m.st.Update(func(tx *store.Tx) error {
 		j, err := tx.Job(jobID)
 		if err != nil {
 			return err
@@ -352,14 +391,14 @@ func (d *Daemon) advance(jobID, dev, next, why string, mut func(*change)) error 
 		rec.ID = dev
 		s := &j.Devices[i]
 		s.Phase, s.Error = next, why
-		j.Updated = d.now().UTC()
+		j.Updated = m.now().UTC()
 		if mut != nil {
 			mut(&change{job: &j, step: s, rec: &rec})
 		}
 		if next == stepFailed || next == stepRolledBack {
 			rec.LastError = why
 			if j.Kind == jobKindUpdate {
-				d.holdTx(&rec, j, next+": "+why)
+				m.holdTx(&rec, j, string(next)+": "+why)
 			}
 		}
 		if err := tx.PutDevice(rec); err != nil {
@@ -375,28 +414,28 @@ func (d *Daemon) advance(jobID, dev, next, why string, mut func(*change)) error 
 		if rec.Recovery != "" && stepTerminal(next) {
 			detail["needs_recovery"] = true
 		}
-		return d.recordTx(tx, j, i, "step-"+next, detail)
+		return m.recordTx(tx, j, i, "step-"+string(next), detail)
 	})
 	if err != nil {
-		d.storeFailed(dev, err)
+		m.storeFailed(dev, err)
 		return err
 	}
-	d.storeOK(dev)
-	d.log.Info("step", "job", jobID, "device", dev, "phase", next, "reason", why)
+	m.storeOK(dev)
+	m.log.Info("step", "job", jobID, "device", dev, "phase", next, "reason", why)
 	return nil
 }
 
 // setJob writes job jobID's phase with a reason and audit record; mut, if
 // not nil, changes the job (and through tx, device records) further in the
 // same transaction.
-func (d *Daemon) setJob(jobID, phase, reason string, mut func(*store.Tx, *store.Job) error) (store.Job, error) {
+func (m *machine) setJob(jobID string, ph phase, reason string, mut func(*store.Tx, *store.Job) error) (store.Job, error) {
 	var j store.Job
-	err := d.st.Update(func(tx *store.Tx) error {
+	err := m.st.Update(func(tx *store.Tx) error {
 		var err error
 		if j, err = tx.Job(jobID); err != nil {
 			return err
 		}
-		j.Phase, j.Reason, j.Updated = phase, reason, d.now().UTC()
+		j.Phase, j.Reason, j.Updated = ph, reason, m.now().UTC()
 		if mut != nil {
 			if err := mut(tx, &j); err != nil {
 				return err
@@ -405,17 +444,17 @@ func (d *Daemon) setJob(jobID, phase, reason string, mut func(*store.Tx, *store.
 		if err := tx.PutJob(j); err != nil {
 			return err
 		}
-		return d.recordTx(tx, j, -1, "job-"+phase, map[string]any{"reason": reason})
+		return m.recordTx(tx, j, -1, "job-"+string(ph), map[string]any{"reason": reason})
 	})
 	if err != nil {
-		d.auditFailed(err)
+		m.auditFailed(err)
 		return j, err
 	}
-	d.storeOK("")
-	d.log.Info("job", "job", jobID, "phase", phase, "reason", reason)
-	if jobTerminal(phase) {
-		if _, err := d.st.PruneJobs(jobHistory, jobTerminal); err != nil {
-			d.log.Warn("prune job history", "err", err)
+	m.storeOK("")
+	m.log.Info("job", "job", jobID, "phase", ph, "reason", reason)
+	if jobTerminal(ph) {
+		if _, err := m.st.PruneJobs(jobHistory, jobTerminal); err != nil {
+			m.log.Warn("prune job history", "err", err)
 		}
 	}
 	return j, nil
@@ -427,25 +466,25 @@ func (d *Daemon) setJob(jobID, phase, reason string, mut func(*store.Tx, *store.
 const jobHistory = 200
 
 // halt ends a job early: pending devices are skipped, running ones finish.
-func (d *Daemon) halt(j store.Job, reason string) {
-	d.skipPending(j, jobHalted, reason)
+func (m *machine) halt(j store.Job, reason string) {
+	m.skipPending(j, jobHalted, reason)
 }
 
 // holdTx records on rec that the target of j is not offered to the device
 // again on its own.
-func (d *Daemon) holdTx(rec *store.Device, j store.Job, reason string) {
+func (m *machine) holdTx(rec *store.Device, j store.Job, reason string) {
 	if rec.HeldSHA(j.SHA256) {
 		return
 	}
 	rec.Holds = append(rec.Holds, store.Hold{SHA256: j.SHA256, Target: j.Target, Version: j.Version,
-		Job: j.ID, Reason: reason, Since: d.now().UTC()})
+		Job: j.ID, Reason: reason, Since: m.now().UTC()})
 }
 
 // skipPending ends job j in phase with reason: its pending devices are
 // skipped, and the job's target is held for each of them (the job was
 // halted or cancelled: it is not staged again on its own).
-func (d *Daemon) skipPending(j store.Job, phase, reason string) error {
-	_, err := d.setJob(j.ID, phase, reason, func(tx *store.Tx, j *store.Job) error {
+func (m *machine) skipPending(j store.Job, ph phase, reason string) error {
+	_, err := m.setJob(j.ID, ph, reason, func(tx *store.Tx, j *store.Job) error {
 		for i := range j.Devices {
 			s := &j.Devices[i]
 			if s.Phase != stepPending {
@@ -460,7 +499,7 @@ func (d *Daemon) skipPending(j store.Job, phase, reason string) error {
 				return err
 			}
 			rec.ID = s.Device
-			d.holdTx(&rec, *j, phase+": "+reason)
+			m.holdTx(&rec, *j, string(ph)+": "+reason)
 			if err := tx.PutDevice(rec); err != nil {
 				return err
 			}
@@ -471,7 +510,7 @@ func (d *Daemon) skipPending(j store.Job, phase, reason string) error {
 }
 
 // finish ends a job whose steps are all terminal.
-func (d *Daemon) finish(j store.Job) {
+func (m *machine) finish(j store.Job) {
 	ok, failed := 0, 0
 	for _, s := range j.Devices {
 		switch s.Phase {
@@ -483,20 +522,20 @@ func (d *Daemon) finish(j store.Job) {
 	}
 	switch {
 	case ok == len(j.Devices):
-		d.setJob(j.ID, jobSucceeded, "", nil)
+		m.setJob(j.ID, jobSucceeded, "", nil)
 	case ok == 0 && failed > 0:
-		d.setJob(j.ID, jobFailed, "no device committed", nil)
+		m.setJob(j.ID, jobFailed, "no device committed", nil)
 	case failed == 0:
-		d.setJob(j.ID, jobHalted, "devices skipped", nil)
+		m.setJob(j.ID, jobHalted, "devices skipped", nil)
 	default:
-		d.setJob(j.ID, jobPartial, fmt.Sprintf("%d of %d devices committed", ok, len(j.Devices)), nil)
+		m.setJob(j.ID, jobPartial, fmt.Sprintf("%d of %d devices committed", ok, len(j.Devices)), nil)
 	}
 }
 
 // auditFailed handles a job transition that could not be written: no
 // device step starts until the store works again.
-func (d *Daemon) auditFailed(err error) {
-	d.storeFailed("", err)
+func (m *machine) auditFailed(err error) {
+	m.storeFailed("", err)
 }
 
 // Backoff of a device whose transition could not be written.
@@ -509,44 +548,368 @@ const (
 // device step starts, and dev (if not "") gets no worker until its backoff
 // (doubling from minStoreBackoff) has passed. The error is logged once per
 // backoff, not once per attempt.
-func (d *Daemon) storeFailed(dev string, err error) {
-	d.health.set(condStore, "", "error", "state store unwritable: "+err.Error())
-	d.mu.Lock()
-	b := d.backoff[dev]
+func (m *machine) storeFailed(dev string, err error) {
+	m.health.set(condStore, "", "state store unwritable: "+err.Error())
+	m.mu.Lock()
+	b := m.backoff[dev]
 	b.delay = min(max(2*b.delay, minStoreBackoff), maxStoreBackoff)
-	b.until = d.now().Add(b.delay)
-	d.backoff[dev] = b
-	d.mu.Unlock()
-	if d.errlog.allow("store:"+dev, b.delay) {
-		d.log.Error("state store write failed; no device step starts", "device", dev, "err", err, "retry_in", b.delay)
+	b.until = m.now().Add(b.delay)
+	m.backoff[dev] = b
+	m.mu.Unlock()
+	if m.errlog.allow("store:"+dev, b.delay) {
+		m.log.Error("state store write failed; no device step starts", "device", dev, "err", err, "retry_in", b.delay)
 	}
 }
 
 // storeOK clears the backoff of dev after a successful write.
-func (d *Daemon) storeOK(dev string) {
-	d.health.clear(condStore, "")
-	d.mu.Lock()
-	delete(d.backoff, dev)
-	d.mu.Unlock()
+func (m *machine) storeOK(dev string) {
+	m.health.clear(condStore, "")
+	m.mu.Lock()
+	delete(m.backoff, dev)
+	m.mu.Unlock()
 }
 
 // backingOff reports whether dev waits out a backoff.
-func (d *Daemon) backingOff(dev string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	b, ok := d.backoff[dev]
-	return ok && d.now().Before(b.until)
+func (m *machine) backingOff(dev string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.backoff[dev]
+	return ok && m.now().Before(b.until)
 }
 
 // backOff keeps dev's worker from starting for delay (e.g. no disk space
 // for its backup).
-func (d *Daemon) backOff(dev string, delay time.Duration) {
-	d.mu.Lock()
-	d.backoff[dev] = backoff{delay: delay, until: d.now().Add(delay)}
-	d.mu.Unlock()
+func (m *machine) backOff(dev string, delay time.Duration) {
+	m.mu.Lock()
+	m.backoff[dev] = backoff{delay: delay, until: m.now().Add(delay)}
+	m.mu.Unlock()
 }
 
 type backoff struct {
 	delay time.Duration
 	until time.Time
+}
+
+// work runs phases until the step is terminal. After the daemon's context
+// ends it starts no new phase: the phase in flight finishes under its own
+// deadline (transfers abort and are resumed, counted, at the next start).
+// A step found in the middle of a phase was interrupted (a crash, or a
+// transition that could not be written): the interruption is counted
+// durably before the phase runs again, so a phase that keeps failing, or a
+// store that keeps refusing writes, cannot loop on the device.
+func (m *machine) work(ctx context.Context, jobID, dev string) {
+	log := m.log.With("job", jobID, "device", dev)
+	first := true
+	for ctx.Err() == nil {
+		j, err := m.st.Job(jobID)
+		if err != nil {
+			log.Error("worker", "err", err)
+			return
+		}
+		i := slices.IndexFunc(j.Devices, func(s store.Step) bool { return s.Device == dev })
+		if i < 0 || stepTerminal(j.Devices[i].Phase) {
+			return
+		}
+		resumed := first && j.Devices[i].Phase != stepPending
+		first = false
+		if resumed {
+			if !m.interrupted(ctx, j, i) {
+				return
+			}
+			continue
+		}
+		if !m.step(ctx, j, i) {
+			return
+		}
+	}
+}
+
+// interrupted counts the interruption of step i's phase and moves it on:
+// the same phase again, or rollback or failed once its counter is spent.
+// It returns false when the worker should stop.
+func (m *machine) interrupted(ctx context.Context, j store.Job, i int) bool {
+	s := j.Devices[i]
+	why := "resumed after interruption in " + string(s.Phase)
+	m.log.Warn("resuming interrupted step", "job", j.ID, "device", s.Device, "phase", s.Phase,
+		"attempts", s.Attempts, "restarts", s.Restarts, "rollbacks", s.Rollbacks)
+	next, mut := s.Phase, func(c *change) { c.step.Restarts++ }
+	if s.Phase != stepBackup && s.Phase != stepTransfer {
+		m.resumeDevice(j, s.Device)
+	}
+	switch s.Phase {
+	case stepBackup: // read-only: run it again
+		if s.Restarts >= maxBackups {
+			return m.advance(j.ID, s.Device, stepFailed, notStarted(fmt.Sprintf("backup interrupted %d times", s.Restarts)), nil) == nil
+		}
+	case stepTransfer: // whatever was written, the device may hold part of it
+		mut = func(c *change) { c.step.Restarts++; c.step.Attempts++; c.step.Wrote = true }
+		if s.Attempts >= maxAttempts {
+			return m.toRollback(ctx, j, i, why+" (attempts spent)")
+		}
+	case stepRollback:
+		if s.Rollbacks >= maxRollbacks {
+			return m.fail(ctx, j, i, fmt.Sprintf("rollback interrupted %d times (after: %s)", s.Rollbacks, s.Error))
+		}
+		return m.toRollback(ctx, j, i, s.Error)
+	default: // activate, verify, soak
+		if s.Restarts >= maxRestarts {
+			return m.toRollback(ctx, j, i, why+" (restarts spent)")
+		}
+	}
+	return m.advance(j.ID, s.Device, next, why, mut) == nil
+}
+
+// resumeDevice tells a device opened after a restart which image its job
+// transferred (devices.Resumer), so that activating, testing, confirming
+// or reverting acts on that image and not on whatever a slot holds now.
+func (m *machine) resumeDevice(j store.Job, id string) {
+	r, ok := m.devs[id].(devices.Resumer)
+	if !ok {
+		return
+	}
+	f, err := os.Open(j.Blob)
+	if err == nil {
+		defer f.Close()
+		img := devices.Image{Name: j.Target, Version: j.Version, Size: j.Length, SHA256: j.SHA256}
+		err = r.Resume(img, io.LimitReader(f, j.Length))
+	}
+	if err != nil {
+		m.log.Warn("resume: the device could not be told its job's image", "job", j.ID, "device", id, "err", err)
+	}
+}
+
+// toRollback moves step i into rollback, counting the entry; a recovery
+// job has nothing to roll back to and ends failed instead.
+func (m *machine) toRollback(ctx context.Context, j store.Job, i int, why string) bool {
+	if j.Kind == jobKindRecovery {
+		return m.fail(ctx, j, i, why)
+	}
+	return m.advance(j.ID, j.Devices[i].Device, stepRollback, why, func(c *change) {
+		c.step.Rollbacks++
+		c.step.Wrote = true
+	}) == nil
+}
+
+// fail ends step i failed after the device may have been written: it reads
+// the device's version back and records what the device says it runs, or,
+// when it says nothing, that the device needs recovery. The old version is
+// never assumed.
+func (m *machine) fail(ctx context.Context, j store.Job, i int, why string) bool {
+	s := j.Devices[i]
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), phaseTimeout)
+	id, err := m.devs[s.Device].Identify(rctx)
+	cancel()
+	m.noteReach(s.Device, err)
+	return m.advance(j.ID, s.Device, stepFailed, why, func(c *change) {
+		if err == nil && id.Version != "" {
+			c.rec.Version, c.rec.ImageSHA256, c.rec.Recovery = id.Version, id.ImageSHA256, ""
+			c.rec.LastSeen = m.now().UTC()
+			return
+		}
+		reason := "device reports no running version"
+		if err != nil {
+			reason = "device unreadable: " + err.Error()
+		}
+		c.rec.Version, c.rec.ImageSHA256 = "", ""
+		c.rec.Recovery = why + "; " + reason
+	}) == nil
+}
+
+// step performs the side effect of step i's phase and records the next
+// phase. It returns false when the worker should stop.
+func (m *machine) step(ctx context.Context, j store.Job, i int) bool {
+	s := j.Devices[i]
+	dev := m.devs[s.Device]
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), phaseTimeout)
+	defer cancel()
+	// The watchdog counts a phase past its bound as a hung daemon; phases
+	// that wait on purpose (interlock, soak) poll and are bounded by the
+	// window instead.
+	switch s.Phase {
+	case stepBackup, stepVerify, stepRollback:
+		defer m.pulse.phase(s.Device, time.Now().Add(phaseTimeout))()
+	case stepTransfer:
+		defer m.pulse.phase(s.Device, time.Now().Add(2*estimate(m.devCfg[s.Device].Baud, j.Length)))()
+	}
+	next := func(ph phase, why string, mut func(*change)) bool {
+		return m.advance(j.ID, s.Device, ph, why, mut) == nil
+	}
+	switch s.Phase {
+	case stepPending:
+		// Nothing unverified reaches a device: re-hash the blob now.
+		if err := tuf.VerifyFile(j.Blob, m.target(j)); err != nil {
+			m.health.set(condVerify, j.Target, err.Error())
+			return next(stepFailed, notStarted("image failed re-verification before the push: "+err.Error()), nil)
+		}
+		return next(stepBackup, "", nil)
+
+	case stepBackup:
+		if j.Kind == jobKindRecovery || !dev.Capabilities().ReadBack {
+			// A device being recovered holds nothing worth keeping; one
+			// that cannot read back relies on the images the gateway holds.
+			return next(stepTransfer, "", func(c *change) { c.step.Attempts++ })
+		}
+		rec, _ := m.st.Device(s.Device)
+		b, err := m.backup(pctx, dev, s.Device, rec)
+		switch {
+		case err == nil:
+			return next(stepTransfer, "", func(c *change) {
+				c.step.Backup = b.Path
+				c.step.Attempts++
+				c.rec.Backups = m.keepBackup(c.rec.Backups, b)
+			})
+		case errors.Is(err, syscall.ENOSPC):
+			// Nothing was written to the device: wait for space, not fail.
+			m.health.set(condDisk, "", "no space for the backup of "+s.Device+": "+err.Error())
+			m.backOff(s.Device, time.Minute)
+			next(stepPending, "waiting for space for the backup: "+err.Error(), nil)
+			return false
+		case errors.Is(err, errNoVersion):
+			return m.fail(ctx, j, i, "backup: "+err.Error())
+		}
+		return next(stepFailed, notStarted("backup: "+err.Error()), nil)
+
+	case stepTransfer:
+		tctx, cancel := context.WithTimeout(ctx, 2*estimate(m.devCfg[s.Device].Baud, j.Length))
+		defer cancel()
+		err := m.push(tctx, dev, j, s.Device)
+		if ctx.Err() != nil {
+			return false // shutting down: the next start counts the interruption
+		}
+		if err != nil {
+			m.noteReach(s.Device, err)
+			wrote := s.Wrote || !devices.IsUntouched(err)
+			if devices.IsTransient(err) && s.Attempts < maxAttempts {
+				return next(stepTransfer, err.Error(), func(c *change) { c.step.Attempts++; c.step.Wrote = wrote })
+			}
+			if !wrote {
+				return next(stepFailed, notStarted("transfer: "+err.Error()), nil)
+			}
+			return m.toRollback(ctx, j, i, "transfer: "+err.Error())
+		}
+		return next(stepActivate, "", func(c *change) { c.step.Wrote = true })
+
+	case stepActivate:
+		if why := m.waitInterlock(ctx, j, s.Device); why != "" {
+			if ctx.Err() != nil {
+				return false
+			}
+			return m.toRollback(ctx, j, i, why)
+		}
+		if err := dev.Activate(pctx); err != nil {
+			return m.toRollback(ctx, j, i, "activate: "+err.Error())
+		}
+		return next(stepVerify, "", nil)
+
+	case stepVerify:
+		if _, err := m.verify(pctx, s.Device, j); err != nil {
+			m.health.set(condDevice, s.Device, err.Error())
+			return m.toRollback(ctx, j, i, "verify: "+err.Error())
+		}
+		m.health.clear(condDevice, s.Device)
+		soak := m.groups[j.Group].Soak
+		return next(stepSoak, "", func(c *change) { c.step.SoakUntil = m.now().Add(soak).UTC() })
+
+	case stepSoak:
+		if err := m.soak(ctx, dev, s.SoakUntil); err != nil {
+			if ctx.Err() != nil {
+				return false // the soak continues after restart until SoakUntil
+			}
+			return m.toRollback(ctx, j, i, "soak: "+err.Error())
+		}
+		id, err := m.verify(pctx, s.Device, j)
+		if err == nil {
+			err = dev.Commit(pctx)
+		}
+		if err != nil {
+			return m.toRollback(ctx, j, i, "commit: "+err.Error())
+		}
+		return next(stepCommitted, "", m.committed(j, id))
+
+	case stepRollback:
+		id, err := m.rollback(pctx, dev, j, s)
+		if err != nil {
+			return m.fail(ctx, j, i, "rollback: "+err.Error()+" (after: "+s.Error+")")
+		}
+		return next(stepRolledBack, s.Error, func(c *change) {
+			c.rec.Version, c.rec.ImageSHA256, c.rec.Recovery = id.Version, id.ImageSHA256, ""
+			c.rec.RolledBack = fmt.Sprintf("rolled back from %s to %s after: %s", j.Version, id.Version, s.Error)
+		})
+	}
+	return false
+}
+
+// committed is the mutation of a verified update: the device's new version
+// becomes its known-good state, the committed image is kept as an image of
+// that version, and the anti-rollback floor rises to the target's security
+// counter, in the same transaction as the step's transition.
+func (m *machine) committed(j store.Job, id devices.Identity) func(*change) {
+	return func(c *change) {
+		r := c.rec
+		r.Version, r.ImageSHA256 = id.Version, id.ImageSHA256
+		r.KnownGood, r.KnownGoodBlob = id.Version, j.Blob
+		r.LastSeen, r.LastError, r.Recovery, r.RolledBack = c.job.Updated, "", "", ""
+		if j.Counter > r.Floor {
+			r.Floor = j.Counter
+		}
+		if j.Blob != "" {
+			r.Backups = m.keepBackup(r.Backups, store.Backup{Version: id.Version, SHA256: j.SHA256, Size: j.Length, Path: j.Blob, Taken: c.job.Updated})
+		}
+	}
+}
+
+// A worker drives one device step from its current phase to a terminal
+// phase, or until it must wait. The loop starts at most one per device.
+
+func (m *machine) startWorker(ctx context.Context, jobID, dev string) {
+	m.mu.Lock()
+	m.running[dev] = jobID
+	m.mu.Unlock()
+	m.workers.Add(1)
+	go func() {
+		defer m.workers.Done()
+		defer func() {
+			m.mu.Lock()
+			delete(m.running, dev)
+			m.mu.Unlock()
+			m.kick()
+		}()
+		m.work(ctx, jobID, dev)
+	}()
+}
+
+func (m *machine) busy(dev string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.running[dev]
+	return ok
+}
+
+func (m *machine) jobBusy(jobID string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, j := range m.running {
+		if j == jobID {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *machine) runningCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.running)
+}
+
+// segmentBusy returns a running device on segment seg, or "".
+func (m *machine) segmentBusy(seg string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for dev := range m.running {
+		if m.devCfg[dev].Segment == seg {
+			return dev
+		}
+	}
+	return ""
 }

@@ -50,7 +50,7 @@ const phaseGrace = 30 * time.Second
 // what is stuck. fieldgated pings systemd's watchdog only while Alive is
 // nil, with period half of WatchdogSec (sd_watchdog_enabled(3)).
 func (d *Daemon) Alive(period time.Duration) error {
-	l := &d.live
+	l := d.pulse
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()

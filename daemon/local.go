@@ -21,13 +21,13 @@ type Buttons interface {
 // ErrNoBoard is returned by Press when the daemon runs without a board.
 var ErrNoBoard = errors.New("no board")
 
-// Refresh implements api.Backend: refresh metadata now.
+// Refresh implements control.Commander: refresh metadata now.
 func (d *Daemon) Refresh(actor string) {
 	d.audit(store.Event{Type: "refresh-requested", Actor: actor})
 	d.Wake()
 }
 
-// Press implements api.Backend: press a button on the virtual board.
+// Press implements control.Commander: press a button on the virtual board.
 func (d *Daemon) Press(button string, hold time.Duration) error {
 	if d.buttons == nil {
 		return ErrNoBoard
@@ -35,13 +35,13 @@ func (d *Daemon) Press(button string, hold time.Duration) error {
 	return d.buttons.Press(button, hold)
 }
 
-// ExportAudit implements api.Backend.
+// ExportAudit implements control.Reader.
 func (d *Daemon) ExportAudit(w io.Writer) error { return d.st.ExportAudit(w) }
 
-// VerifyAudit implements api.Backend.
+// VerifyAudit implements control.Reader.
 func (d *Daemon) VerifyAudit() (int, error) { return d.st.VerifyAudit() }
 
-// Windows implements api.Backend: each group's window and its next openings.
+// Windows implements control.Reader: each group's window and its next openings.
 func (d *Daemon) Windows() []api.WindowInfo {
 	now := d.now()
 	var out []api.WindowInfo
@@ -84,7 +84,7 @@ func (d *Daemon) buttonLoop(ctx context.Context) error {
 			d.log.Info("button", "button", ev.Button, "press", ev.Press.String(), "held", ev.Held)
 			switch {
 			case ev.Press == board.ShortPress:
-				d.log.Info("status display", "page", d.nextPage().String())
+				d.log.Info("status display", "page", d.pages.next().String())
 				d.showState()
 			case ev.Press == board.VeryLongPress:
 				if err := d.Stop(actor); err != nil {

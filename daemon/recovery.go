@@ -69,13 +69,13 @@ func (d *Daemon) Rollback(devs []string, actor, command string) ([]string, error
 	}
 	var ids []string
 	for _, p := range plans {
-		id, err := d.createRecovery(p.dev, p.image, &p.from, actor, command)
+		id, err := d.m.createRecovery(p.dev, p.image, &p.from, actor, command)
 		if err != nil {
 			return ids, err
 		}
 		ids = append(ids, id)
 	}
-	d.kick()
+	d.m.kick()
 	return ids, nil
 }
 
@@ -131,18 +131,18 @@ func (d *Daemon) Recover(ctx context.Context, dev, image, actor, command string)
 		}
 		b = store.Backup{Version: t.Meta.Version, SHA256: t.SHA256(), Size: t.Length, Path: path}
 	}
-	id, err := d.createRecovery(dev, b, nil, actor, command)
+	id, err := d.m.createRecovery(dev, b, nil, actor, command)
 	if err == nil {
-		d.kick()
+		d.m.kick()
 	}
 	return id, err
 }
 
 // createRecovery stages the recovery job of one device to image b; hold,
 // if not nil, is the update whose target is held back from the device.
-func (d *Daemon) createRecovery(dev string, b store.Backup, hold *store.Job, actor, command string) (string, error) {
-	grp := d.groups[d.devCfg[dev].Group]
-	now := d.now().UTC()
+func (m *machine) createRecovery(dev string, b store.Backup, hold *store.Job, actor, command string) (string, error) {
+	grp := m.groups[m.devCfg[dev].Group]
+	now := m.now().UTC()
 	j := store.Job{
 		ID: fmt.Sprintf("recover-%s-%.8s", dev, b.SHA256), Kind: jobKindRecovery, Target: "recovery of " + dev + " to " + b.Version,
 		SHA256: b.SHA256, Hashes: map[string]string{"sha256": b.SHA256}, Length: b.Size, Version: b.Version,
@@ -154,7 +154,7 @@ func (d *Daemon) createRecovery(dev string, b store.Backup, hold *store.Job, act
 		j.ID = fmt.Sprintf("rollback-%s-%.8s", dev, b.SHA256)
 	}
 	base := j.ID
-	err := d.st.Update(func(tx *store.Tx) error {
+	err := m.st.Update(func(tx *store.Tx) error {
 		for k := 2; ; k++ {
 			if _, err := tx.Job(j.ID); errors.Is(err, store.ErrNotFound) {
 				break
@@ -168,7 +168,7 @@ func (d *Daemon) createRecovery(dev string, b store.Backup, hold *store.Job, act
 		rec.ID = dev
 		held := ""
 		if hold != nil {
-			d.holdTx(&rec, *hold, "rolled back by "+actor)
+			m.holdTx(&rec, *hold, "rolled back by "+actor)
 			held = hold.SHA256
 		}
 		if err := tx.PutDevice(rec); err != nil {
@@ -178,12 +178,12 @@ func (d *Daemon) createRecovery(dev string, b store.Backup, hold *store.Job, act
 		if err := tx.PutJob(j); err != nil {
 			return err
 		}
-		return d.recordTx(tx, j, 0, "job-recovery-scheduled", map[string]any{
+		return m.recordTx(tx, j, 0, "job-recovery-scheduled", map[string]any{
 			"version": b.Version, "sha256": b.SHA256, "held": held, "actor": actor, "command": command})
 	})
 	if err != nil {
 		return "", err
 	}
-	d.log.Info("recovery job scheduled", "job", j.ID, "device", dev, "version", b.Version, "actor", actor)
+	m.log.Info("recovery job scheduled", "job", j.ID, "device", dev, "version", b.Version, "actor", actor)
 	return j.ID, nil
 }

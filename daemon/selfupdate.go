@@ -161,7 +161,7 @@ func (d *Daemon) confirmSelf() {
 		v := s.RolledBack
 		s.RolledBack = ""
 		if err := saveSelfState(dir, s); err == nil {
-			d.health.set(condRollback, "fieldgated", "warning", "self-update to "+v+" did not come up; rolled back to "+d.version)
+			d.health.set(condRollback, "fieldgated", "self-update to "+v+" did not come up; rolled back to "+d.version)
 			d.audit(store.Event{Type: "self-update-rolled-back", Detail: map[string]any{"failed_version": v, "running": d.version}})
 		}
 	}
@@ -189,7 +189,7 @@ func (d *Daemon) selfUpdate(ctx context.Context, snap *tuf.Snapshot) bool {
 	if !ok {
 		return false
 	}
-	if open, _ := d.windows[g.SelfUpdateWindow].OpenAt(d.now()); !open || d.runningCount() > 0 || d.stopped() {
+	if open, _ := d.windows[g.SelfUpdateWindow].OpenAt(d.now()); !open || d.m.runningCount() > 0 || d.m.stopped() {
 		return false
 	}
 	blob, err := d.fetch(ctx, t)

@@ -8,6 +8,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// Phase is the persisted name of a job's or a step's phase. The names
+// are the daemon's state machine's; the store keeps them as written.
+type Phase string
+
 // Job is the durable record of one update: one target for a set of
 // devices. Phase names are owned by the daemon's state machine; the store
 // keeps them as written.
@@ -26,7 +30,7 @@ type Job struct {
 	Window    string            `json:"window"`
 	Policy    string            `json:"approval_policy"`
 	Approvals []Approval        `json:"approvals,omitempty"`
-	Phase     string            `json:"phase"`
+	Phase     Phase             `json:"phase"`
 	Kind      string            `json:"kind,omitempty"` // "" an update; "recovery" returns a device to an image the gateway holds
 	Reason    string            `json:"reason,omitempty"`
 	NotBefore time.Time         `json:"not_before,omitempty"` // deferred until
@@ -53,7 +57,7 @@ type Approval struct {
 // Step is one device's progress through a job.
 type Step struct {
 	Device    string `json:"device"`
-	Phase     string `json:"phase"`
+	Phase     Phase  `json:"phase"`
 	Attempts  int    `json:"attempts"`            // entries into transfer (each may write the device)
 	Restarts  int    `json:"restarts,omitempty"`  // phases resumed after an interruption
 	Rollbacks int    `json:"rollbacks,omitempty"` // entries into rollback
@@ -105,7 +109,7 @@ func (s *Store) Job(id string) (Job, error) {
 // true), keeping the newest keep of them; open jobs are never deleted. The
 // audit log keeps the history of every job; this bounds what the daemon
 // reads on each turn of its loop.
-func (s *Store) PruneJobs(keep int, done func(phase string) bool) (int, error) {
+func (s *Store) PruneJobs(keep int, done func(Phase) bool) (int, error) {
 	jobs, err := s.Jobs() // oldest first
 	if err != nil {
 		return 0, err

@@ -245,7 +245,7 @@ func TestPruneJobsKeepsOpenAndNewest(t *testing.T) {
 	s := openTest(t)
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := 0; i < 6; i++ {
-		phase := "succeeded"
+		phase := Phase("succeeded")
 		if i == 0 {
 			phase = "running" // the oldest job is still open
 		}
@@ -253,7 +253,7 @@ func TestPruneJobsKeepsOpenAndNewest(t *testing.T) {
 			return tx.PutJob(Job{ID: fmt.Sprintf("j%d", i), Phase: phase, Created: base.Add(time.Duration(i) * time.Hour)})
 		})
 	}
-	n, err := s.PruneJobs(2, func(p string) bool { return p == "succeeded" })
+	n, err := s.PruneJobs(2, func(p Phase) bool { return p == "succeeded" })
 	if err != nil || n != 3 {
 		t.Fatalf("PruneJobs(2) = %d, %v; want 3 deleted", n, err)
 	}
