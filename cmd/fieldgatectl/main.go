@@ -18,7 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fieldgate/fieldgate/daemon/api"
-	"github.com/fieldgate/fieldgate/tuf"
+	"github.com/fieldgate/fieldgate/daemon/control"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -59,7 +59,7 @@ func newRoot(stdout io.Writer) *cobra.Command {
 		Short: "Show gateway health, devices and jobs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := api.NewClient(socket).Status(cmd.Context())
+			st, err := control.NewClient(socket).Status(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -76,17 +76,7 @@ func newRoot(stdout io.Writer) *cobra.Command {
 	root.AddCommand(status)
 	root.AddCommand(controlCommands(&socket, stdout)...)
 	root.AddCommand(remoteCommand(stdout))
-	root.AddCommand(&cobra.Command{
-		Use:                "tuf [--ref-time T] --metadata-dir DIR [--metadata-url URL] init|refresh|download …",
-		Short:              "TUF client-under-test command line (conformance harnesses), using fieldgate's own verified download",
-		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if code := tuf.CLI(args, stdout, cmd.ErrOrStderr()); code != 0 {
-				return fmt.Errorf("tuf: exit status %d", code)
-			}
-			return nil
-		},
-	})
+	root.AddCommand(tufCommand())
 	return root
 }
 
