@@ -27,6 +27,7 @@ import (
 	"slices"
 
 	"github.com/fieldgate/fieldgate/daemon/store"
+	"github.com/fieldgate/fieldgate/internal/atomicfile"
 	"github.com/fieldgate/fieldgate/tuf"
 )
 
@@ -68,24 +69,7 @@ func saveSelfState(stateDir string, s SelfState) error {
 		return err
 	}
 	raw, _ := json.MarshalIndent(s, "", "  ")
-	tmp := filepath.Join(dir, "state.json.tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(raw); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "state.json")); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return atomicfile.Write(filepath.Join(dir, "state.json"), raw, 0o640)
 }
 
 // binaryPath is where the binary with this sha256 is installed.
@@ -222,24 +206,13 @@ func installBinary(blob, dst string) error {
 		return err
 	}
 	defer in.Close()
-	tmp := dst + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o750)
+	out, err := atomicfile.Create(filepath.Dir(dst), 0o750)
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, in)
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
+	defer out.Abort()
+	if _, err := io.Copy(out, in); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(dst))
+	return out.Commit(filepath.Base(dst))
 }

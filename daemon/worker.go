@@ -14,6 +14,7 @@ import (
 
 	"github.com/fieldgate/fieldgate/daemon/store"
 	"github.com/fieldgate/fieldgate/devices"
+	"github.com/fieldgate/fieldgate/internal/atomicfile"
 )
 
 // This file holds the side effects of a device step on the device: the
@@ -97,19 +98,13 @@ func (m *machine) backup(ctx context.Context, dev devices.Device, id string, kno
 	case ident.Version != known.Version:
 		return store.Backup{}, fmt.Errorf("device reports version %q, the gateway recorded %q: not taking a backup it cannot vouch for", ident.Version, known.Version)
 	}
-	tmp, err := os.CreateTemp(m.backups, id+"-*.partial")
+	tmp, err := atomicfile.Create(m.backups, 0o600)
 	if err != nil {
 		return store.Backup{}, err
 	}
-	defer os.Remove(tmp.Name())
+	defer tmp.Abort()
 	h := sha256.New()
 	n, err := dev.Backup(ctx, io.MultiWriter(tmp, h))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return store.Backup{}, err
 	}
@@ -119,13 +114,11 @@ func (m *machine) backup(ctx context.Context, dev devices.Device, id string, kno
 			return store.Backup{}, fmt.Errorf("backup of %d bytes has sha256 %s, the device's image has %s: not a copy of what it runs", n, sum, want)
 		}
 	}
-	path := filepath.Join(m.backups, fmt.Sprintf("%s-%s.bin", id, sum))
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	name := fmt.Sprintf("%s-%s.bin", id, sum)
+	if err := tmp.Commit(name); err != nil {
 		return store.Backup{}, err
 	}
-	if err := syncDir(m.backups); err != nil {
-		return store.Backup{}, err
-	}
+	path := filepath.Join(m.backups, name)
 	m.log.Info("backup", "device", id, "version", ident.Version, "bytes", n, "sha256", sum)
 	return store.Backup{Version: ident.Version, SHA256: sum, Size: n, Path: path, Taken: m.now().UTC()}, nil
 }
@@ -278,13 +271,4 @@ func (m *machine) noteReach(id string, err error) {
 	case devices.IsTransient(err):
 		m.health.set(condUnreachable, id, err.Error())
 	}
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }

@@ -3,7 +3,7 @@ package tuf
 import (
 	"os"
 
-	"github.com/fieldgate/fieldgate/tuf/internal/atomicfile"
+	"github.com/fieldgate/fieldgate/internal/atomicfile"
 )
 
 // writeFileAtomic writes data to path so that a power cut leaves the old or

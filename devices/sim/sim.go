@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/fieldgate/fieldgate/internal/atomicfile"
 )
 
 // Device is one running simulated device.
@@ -98,33 +98,7 @@ func kindNames(kinds map[string]Constructor) []string {
 	return names
 }
 
-// replaceFile replaces path with data: temp file in the same
-// directory, fsync, rename, fsync the directory.
+// replaceFile replaces path with data atomically (internal/atomicfile).
 func replaceFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(path, data, 0o644)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/fieldgate/fieldgate/devices"
 	"github.com/fieldgate/fieldgate/devices/tftp"
+	"github.com/fieldgate/fieldgate/internal/atomicfile"
 )
 
 // TFTP simulated devices.
@@ -434,30 +435,7 @@ func (d *TFTPPullDevice) fetch(ctx context.Context, fe tftp.Fetch) (string, erro
 	return sum, nil
 }
 
-// tftpWriteAtomic writes b to path via a synced temp file and a rename.
+// tftpWriteAtomic writes b to path atomically (internal/atomicfile).
 func tftpWriteAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if dir, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = dir.Sync()
-		dir.Close()
-	}
-	return nil
+	return atomicfile.Write(path, b, 0o644)
 }

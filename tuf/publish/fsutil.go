@@ -4,7 +4,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/fieldgate/fieldgate/tuf/internal/atomicfile"
+	"github.com/fieldgate/fieldgate/internal/atomicfile"
 )
 
 // writeFileAtomic creates path's directory and writes data to path so that
