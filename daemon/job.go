@@ -425,6 +425,20 @@ func (m *machine) advance(jobID, dev string, next phase, why string, mut func(*c
 	return nil
 }
 
+// waiting is what job j as a whole waits for: an approval, if it awaits one.
+func (m *machine) waiting(j store.Job) string {
+	if j.Phase != jobAwaitingApproval {
+		return ""
+	}
+	_, why := m.approved(j)
+	return why
+}
+
+// recordTx records a transition of job j (and step i, if i >= 0) in tx.
+func (m *machine) recordTx(tx *store.Tx, j store.Job, i int, typ string, detail map[string]any) error {
+	return m.rep.record(tx, j, i, typ, detail, m.waiting(j))
+}
+
 // setJob writes job jobID's phase with a reason and audit record; mut, if
 // not nil, changes the job (and through tx, device records) further in the
 // same transaction.

@@ -200,23 +200,6 @@ func (r *reporter) jobDoc(j store.Job, waiting string) api.Job {
 	return doc
 }
 
-// The daemon's side of reporting: it decides what is handed to the
-// reporter.
-
-// waiting is what job j as a whole waits for: an approval, if it awaits one.
-func (m *machine) waiting(j store.Job) string {
-	if j.Phase != jobAwaitingApproval {
-		return ""
-	}
-	_, why := m.approved(j)
-	return why
-}
-
-// recordTx records a transition of job j (and step i, if i >= 0) in tx.
-func (m *machine) recordTx(tx *store.Tx, j store.Job, i int, typ string, detail map[string]any) error {
-	return m.rep.record(tx, j, i, typ, detail, m.waiting(j))
-}
-
 // audit records an event that belongs to no job.
 func (d *Daemon) audit(ev store.Event) {
 	err := d.st.Update(func(tx *store.Tx) error {
