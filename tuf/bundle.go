@@ -75,8 +75,9 @@ func (c *Client) WithSource(metadataURL, targetsURL string) *Client {
 	d.cfg.MetadataURL = metadataURL
 	d.cfg.TargetsURL = targetsURL
 	d.http = &http.Client{
-		Transport: newLocalTransport(c.http.Transport, metadataURL, targetsURL),
-		Timeout:   c.http.Timeout,
+		Transport:     newLocalTransport(c.http.Transport, metadataURL, targetsURL),
+		CheckRedirect: c.http.CheckRedirect,
+		Timeout:       c.http.Timeout,
 	}
 	return &d
 }

@@ -51,11 +51,34 @@ func (f *httpFetcher) DownloadFile(url string, maxLength int64, _ time.Duration)
 	return data, nil
 }
 
-// newHTTPClient returns a client with its own transport (http.DefaultClient
-// is never modified) that also reads file:// URLs, so a repository copied to a
-// local directory (an offline bundle) is read through the same code path.
+// maxRedirects bounds the redirects one network request follows.
+const maxRedirects = 5
+
+// newHTTPClient returns the client for network fetches, with its own
+// transport (http.DefaultClient is never modified). It speaks http and https
+// only: a local repository or bundle (file:// URLs) is read by
+// localTransport, which New and WithSource put in front of this transport.
+// Redirects go through checkRedirect.
 func newHTTPClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.RegisterProtocol("file", http.NewFileTransport(http.Dir("/")))
-	return &http.Client{Transport: tr}
+	return &http.Client{Transport: tr, CheckRedirect: checkRedirect}
+}
+
+// checkRedirect follows at most maxRedirects redirects, each keeping the
+// scheme or going from http to https. A repository may thus never send the
+// client to a local file (file:// would be answered from the disk, where a
+// named pipe blocks and /etc/passwd leaks through the error) nor downgrade
+// https to http.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("redirect to %s: stopped after %d redirects", req.URL.Redacted(), maxRedirects)
+	}
+	from, to := via[len(via)-1].URL.Scheme, req.URL.Scheme
+	switch {
+	case from == to && (to == "http" || to == "https"):
+	case from == "http" && to == "https":
+	default:
+		return fmt.Errorf("redirect from %s to %s: scheme %q refused (a redirect may keep the scheme or go from http to https)", from, req.URL.Redacted(), to)
+	}
+	return nil
 }
