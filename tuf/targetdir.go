@@ -67,6 +67,19 @@ func (c *Client) DownloadTargets(ctx context.Context, dir string, names []string
 	return nil
 }
 
+// targetFileName returns the name under which target name is stored in a
+// target directory: name, URL-path-escaped (so "a/b" is "a%2Fb"). A name
+// that would not be a file inside the directory ("", ".", "..") is refused
+// before anything is looked up or removed: a signed target called "." would
+// otherwise replace the directory itself, ".." its parent.
+func targetFileName(name string) (string, error) {
+	file := url.PathEscape(name)
+	if name == "" || file == "." || file == ".." || !filepath.IsLocal(file) || filepath.Base(file) != file {
+		return "", fmt.Errorf("target name %q: not a file name inside the target directory, refused", name)
+	}
+	return file, nil
+}
+
 type targetInfoer interface {
 	GetTargetInfo(string) (*metadata.TargetFiles, error)
 }
@@ -77,6 +90,10 @@ func (c *Client) downloadNamed(ctx context.Context, up targetInfoer, name, dir s
 			err = fmt.Errorf("panic in metadata verification: %v", r)
 		}
 	}()
+	file, err := targetFileName(name)
+	if err != nil {
+		return err
+	}
 	tf, err := up.GetTargetInfo(name)
 	if err != nil {
 		return err
@@ -85,7 +102,7 @@ func (c *Client) downloadNamed(ctx context.Context, up targetInfoer, name, dir s
 	if err := checkHashes(t); err != nil {
 		return err
 	}
-	dst := filepath.Join(dir, url.PathEscape(name))
+	dst := filepath.Join(dir, file)
 	switch err := VerifyFile(dst, t); {
 	case err == nil:
 		return nil
@@ -96,7 +113,7 @@ func (c *Client) downloadNamed(ctx context.Context, up targetInfoer, name, dir s
 		}
 	}
 	// The partial file is hidden so that nothing reads it as a target.
-	part := filepath.Join(dir, "."+url.PathEscape(name)+".partial")
+	part := filepath.Join(dir, "."+file+".partial")
 	if err := c.DownloadTo(ctx, c.TargetURL(t), t, part, nil); err != nil {
 		return err
 	}
