@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,7 +24,7 @@ import (
 // Go flag syntax; cobra passes them through untouched.
 func tufCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:                "tuf [--ref-time T] --metadata-dir DIR [--metadata-url URL] init|refresh|download …",
+		Use:                "tuf [--ref-time T [--force]] --metadata-dir DIR [--metadata-url URL] init|refresh|download …",
 		Short:              "TUF client-under-test command line (conformance harnesses), using fieldgate's own verified download",
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,14 +49,15 @@ func tufCommand() *cobra.Command {
 // bytes received (tuf.InitMetadataDir, tuf.Client.Refresh); targets are
 // stored in --target-dir (tuf.Client.DownloadTargets). --ref-time (RFC 3339
 // or @unix) sets the reference time; without it the time-floor policy of
-// tuf.Client applies.
+// tuf.Client applies. With --ref-time, a metadata directory that belongs to
+// the daemon (daemonStateDB) is refused unless --force is given.
 func runTUF(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tuf", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
 		mdDir, mdURL, targetBase, targetDir, refTime string
 		names                                        stringList
-		verbose                                      bool
+		verbose, force                               bool
 	)
 	fs.StringVar(&mdDir, "metadata-dir", "", "trusted metadata directory")
 	fs.StringVar(&mdURL, "metadata-url", "", "base URL of the repository metadata")
@@ -64,6 +66,7 @@ func runTUF(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&targetDir, "target-dir", "", "directory to store downloaded targets in")
 	fs.StringVar(&refTime, "ref-time", "", "reference time for expiry checks: RFC 3339 or @unix-seconds")
 	fs.BoolVar(&verbose, "v", false, "log progress to stderr")
+	fs.BoolVar(&force, "force", false, "with --ref-time, use a metadata directory that belongs to the daemon anyway")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tuf [flags] init TRUSTED_ROOT | refresh | download")
 		fs.PrintDefaults()
@@ -74,6 +77,12 @@ func runTUF(ctx context.Context, args []string, stderr io.Writer) int {
 	if fs.NArg() < 1 || mdDir == "" {
 		fs.Usage()
 		return 1
+	}
+	if refTime != "" && !force {
+		if db, ok := daemonStateDB(mdDir); ok {
+			fmt.Fprintf(stderr, "tuf: --ref-time: %s is the daemon's metadata directory (%s is next to it): metadata accepted at an arbitrary time would become the daemon's trust; use a copy, or --force\n", mdDir, db)
+			return 1
+		}
 	}
 	level := slog.LevelWarn
 	if verbose {
@@ -103,6 +112,29 @@ func runTUF(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// daemonStateDB reports whether mdDir belongs to a fieldgated: the daemon
+// keeps its trusted metadata in STATE_DIR/tuf next to STATE_DIR/state.db, so
+// a state.db in mdDir's parent (or in mdDir itself) marks it. Symbolic links
+// are resolved first, so a link to the daemon's directory is caught too. It
+// returns the state.db found.
+func daemonStateDB(mdDir string) (string, bool) {
+	dirs := []string{mdDir}
+	if abs, err := filepath.Abs(mdDir); err == nil {
+		dirs = append(dirs, abs)
+	}
+	if real, err := filepath.EvalSymlinks(mdDir); err == nil {
+		dirs = append(dirs, real)
+	}
+	for _, d := range dirs {
+		for _, db := range []string{filepath.Join(filepath.Dir(d), "state.db"), filepath.Join(d, "state.db")} {
+			if _, err := os.Lstat(db); err == nil {
+				return db, true
+			}
+		}
+	}
+	return "", false
 }
 
 type stringList []string

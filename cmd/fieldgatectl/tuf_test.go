@@ -180,3 +180,46 @@ func TestParseRefTime(t *testing.T) {
 		}
 	}
 }
+
+// TestTUFRefTimeRefusesDaemonDir: --ref-time never writes into the daemon's
+// metadata directory (STATE_DIR/tuf next to STATE_DIR/state.db), through a
+// symbolic link either, unless --force is given.
+func TestTUFRefTimeRefusesDaemonDir(t *testing.T) {
+	repo := tuftest.New(t)
+	repo.Publish(fwName, []byte("fw"), tuftest.Meta("acme-io16-rev3", "2.4.1", 3))
+	state := t.TempDir()
+	if err := os.WriteFile(filepath.Join(state, "state.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	md := filepath.Join(state, "tuf")
+	if code, msg := runTUFArgs(t, "--metadata-dir", md, "init", repo.RootPath); code != 0 {
+		t.Fatalf("init = %d: %s", code, msg)
+	}
+	link := filepath.Join(t.TempDir(), "md")
+	if err := os.Symlink(md, link); err != nil {
+		t.Fatal(err)
+	}
+	refTime := time.Now().UTC().Format(time.RFC3339)
+	for _, dir := range []string{md, link, state} {
+		code, msg := runTUFArgs(t, "--ref-time", refTime, "--metadata-url", repo.MetadataURL, "--metadata-dir", dir, "refresh")
+		if code != 1 || !strings.Contains(msg, "daemon's metadata directory") {
+			t.Errorf("refresh --ref-time --metadata-dir %s = %d, stderr %q; want 1 and a refusal", dir, code, msg)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(md, "timestamp.json")); !os.IsNotExist(err) {
+		t.Fatalf("refused refresh wrote timestamp.json (stat: %v)", err)
+	}
+	if code, msg := runTUFArgs(t, "--metadata-url", repo.MetadataURL, "--metadata-dir", md, "refresh"); code != 0 {
+		t.Errorf("refresh without --ref-time = %d: %s", code, msg)
+	}
+	if code, msg := runTUFArgs(t, "--force", "--ref-time", refTime, "--metadata-url", repo.MetadataURL, "--metadata-dir", md, "refresh"); code != 0 {
+		t.Errorf("refresh --force --ref-time = %d: %s", code, msg)
+	}
+	other := filepath.Join(t.TempDir(), "md")
+	if code, msg := runTUFArgs(t, "--metadata-dir", other, "init", repo.RootPath); code != 0 {
+		t.Fatalf("init = %d: %s", code, msg)
+	}
+	if code, msg := runTUFArgs(t, "--ref-time", refTime, "--metadata-url", repo.MetadataURL, "--metadata-dir", other, "refresh"); code != 0 {
+		t.Errorf("refresh --ref-time in a directory of its own = %d: %s", code, msg)
+	}
+}
