@@ -112,6 +112,13 @@ type Snapshot struct {
 	Expires  time.Time        // earliest expiry among the roles loaded
 	Versions map[string]int64 // role -> version, delegated roles included
 	RefTime  time.Time        // trusted time used for the expiry checks
+
+	// TrustFallback is empty, or says that this refresh ended on a root
+	// older than the newest one the client trusted before, which root it
+	// started from and why (root.json missing, corrupt or failing
+	// verification). It stays set on every refresh until one reaches the
+	// newest trusted root again. Raise a health alarm on it.
+	TrustFallback string
 }
 
 // Target is one verified target file.
@@ -157,10 +164,11 @@ func (c *Client) rootCandidates() ([][]byte, []string, error) {
 
 // Refresh runs one TUF refresh with a fresh go-tuf Updater, using the trusted
 // time, and returns every verified target: those of the top-level targets
-// role and of every delegated role, each taken from the role trusted for its
-// path (TUF's pre-order walk with path patterns and terminating
-// delegations). Claims a role may not make, and delegated roles that fail
-// verification, are listed in Snapshot.Rejected; they do not fail the
+// role and of every delegated role that can be trusted for some name, each
+// taken from the role trusted for its path (the resolver's search, TUF spec
+// 5.6.7; roles are fetched as the walk reaches them). Claims a role may not
+// make, and delegated roles that fail verification or are not fetched, are
+// listed in Snapshot.Rejected; they do not fail the
 // refresh, but a target whose trusted role failed is never taken from a
 // lower-priority role.
 //
@@ -171,26 +179,29 @@ func (c *Client) rootCandidates() ([][]byte, []string, error) {
 // dropped (fast-forward attack recovery, TUF spec 5.3.11). A panic inside
 // go-tuf is returned as an error.
 func (c *Client) Refresh(ctx context.Context) (snap *Snapshot, err error) {
-	_, snap, err = c.refresh(ctx)
+	_, snap, err = c.refresh(ctx, true)
 	return snap, err
 }
 
-// refresh is Refresh, also returning the Updater for target lookups through
-// delegations (the conformance command line).
-func (c *Client) refresh(ctx context.Context) (up *updater.Updater, snap *Snapshot, err error) {
+// refresh is Refresh, also returning the resolver for target lookups
+// through delegations (the conformance command line). Without all, only the
+// top-level roles are refreshed: delegated roles are left to the resolver's
+// lookups, and snap lists no targets.
+func (c *Client) refresh(ctx context.Context, all bool) (res *resolver, snap *Snapshot, err error) {
 	c.st.refreshMu.Lock()
 	defer c.st.refreshMu.Unlock()
 	defer func() {
 		if r := recover(); r != nil {
-			up, snap, err = nil, nil, fmt.Errorf("tuf refresh: panic in metadata verification: %v", r)
+			res, snap, err = nil, nil, fmt.Errorf("tuf refresh: panic in metadata verification: %v", r)
 		}
 	}()
 	ref, err := c.refTime()
 	if err != nil {
 		return nil, nil, fmt.Errorf("tuf refresh: %w", err)
 	}
+	anchor := c.checkTrustAnchor()
 	repairCache(c.cfg.MetadataDir, c.log)
-	up, err = c.updateTopLevel(ctx, ref)
+	up, err := c.updateTopLevel(ctx, ref)
 	if errors.Is(err, &metadata.ErrBadVersionNumber{}) && ctx.Err() == nil && c.recoverFastForward() {
 		up, err = c.updateTopLevel(ctx, ref)
 	}
@@ -201,8 +212,10 @@ func (c *Client) refresh(ctx context.Context) (up *updater.Updater, snap *Snapsh
 		return nil, nil, fmt.Errorf("tuf refresh: %w", err)
 	}
 	trusted := up.GetTrustedMetadataSet()
+	fallback := c.settleTrustAnchor(anchor, trusted.Root.Signed.Version)
 	snap = &Snapshot{
-		RefTime: ref,
+		RefTime:       ref,
+		TrustFallback: fallback,
 		Versions: map[string]int64{
 			metadata.ROOT:      trusted.Root.Signed.Version,
 			metadata.TIMESTAMP: trusted.Timestamp.Signed.Version,
@@ -210,22 +223,21 @@ func (c *Client) refresh(ctx context.Context) (up *updater.Updater, snap *Snapsh
 		},
 	}
 	expiries := []time.Time{trusted.Root.Signed.Expires, trusted.Timestamp.Signed.Expires, trusted.Snapshot.Signed.Expires}
-	// trusted is a copy of the Updater's set sharing its Targets map, so
-	// delegated roles loaded here are also what the Updater would use.
-	tree, err := c.loadDelegations(ctx, &trusted)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tuf refresh: delegated roles: %w", err)
+	// Delegated roles are fetched only as the search reaches them.
+	res = newResolver(ctx, c, &trusted)
+	if all {
+		if err := res.walk(); err != nil {
+			return nil, nil, fmt.Errorf("tuf refresh: delegated roles: %w", err)
+		}
+		snap.Targets, snap.Rejected = res.list()
 	}
 	cached := []string{metadata.ROOT, metadata.TIMESTAMP, metadata.SNAPSHOT}
-	for _, role := range tree.order {
-		if md := tree.nodes[role].md; md != nil {
-			snap.Versions[role] = md.Signed.Version
-			expiries = append(expiries, md.Signed.Expires)
-			cached = append(cached, role)
-		}
+	for _, n := range res.loaded() {
+		snap.Versions[n.name] = n.md.Signed.Version
+		expiries = append(expiries, n.md.Signed.Expires)
+		cached = append(cached, n.name)
 	}
 	snap.Expires = slices.MinFunc(expiries, time.Time.Compare)
-	snap.Targets, snap.Rejected = tree.list()
 	for _, r := range snap.Rejected {
 		c.log.Warn("tuf refresh: "+r.String(), "role", r.Role, "target", r.Name)
 	}
@@ -248,7 +260,7 @@ func (c *Client) refresh(ctx context.Context) (up *updater.Updater, snap *Snapsh
 		return nil, nil, fmt.Errorf("tuf refresh: %w", err)
 	}
 	c.log.Debug("tuf refresh done", "targets", len(snap.Targets), "expires", snap.Expires, "versions", snap.Versions)
-	return up, snap, nil
+	return res, snap, nil
 }
 
 // updateTopLevel runs go-tuf's top-level refresh with a fresh Updater.
@@ -264,13 +276,15 @@ func (c *Client) updateTopLevel(ctx context.Context, ref time.Time) (*updater.Up
 }
 
 // recoverFastForward implements TUF spec 5.3.11, which go-tuf v2.4.2 covers
-// only when the cached file no longer verifies: if the timestamp or snapshot
-// keys of the newest trusted root (root.json, which go-tuf has just updated
-// through the verified root chain) differ from those of the root of the last
-// successful refresh, the cached timestamp and snapshot (and their
-// last-known-good copies) are deleted, so that versions an attacker pushed
-// with a compromised key no longer block the recovered repository. It
-// reports whether it deleted anything.
+// only when the cached file no longer verifies: if the newest trusted root
+// (root.json, which go-tuf has just updated through the verified root chain)
+// is newer than the root of the last successful refresh and the cached
+// timestamp or snapshot no longer meets its threshold with that root's keys
+// (rotatedAway), the cached timestamp and snapshot (and their last-known-good
+// copies) are deleted, so that versions an attacker pushed with a
+// compromised key no longer block the recovered repository. A key merely
+// added keeps them: they still refuse a replayed older version. It reports
+// whether it deleted anything.
 func (c *Client) recoverFastForward() bool {
 	read := func(p string) *metadata.Metadata[metadata.RootType] {
 		data, err := os.ReadFile(p)
@@ -291,13 +305,7 @@ func (c *Client) recoverFastForward() bool {
 	if current == nil || before == nil || current.Signed.Version <= before.Signed.Version {
 		return false
 	}
-	var rotated []string
-	for _, role := range []string{metadata.TIMESTAMP, metadata.SNAPSHOT} {
-		a, b := before.Signed.Roles[role], current.Signed.Roles[role]
-		if a == nil || b == nil || a.Threshold != b.Threshold || !sameSet(a.KeyIDs, b.KeyIDs) {
-			rotated = append(rotated, role)
-		}
-	}
+	rotated := rotatedAway(c.cfg.MetadataDir, current)
 	if len(rotated) == 0 {
 		return false
 	}
@@ -309,13 +317,6 @@ func (c *Client) recoverFastForward() bool {
 	c.log.Warn("tuf refresh: keys rotated in root, cached timestamp and snapshot dropped (fast-forward attack recovery)",
 		"rotated", rotated, "root_version", current.Signed.Version)
 	return true
-}
-
-func sameSet(a, b []string) bool {
-	a, b = slices.Clone(a), slices.Clone(b)
-	slices.Sort(a)
-	slices.Sort(b)
-	return slices.Equal(a, b)
 }
 
 // newUpdater builds a go-tuf Updater from the best usable root.

@@ -13,15 +13,24 @@
 //
 // # Delegations
 //
-// Refresh lists the targets of delegated roles too. Every role reachable from
-// the top-level targets role is loaded and verified by go-tuf's trusted
-// metadata set (delegator's keys and threshold, version and hashes from
-// snapshot, expiry), and each target name is taken from the role TUF's
-// pre-order search trusts for it (path patterns, terminating delegations, at
-// most 32 roles per lookup). A role's claim outside its delegated paths, a
-// role that fails verification and a role delegated twice (delegations must
-// form a tree) are listed in Snapshot.Rejected with the reason; a target
-// whose trusted role failed is never taken from a lower-priority role.
+// Delegated roles are found by one resolver (delegation.go), the search of
+// TUF spec 5.6.7: pre-order, depth first, in the order each delegator lists
+// its roles, following only delegations whose paths or path hash prefixes
+// match, ending at a matching terminating delegation, at most 32 roles per
+// lookup. A role is fetched only when the search reaches it, and verified by
+// go-tuf's trusted metadata set (the keys and threshold of the delegator
+// that led to it in this search, version and hashes from snapshot, expiry):
+// a role delegated by two roles is verified against each. DownloadTargets
+// looks names up with it. Refresh lists the targets of delegated roles too:
+// target names do not tell which devices a target is for (the hardware ids
+// are in its custom metadata), so it walks every role that can be trusted
+// for some name, lazily and in the same order, skipping roles whose paths
+// cannot match under their delegators' or that a terminating delegation
+// before them covers, and takes each name from the role the search trusts
+// for it. A role's claim outside its delegated paths, a role that fails
+// verification and a role not fetched are listed in Snapshot.Rejected with
+// the reason; a target whose trusted role failed is never taken from a
+// lower-priority role.
 //
 // # Offline bundles
 //

@@ -38,13 +38,14 @@ func InitMetadataDir(dir, trustedRoot string) error {
 
 // DownloadTargets refreshes the metadata, then stores the named targets, in
 // order, in dir under their URL-path-escaped names, stopping at the first
-// that fails. Each name is looked up through delegations by the Updater of
-// that refresh, so all of them are judged by the same trusted metadata. A
-// file already in dir that matches its target's length and hashes is not
-// downloaded again; one that does not is replaced. A download goes to a
-// hidden partial file that is renamed into place only once verified, so dir
-// never holds an unverified target under a target's name. dir is created if
-// needed; the blob store is not used.
+// that fails. Each name is looked up through delegations by the resolver of
+// that refresh (the daemon's; delegated roles are fetched only as each
+// search reaches them), so all of them are judged by the same trusted
+// metadata. A file already in dir that matches its target's length and
+// hashes is not downloaded again; one that does not is replaced. A download
+// goes to a hidden partial file that is renamed into place only once
+// verified, so dir never holds an unverified target under a target's name.
+// dir is created if needed; the blob store is not used.
 func (c *Client) DownloadTargets(ctx context.Context, dir string, names []string) error {
 	if dir == "" {
 		return errors.New("tuf download: no target directory")
@@ -52,7 +53,7 @@ func (c *Client) DownloadTargets(ctx context.Context, dir string, names []string
 	if c.cfg.TargetsURL == "" {
 		return errors.New("tuf download: TargetsURL is required")
 	}
-	up, _, err := c.refresh(ctx)
+	up, _, err := c.refresh(ctx, false)
 	if err != nil {
 		return err
 	}
