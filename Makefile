@@ -16,7 +16,7 @@ GCFLAGS    := -gcflags=all=-l -gcflags=runtime/...= -gcflags=crypto/internal/fip
 # Binaries never use cgo; the race detector in `make test` needs it.
 GOBUILD    := CGO_ENABLED=0 go build -trimpath $(GCFLAGS)
 
-.PHONY: help build cross test test-short test-crash interop bench demo deb footprint lint ci clean
+.PHONY: help build cross test test-short test-crash conformance interop bench demo deb footprint lint ci clean
 
 help:
 	@echo "make build    build the binaries into dist/"
@@ -53,6 +53,15 @@ lint:
 
 test: lint
 	go test -race -timeout 30m ./...
+	$(MAKE) conformance
+
+# The public TUF conformance suite (../shared/tools/tuf-conformance) drives
+# `fieldgatectl tuf`, the same resolver and download code the daemon runs.
+# Every case must pass. Without the suite beside the checkout it is skipped,
+# except under CI=true.
+CONFORMANCE := ../shared/tools/tuf-conformance
+conformance:
+	@if [ ! -x $(CONFORMANCE) ]; then 		if [ "$$CI" = true ]; then echo "conformance: $(CONFORMANCE) missing"; exit 1; fi; 		echo "conformance: skipped ($(CONFORMANCE) not found)"; exit 0; 	fi; 	CGO_ENABLED=0 go build -o dist/conformance/fieldgatectl ./cmd/fieldgatectl && 	$(CONFORMANCE) dist/conformance/fieldgatectl
 
 test-short:
 	go test -short ./...

@@ -270,6 +270,13 @@ func (d *Daemon) refresh(ctx context.Context) bool {
 	}
 	d.health.clear(condClock, "")
 	d.health.clear(condRefresh, "")
+	// An older trust anchor in use stays an alarm until a refresh reaches
+	// the newest trusted root again.
+	if snap.TrustFallback != "" {
+		d.health.set(condAnchor, "", snap.TrustFallback)
+	} else {
+		d.health.clear(condAnchor, "")
+	}
 	d.mu.Lock()
 	d.snapshot, d.lastRefresh = snap, d.now()
 	d.mu.Unlock()

@@ -32,6 +32,7 @@ var (
 	condClock   = &condition{name: "clock-unsynced", severity: "error", trust: true}
 	condVerify  = &condition{name: "verification-failed", severity: "error", trust: true} // a signature, hash or length did not verify
 	condExpired = &condition{name: "metadata-expired", severity: "error", trust: true}
+	condAnchor  = &condition{name: "trust-fallback", severity: "error", trust: true} // the newest trusted root could not be loaded
 
 	condExpiry   = &condition{name: "metadata-expiring", severity: "warning"}
 	condRefresh  = &condition{name: "refresh-failed", severity: "warning"}

@@ -14,6 +14,7 @@ import (
 	"github.com/fieldgate/fieldgate/daemon/store"
 	"github.com/fieldgate/fieldgate/devices"
 	"github.com/fieldgate/fieldgate/devices/devicetest"
+	"github.com/fieldgate/fieldgate/tuf"
 )
 
 func count(calls []string, name string) int {
@@ -378,4 +379,39 @@ func TestBackupWithoutSpaceWaits(t *testing.T) {
 			t.Errorf("holds = %v, want none", rec.Holds)
 		}
 	})
+}
+
+// fallbackSource reports a trust-anchor fall-back while fallback is set.
+type fallbackSource struct {
+	*fakeSource
+	fallback string
+}
+
+func (f *fallbackSource) Refresh(ctx context.Context) (*tuf.Snapshot, error) {
+	snap, err := f.fakeSource.Refresh(ctx)
+	snap.TrustFallback = f.fallback
+	return snap, err
+}
+
+// TestTrustFallbackIsAnAlarm: a refresh that started from an older root
+// raises trust-fallback (a trust problem on the LEDs) until a refresh
+// reaches the newest trusted root again.
+func TestTrustFallbackIsAnAlarm(t *testing.T) {
+	r := newRig(t, false, "a")
+	src := &fallbackSource{fakeSource: r.src, fallback: "started from root v1: root v3 unreadable"}
+	r.d.src = src
+	ctx := context.Background()
+	r.d.refresh(ctx)
+	if !r.d.health.has(condAnchor) || r.d.overallState() != StateTrustProblem {
+		t.Errorf("health %v, state %s; want %s and %s", r.d.health.list(), r.d.overallState(), condAnchor, StateTrustProblem)
+	}
+	r.d.refresh(ctx) // still falling back: still raised
+	if !r.d.health.has(condAnchor) {
+		t.Errorf("second refresh cleared %s while the fall-back lasts", condAnchor)
+	}
+	src.fallback = ""
+	r.d.refresh(ctx)
+	if r.d.health.has(condAnchor) {
+		t.Errorf("health %v after a refresh from the newest root, want no %s", r.d.health.list(), condAnchor)
+	}
 }
