@@ -249,27 +249,41 @@ func TestInteropRetainedStateThenLastWill(t *testing.T) {
 	t.Logf("retained after the update:\n%s", formatTopics(got))
 
 	env.KillDaemon()
-	var will struct {
-		Online   bool   `json:"online"`
-		ClientID string `json:"client_id"`
-		Reason   string `json:"reason"`
+	will, last := waitLastWill(t, m, gwPrefix)
+	if will.Reason != "lost" || will.ClientID != "fieldgated-gw1" {
+		t.Errorf("last will = %s, want reason lost and client_id fieldgated-gw1", last)
 	}
+	t.Logf("retained status after kill -9: %s", last)
+}
+
+// lastWill is the status payload the broker publishes for a gateway that
+// went away (mqtt.StatusPayload as a reader sees it).
+type lastWill struct {
+	Online   bool   `json:"online"`
+	ClientID string `json:"client_id"`
+	Reason   string `json:"reason"`
+	Gateway  string `json:"gateway"`
+	Site     string `json:"site"`
+}
+
+// waitLastWill waits until the retained status of the gateway at gwPrefix
+// is its last will (online false), after the daemon was killed, and
+// returns it decoded and as published.
+func waitLastWill(t *testing.T, m *mosquitto, gwPrefix string) (lastWill, string) {
+	t.Helper()
+	var will lastWill
 	var last string
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		got, err := m.retained(t, gwPrefix+"/status", 1)
 		last = got[gwPrefix+"/status"]
 		if err == nil && json.Unmarshal([]byte(last), &will) == nil && !will.Online {
-			break
+			return will, last
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("retained status after kill -9 = %q (%v), want the last will {\"online\":false,…}", last, err)
 		}
 		time.Sleep(200 * time.Millisecond) // the broker notices the closed socket; not a timing assertion
 	}
-	if will.Reason != "lost" || will.ClientID != "fieldgated-gw1" {
-		t.Errorf("last will = %s, want reason lost and client_id fieldgated-gw1", last)
-	}
-	t.Logf("retained status after kill -9: %s", last)
 }
 
 // TestInteropBrokerOutageDuringJob stops mosquitto while a device is

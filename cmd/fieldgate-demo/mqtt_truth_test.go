@@ -364,23 +364,7 @@ func TestPropertyMQTTTellsTheTruth(t *testing.T) {
 
 	// The last will names the site and the gateway.
 	env.KillDaemon()
-	var will struct {
-		Online  bool   `json:"online"`
-		Gateway string `json:"gateway"`
-		Site    string `json:"site"`
-	}
-	var last string
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		got, err := m.retained(t, gwPrefix+"/status", 1)
-		last = got[gwPrefix+"/status"]
-		if err == nil && json.Unmarshal([]byte(last), &will) == nil && !will.Online {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("retained status after kill -9 = %q (%v), want the last will {\"online\":false,…}", last, err)
-		}
-		time.Sleep(200 * time.Millisecond) // the broker notices the closed socket; not a timing assertion
-	}
+	will, last := waitLastWill(t, m, gwPrefix)
 	if will.Site != "demo" || will.Gateway != "gw1" {
 		t.Errorf("last will = %s, want site demo and gateway gw1 in it", last)
 	}
