@@ -214,21 +214,7 @@ func runChaos(t *testing.T, bin string, faults map[string][]string, plan func(co
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	work := filepath.Join(dir, "work")
-	runLog, err := os.Create(filepath.Join(dir, "run.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer runLog.Close()
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, p := range []string{filepath.Join(work, "sim.log"), runLog.Name()} {
-				b, _ := os.ReadFile(p)
-				t.Logf("%s:\n%s", filepath.Base(p), tail(b, 120))
-			}
-		}
-	})
+	work, runLog := runDirs(t, 120)
 	env, err := Setup(ctx, Options{Bin: bin, Work: work, Out: io.MultiWriter(output(t), runLog), Devices: 2, Baud: chaosBaud, Faults: faults})
 	if env != nil {
 		defer env.Close()

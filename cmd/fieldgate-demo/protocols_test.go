@@ -255,25 +255,7 @@ func runEveryProtocol(t *testing.T, devs []protoDevice, faults []string) api.Sta
 	bin := buildAll(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	defer cancel()
-	dir := t.TempDir()
-	work := filepath.Join(dir, "work")
-	// The run's own log (tools, fieldgated) lives outside work, which
-	// Setup wipes; it is shown when the test fails.
-	runLog, err := os.Create(filepath.Join(dir, "run.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer runLog.Close()
-	// Registered after TempDir, so it runs before the directory goes, and
-	// after the callers' subtests have had their say.
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, p := range []string{filepath.Join(work, "sim.log"), runLog.Name()} {
-				b, _ := os.ReadFile(p)
-				t.Logf("%s:\n%s", filepath.Base(p), tail(b, 100))
-			}
-		}
-	})
+	work, runLog := runDirs(t, 100)
 	progress := io.MultiWriter(output(t), runLog)
 	env, err := setupEveryProtocol(ctx, Options{Bin: bin, Work: work, Out: progress}, devs, faults)
 	if env != nil {
@@ -431,4 +413,29 @@ func TestEndToEndRollbackEveryProtocol(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runDirs makes a run's directories: work (which Setup wipes) and, outside
+// it, the run's own log (tools, fieldgated). When t fails, the last lines
+// of both the simulator's and the run's log are shown; the cleanup is
+// registered after TempDir, so it runs before the directory goes, and
+// after the callers' subtests have had their say.
+func runDirs(t *testing.T, lines int) (work string, runLog *os.File) {
+	t.Helper()
+	dir := t.TempDir()
+	work = filepath.Join(dir, "work")
+	runLog, err := os.Create(filepath.Join(dir, "run.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		runLog.Close()
+		if t.Failed() {
+			for _, p := range []string{filepath.Join(work, "sim.log"), runLog.Name()} {
+				b, _ := os.ReadFile(p)
+				t.Logf("%s:\n%s", filepath.Base(p), tail(b, lines))
+			}
+		}
+	})
+	return work, runLog
 }
