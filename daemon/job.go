@@ -269,7 +269,7 @@ func (m *machine) schedule(ctx context.Context, j store.Job) {
 			continue
 		}
 		if s.Phase != stepPending {
-			// Interrupted mid-phase (see resume): finish it whatever the
+			// Interrupted mid-phase (see work): finish it whatever the
 			// window or stop says, to reach a definite state.
 			m.startWorker(ctx, j.ID, s.Device)
 			continue
