@@ -110,6 +110,9 @@ func TestUpdateAgainstSim(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if testing.Short() && tt.name == "rtu A/B" {
+				t.Skip("A/B over RTU repeats the TCP case on a slower line: run without -short")
+			}
 			ctx := context.Background()
 			s := startSim(t, tt.kind, "", 0, tt.opts)
 			d := s.dev
@@ -184,6 +187,9 @@ func TestUpdateAgainstSim(t *testing.T) {
 func TestInterlockBlocksActivate(t *testing.T) {
 	for _, kind := range []string{"modbus-tcp", "modbus-rtu"} {
 		t.Run(kind, func(t *testing.T) {
+			if testing.Short() && kind == "modbus-rtu" {
+				t.Skip("the interlock over RTU repeats the TCP case on a slower line: run without -short")
+			}
 			ctx := context.Background()
 			s := startSim(t, kind, "", 0, map[string]string{"process_running": "true"})
 			if running, err := s.dev.Interlock(ctx); err != nil || !running {

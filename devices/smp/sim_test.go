@@ -154,6 +154,16 @@ func transfer(t *testing.T, d devices.Device, b []byte, img devices.Image) {
 
 var kinds = []string{sim.KindSMPUDP, sim.KindSMPSerial}
 
+// testKinds is kinds, or under -short only UDP: the serial transport's
+// framing is covered by TestUpdateCommit/serial there, and every scenario
+// runs over both without -short.
+func testKinds() []string {
+	if testing.Short() {
+		return kinds[:1]
+	}
+	return kinds
+}
+
 func TestUpdateCommit(t *testing.T) {
 	tests := []struct {
 		name, kind string
@@ -200,7 +210,7 @@ func TestUpdateCommit(t *testing.T) {
 }
 
 func TestRevert(t *testing.T) {
-	for _, kind := range kinds {
+	for _, kind := range testKinds() {
 		t.Run(kind, func(t *testing.T) {
 			r := startSim(t, kind, nil, nil)
 			ctx := context.Background()
@@ -270,7 +280,7 @@ func TestUnconfirmedRevertsOnReset(t *testing.T) {
 }
 
 func TestBootFailReverts(t *testing.T) {
-	for _, kind := range kinds {
+	for _, kind := range testKinds() {
 		t.Run(kind, func(t *testing.T) {
 			r := startSim(t, kind, []string{sim.FaultBootFail}, nil)
 			b, img := newImage(t, "1.1.0", 5000)
@@ -287,7 +297,7 @@ func TestBootFailReverts(t *testing.T) {
 }
 
 func TestTransferResume(t *testing.T) {
-	for _, kind := range kinds {
+	for _, kind := range testKinds() {
 		t.Run(kind, func(t *testing.T) {
 			r := startSim(t, kind, nil, nil)
 			b, img := newImage(t, "1.1.0", 60000)
@@ -393,7 +403,7 @@ func TestIdentifyOSInfo(t *testing.T) {
 }
 
 func TestDeviceGone(t *testing.T) {
-	for _, kind := range kinds {
+	for _, kind := range testKinds() {
 		t.Run(kind, func(t *testing.T) {
 			r := startSim(t, kind, nil, map[string]string{"timeout": "50ms", "retries": "1"})
 			r.stop()
@@ -537,7 +547,7 @@ func TestResumeAfterDaemonRestart(t *testing.T) {
 		{"restart before activate", "1.1.0", false, true},
 		{"same version, activate interrupted", "1.0.0", true, true},
 	}
-	for _, kind := range kinds {
+	for _, kind := range testKinds() {
 		for _, tt := range tests {
 			t.Run(kind+"/"+tt.name, func(t *testing.T) {
 				r := startSim(t, kind, nil, nil)
