@@ -44,6 +44,12 @@ type Config struct {
 	RefTime time.Time
 	// Now replaces time.Now (tests). Nil means time.Now.
 	Now func() time.Time
+	// Paths, if set, are the target path patterns this gateway serves
+	// (TUF's pattern syntax: "*" and "?" stay within a path segment). A
+	// refresh then does not fetch a delegated role whose paths cannot match
+	// any of them: with many vendors' roles in one repository, a gateway
+	// reads only its own. Targets of the top-level role are listed anyway.
+	Paths []string
 }
 
 // Client refreshes TUF metadata and fetches verified targets. See the package

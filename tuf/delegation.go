@@ -163,7 +163,11 @@ func (r *resolver) walk() error {
 		visit
 		scope [][]string // path patterns of the delegations above, each a constraint
 	}
-	stack := []step{{visit: visit{role: metadata.TARGETS, parent: metadata.ROOT}}}
+	top := step{visit: visit{role: metadata.TARGETS, parent: metadata.ROOT}}
+	if len(r.c.cfg.Paths) > 0 {
+		top.scope = [][]string{r.c.cfg.Paths} // what this gateway serves
+	}
+	stack := []step{top}
 	expanded := map[string]bool{} // role + scope: the same role under another scope may reach more
 	// The bound on steps keeps a graph of many scopes (cycles, diamonds)
 	// from expanding without end; at most maxDelegatedRoles roles are read.

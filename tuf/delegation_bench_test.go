@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -75,11 +76,13 @@ func manyRolesRepo(tb testing.TB) (*countingHandler, *httptest.Server, string) {
 // conformance command line's path), against manyRolesRepo.
 func BenchmarkRefreshManyRoles(b *testing.B) {
 	h, srv, root := manyRolesRepo(b)
+	var paths []string // what the gateway serves; nil: everything
 	newClient := func() *tuf.Client {
 		dir := b.TempDir()
 		c, err := tuf.New(tuf.Config{
 			MetadataURL: srv.URL + "/metadata", TargetsURL: srv.URL + "/targets",
 			MetadataDir: filepath.Join(dir, "md"), BlobDir: filepath.Join(dir, "blobs"), TrustedRoot: root,
+			Paths: paths,
 		}, slog.New(slog.DiscardHandler))
 		if err != nil {
 			b.Fatal(err)
@@ -116,4 +119,48 @@ func BenchmarkRefreshManyRoles(b *testing.B) {
 			return c.DownloadTargets(context.Background(), b.TempDir(), []string{"acme-io16/fw.bin"})
 		})
 	})
+	b.Run("refresh-served-paths", func(b *testing.B) {
+		paths = []string{"acme-io16/*"}
+		defer func() { paths = nil }()
+		measure(b, func(c *tuf.Client) error {
+			snap, err := c.Refresh(context.Background())
+			if err == nil && len(snap.Targets) != 2 {
+				err = fmt.Errorf("Refresh() = %d targets, want the 2 below acme-io16/", len(snap.Targets))
+			}
+			return err
+		})
+	})
+}
+
+// TestRefreshFetchesOnlyServedRoles: a gateway that serves acme-io16/*
+// reads the two roles delegated those paths and none of the other 48, and
+// still sees both targets below acme-io16/.
+func TestRefreshFetchesOnlyServedRoles(t *testing.T) {
+	h, srv, root := manyRolesRepo(t)
+	dir := t.TempDir()
+	c, err := tuf.New(tuf.Config{
+		MetadataURL: srv.URL + "/metadata", TargetsURL: srv.URL + "/targets",
+		MetadataDir: filepath.Join(dir, "md"), BlobDir: filepath.Join(dir, "blobs"), TrustedRoot: root,
+		Paths: []string{"acme-io16/*"},
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r0 := h.reqs.Load()
+	snap, err := c.Refresh(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tg := range snap.Targets {
+		names = append(names, tg.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"acme-io16/fw-old.bin", "acme-io16/fw.bin"}; !slices.Equal(names, want) {
+		t.Errorf("targets = %v, want %v", names, want)
+	}
+	// root probe, timestamp, snapshot, targets, r10, r40: not 54.
+	if n := h.reqs.Load() - r0; n > 8 {
+		t.Errorf("refresh made %d requests, want at most 8 (the two served roles, not all 50)", n)
+	}
 }

@@ -165,6 +165,7 @@ func serve(ctx context.Context, cfg *config.Config, registry devices.Registry, l
 		MetadataURL: cfg.TUF.MetadataURL, TargetsURL: cfg.TUF.TargetsURL,
 		MetadataDir: filepath.Join(dir, "tuf"), BlobDir: filepath.Join(dir, "blobs"),
 		TrustedRoot: cfg.TUF.TrustedRoot, HTTPTimeout: cfg.TUF.HTTPTimeout, BuildTime: bt,
+		Paths: cfg.TUF.TargetPaths,
 	}, log.With("part", "tuf"))
 	if err != nil {
 		return err

@@ -52,6 +52,10 @@ type TUF struct {
 	// ImportDir is watched for offline bundles (a USB stick mount point);
 	// a bundle that appears there is verified and imported. Empty: off.
 	ImportDir string `yaml:"import_dir" mapstructure:"import_dir"`
+	// TargetPaths, if set, are the target path patterns this gateway
+	// serves ("acme-io16/*"): delegated roles whose paths cannot match
+	// them are not fetched. Empty: every role is read.
+	TargetPaths []string `yaml:"target_paths" mapstructure:"target_paths"`
 }
 
 // MQTT configures the uplink to the central broker. An empty Broker starts

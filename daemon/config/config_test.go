@@ -54,7 +54,7 @@ func TestUnknownKeyNamedWithLine(t *testing.T) {
 func TestValidateNamesEveryProblem(t *testing.T) {
 	c, err := Load(writeConfig(t, `
 gateway: {id: gw1, site: "bad site", log_level: loud}
-tuf: {metadata_url: "ftp://x", targets_url: "http://h/targets", trusted_root: r.json}
+tuf: {metadata_url: "ftp://x", targets_url: "http://h/targets", trusted_root: r.json, target_paths: ["acme-io16/*", "/abs/*", "bad[/*"]}
 windows:
   - {name: w, start: "not cron", duration: 1h, timezone: Mars/Olympus, exclude: [2026-13-01]}
 groups:
@@ -74,7 +74,7 @@ devices:
 		"gateway.site", "gateway.log_level", "tuf.metadata_url",
 		"windows[0].start", "windows[0].timezone", "windows[0].exclude[0]",
 		"groups[0].window", `devices[1].id: duplicate device id "a"`, "devices[1].group",
-		"devices[1].hardware_id",
+		"devices[1].hardware_id", "tuf.target_paths[1]", "tuf.target_paths[2]",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() missing %q in:\n%v", want, err)

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -72,6 +73,11 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 	}
 	if c.TUF.TrustedRoot == "" {
 		bad("tuf.trusted_root", "is required (the root.json shipped with the gateway)")
+	}
+	for i, p := range c.TUF.TargetPaths {
+		if _, err := path.Match(p, ""); p == "" || err != nil || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") {
+			bad(fmt.Sprintf("tuf.target_paths[%d]", i), "%q is not a target path pattern such as acme-io16/*", p)
+		}
 	}
 
 	m := c.MQTT
