@@ -156,6 +156,7 @@ func TestDriverEndToEnd(t *testing.T) {
 }
 
 func TestDriverBootFailAndRestore(t *testing.T) {
+	t.Parallel() // its own simulator on its own pty
 	spec := startSim(t, sim.Spec{})
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -193,6 +194,7 @@ func TestDriverBootFailAndRestore(t *testing.T) {
 // factory image runs, a new version does not boot, and the re-pushed
 // backup (handed over without a sha256, as the daemon does) runs again.
 func TestDriverBootFailFaultRestore(t *testing.T) {
+	t.Parallel() // its own simulator on its own pty
 	spec := startSim(t, sim.Spec{Faults: []string{"boot-fail"}})
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
