@@ -165,6 +165,7 @@ func testKinds() []string {
 }
 
 func TestUpdateCommit(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	tests := []struct {
 		name, kind string
 		baud       int
@@ -210,6 +211,7 @@ func TestUpdateCommit(t *testing.T) {
 }
 
 func TestRevert(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	for _, kind := range testKinds() {
 		t.Run(kind, func(t *testing.T) {
 			r := startSim(t, kind, nil, nil)
@@ -231,6 +233,7 @@ func TestRevert(t *testing.T) {
 }
 
 func TestRevertAfterCommit(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	r := startSim(t, sim.KindSMPUDP, nil, nil)
 	ctx := context.Background()
 	old := identify(t, r.drv)
@@ -247,6 +250,7 @@ func TestRevertAfterCommit(t *testing.T) {
 }
 
 func TestRevertBeforeBoot(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	r := startSim(t, sim.KindSMPUDP, nil, nil)
 	ctx := context.Background()
 	b, img := newImage(t, "1.2.0", 2000)
@@ -267,6 +271,7 @@ func TestRevertBeforeBoot(t *testing.T) {
 }
 
 func TestUnconfirmedRevertsOnReset(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	r := startSim(t, sim.KindSMPUDP, nil, nil)
 	b, img := newImage(t, "1.1.0", 5000)
 	transfer(t, r.drv, b, img)
@@ -280,6 +285,7 @@ func TestUnconfirmedRevertsOnReset(t *testing.T) {
 }
 
 func TestBootFailReverts(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	for _, kind := range testKinds() {
 		t.Run(kind, func(t *testing.T) {
 			r := startSim(t, kind, []string{sim.FaultBootFail}, nil)
@@ -297,6 +303,7 @@ func TestBootFailReverts(t *testing.T) {
 }
 
 func TestTransferResume(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	for _, kind := range testKinds() {
 		t.Run(kind, func(t *testing.T) {
 			r := startSim(t, kind, nil, nil)
@@ -329,6 +336,7 @@ func TestTransferResume(t *testing.T) {
 }
 
 func TestRebootMidUpload(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	r := startSim(t, sim.KindSMPUDP, []string{sim.FaultRebootMidUpload}, nil)
 	b, img := newImage(t, "1.1.0", 30000)
 	transfer(t, r.drv, b, img)
@@ -338,6 +346,7 @@ func TestRebootMidUpload(t *testing.T) {
 }
 
 func TestLossyReplies(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	if testing.Short() {
 		t.Skip("waits out a reply timeout for every dropped reply: takes seconds, run without -short")
 	}
@@ -353,6 +362,7 @@ func TestLossyReplies(t *testing.T) {
 }
 
 func TestWrongHash(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	r := startSim(t, sim.KindSMPUDP, []string{sim.FaultWrongHash}, nil)
 	b, img := newImage(t, "1.1.0", 3000)
 	err := r.drv.Transfer(context.Background(), img, bytes.NewReader(b), nil)
@@ -362,6 +372,7 @@ func TestWrongHash(t *testing.T) {
 }
 
 func TestTransferRefusesBadImage(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	r := startSim(t, sim.KindSMPUDP, nil, nil)
 	b, img := newImage(t, "1.1.0", 3000)
 	b[smp.BuildHeaderSize+100] ^= 1 // body no longer matches the hash TLV
@@ -387,6 +398,7 @@ func TestTransferRefusesBadImage(t *testing.T) {
 }
 
 func TestIdentifyOSInfo(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	r := startSim(t, sim.KindSMPUDP, nil, nil)
 	for _, tt := range []struct{ opt, want string }{{"config", "from-config"}, {"os-info", hw}} {
 		cfg := devices.Config{ID: "mcu1", Protocol: smp.NameUDP, HardwareID: "from-config", Address: r.addr,
@@ -403,6 +415,7 @@ func TestIdentifyOSInfo(t *testing.T) {
 }
 
 func TestDeviceGone(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	for _, kind := range testKinds() {
 		t.Run(kind, func(t *testing.T) {
 			r := startSim(t, kind, nil, map[string]string{"timeout": "50ms", "retries": "1"})
@@ -416,6 +429,7 @@ func TestDeviceGone(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	tests := []struct {
 		drv     devices.Driver
 		cfg     devices.Config
@@ -443,6 +457,7 @@ func TestCheck(t *testing.T) {
 // A new driver (the daemon restarted) still reverts a test-booted image,
 // and refuses to guess when a confirmed image runs.
 func TestRevertAfterDaemonRestart(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	r := startSim(t, sim.KindSMPUDP, nil, nil)
 	ctx := context.Background()
 	b, img := newImage(t, "1.1.0", 5000)
@@ -470,6 +485,7 @@ func TestRevertAfterDaemonRestart(t *testing.T) {
 // drops bytes in both directions: broken frames fail their CRC (or base64)
 // and are retransmitted.
 func TestNoisyLine(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	if testing.Short() {
 		t.Skip("retransmits frames over a faulty serial line simulation: takes seconds, run without -short")
 	}
@@ -536,6 +552,7 @@ func resume(t *testing.T, d devices.Device, b []byte, img devices.Image) {
 // rebuild with the factory image's version, which only the hash tells
 // apart.
 func TestResumeAfterDaemonRestart(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	tests := []struct {
 		name      string
 		version   string
@@ -588,6 +605,7 @@ func TestResumeAfterDaemonRestart(t *testing.T) {
 // revert a confirmed image (without it, it must refuse: see
 // TestRevertAfterDaemonRestart).
 func TestResumeRevertAfterCommit(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	r := startSim(t, sim.KindSMPUDP, nil, nil)
 	ctx := context.Background()
 	old := identify(t, r.drv)
@@ -613,6 +631,7 @@ func TestResumeRevertAfterCommit(t *testing.T) {
 // slot 1. Commit must fail without confirming it (which would install it
 // at the next reset).
 func TestResumeCommitRefusesRevertedDevice(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	r := startSim(t, sim.KindSMPUDP, nil, nil)
 	ctx := context.Background()
 	b, img := newImage(t, "1.1.0", 20000)
@@ -634,6 +653,7 @@ func TestResumeCommitRefusesRevertedDevice(t *testing.T) {
 
 // TestResumeRefusesOtherBytes: Resume checks that the bytes are the image.
 func TestResumeRefusesOtherBytes(t *testing.T) {
+	t.Parallel() // each test runs its own simulator (own state dir, own port or pty)
 	r := startSim(t, sim.KindSMPUDP, nil, nil)
 	b, img := newImage(t, "1.1.0", 3000)
 	other, _ := newImage(t, "1.1.0", 3001)
