@@ -23,6 +23,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fieldgate/fieldgate/systemd"
 	"github.com/fieldgate/fieldgate/tuf"
 	"github.com/fieldgate/fieldgate/tuf/publish"
 )
@@ -330,7 +331,7 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			log := slog.New(systemd.NewLogHandler(cmd.ErrOrStderr(), nil))
 			return serve(cmd.Context(), listen, r.Handler(), cmd.OutOrStdout(), log)
 		},
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/fieldgate/fieldgate/devices/serialtest"
 	"github.com/fieldgate/fieldgate/devices/sim"
+	"github.com/fieldgate/fieldgate/systemd"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -63,7 +64,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		if err := l.UnmarshalText([]byte(logLevel)); err != nil {
 			return nil, fmt.Errorf("--log-level: %w", err)
 		}
-		return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: l})), nil
+		return slog.New(systemd.NewLogHandler(stderr, &slog.HandlerOptions{Level: l})), nil
 	}
 
 	var config string

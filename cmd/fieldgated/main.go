@@ -140,7 +140,7 @@ func deviceConfig(d config.Device) devices.Config {
 func newLogger(level string, w io.Writer) *slog.Logger {
 	var l slog.Level
 	l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	return slog.New(systemd.NewLogHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
 // serve wires the parts and runs the daemon until ctx ends.
