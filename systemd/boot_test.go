@@ -191,6 +191,29 @@ func TestInteropSystemdBoot(t *testing.T) {
 		if cfg := c.must(t, "stat", "-c", "%U:%G %a", "/etc/fieldgate"); strings.TrimSpace(cfg) != "root:fieldgate 750" {
 			t.Errorf("/etc/fieldgate: %q, want root:fieldgate 750 (tmpfiles.d)", strings.TrimSpace(cfg))
 		}
+
+		// Logs fit journald: one entry per record, no time= or level= of
+		// the daemon's own, the level as the entry's PRIORITY.
+		entries := c.must(t, "journalctl", "--no-pager", "-o", "json", "-u", "fieldgated", "_PID="+firstPID)
+		var started bool
+		for _, line := range strings.Split(strings.TrimSpace(entries), "\n") {
+			var e struct{ MESSAGE, PRIORITY string }
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("journal entry %q: %v", line, err)
+			}
+			if strings.HasPrefix(e.MESSAGE, "time=") || strings.Contains(e.MESSAGE, " level=") || strings.HasPrefix(e.MESSAGE, "<") {
+				t.Errorf("journal entry %q: want no time=, level= or priority prefix left in the message", e.MESSAGE)
+			}
+			if strings.HasPrefix(e.MESSAGE, `msg="fieldgated started"`) {
+				started = true
+				if e.PRIORITY != "6" {
+					t.Errorf("%q has PRIORITY=%s, want 6 (info)", e.MESSAGE, e.PRIORITY)
+				}
+			}
+		}
+		if !started {
+			t.Errorf("no 'fieldgated started' entry of PID %s in the journal:\n%s", firstPID, entries)
+		}
 	})
 	if firstPID == "" {
 		t.Fatal("fieldgated did not start; the other checks need it")
