@@ -114,6 +114,16 @@ type Config struct {
 type Driver struct {
 	// Name is the protocol name used in configuration, e.g. "xmodem".
 	Name string
+	// Doc says in a few sentences what the driver talks to and what
+	// Config.Address and Config.Baud mean for it; fieldgated.yaml(5)
+	// prints it above the driver's options.
+	Doc string
+	// Options reads every option the driver accepts from o, with the same
+	// code Check and Open use, so that Describe lists exactly those keys
+	// with their defaults. Nil: the driver accepts no options.
+	Options func(o *Options)
+	// OptionDoc describes each key Options reads, in one line.
+	OptionDoc map[string]string
 	// Check validates cfg without I/O, so configuration errors surface
 	// before anything starts. It returns every problem it finds, joined.
 	Check func(cfg Config) error

@@ -31,7 +31,7 @@ func readEvery(m map[string]string) (readAll, *Options) {
 		mode:    o.OneOf("mode", "fast", "fast", "safe"),
 		custom:  "none",
 	}
-	o.Func("custom", func(v string) error {
+	o.Func("custom", "none", func(v string) error {
 		if !strings.HasPrefix(v, "x:") {
 			return errors.New("want x:NAME")
 		}
@@ -173,4 +173,82 @@ func FuzzOptions(f *testing.F) {
 			t.Errorf("Err() = %q, want nil: any string is a name", err)
 		}
 	})
+}
+
+func TestOptionsRead(t *testing.T) {
+	_, o := readEvery(map[string]string{"timeout": "9s"})
+	want := []Option{
+		{Key: "name", Kind: "string", Default: "dev"},
+		{Key: "timeout", Kind: "duration", Default: "2s"},
+		{Key: "retries", Kind: "whole number", Default: "3", Values: "0..10"},
+		{Key: "limit", Kind: "whole number", Default: "64", Values: "at least 1"},
+		{Key: "verbose", Kind: "true or false", Default: "false"},
+		{Key: "mode", Kind: "one of", Default: "fast", Values: "fast, safe"},
+		{Key: "custom", Kind: "value", Default: "none"},
+	}
+	got := o.Read()
+	if len(got) != len(want) {
+		t.Fatalf("Read() = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("Read()[%d] = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	for _, tt := range []struct {
+		in   time.Duration
+		want string
+	}{
+		{time.Second, "1s"}, {15 * time.Minute, "15m"}, {time.Hour, "1h"}, {24 * time.Hour, "24h"},
+		{90 * time.Second, "1m30s"}, {500 * time.Millisecond, "500ms"}, {time.Hour + time.Second, "1h0m1s"},
+		{2*time.Hour + 30*time.Minute, "2h30m"},
+	} {
+		if got := FormatDuration(tt.in); got != tt.want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", tt.in, got, tt.want)
+		}
+		if d, err := time.ParseDuration(FormatDuration(tt.in)); err != nil || d != tt.in {
+			t.Errorf("ParseDuration(FormatDuration(%v)) = %v, %v", tt.in, d, err)
+		}
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	read := func(o *Options) { o.Duration("timeout", time.Minute); o.Int("retries", 2, 1, 5) }
+	d := Driver{Name: "fake", Doc: "A fake.", Options: read,
+		OptionDoc: map[string]string{"timeout": "how long", "retries": "how often"}}
+	got, err := d.Describe()
+	if err != nil {
+		t.Fatalf("Describe() error = %v", err)
+	}
+	want := []Option{
+		{Key: "timeout", Kind: "duration", Default: "1m", Doc: "how long"},
+		{Key: "retries", Kind: "whole number", Default: "2", Values: "1..5", Doc: "how often"},
+	}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("Describe() = %+v, want %+v", got, want)
+	}
+
+	d.OptionDoc = map[string]string{"timeout": " ", "colour": "never read"}
+	d.Doc = ""
+	_, err = d.Describe()
+	if err == nil {
+		t.Fatal("Describe() with missing and stale descriptions = nil error")
+	}
+	for _, w := range []string{
+		"driver fake: option timeout has no description",
+		"driver fake: option retries has no description",
+		"driver fake: OptionDoc describes colour, which Options never reads",
+		"driver fake: Doc is empty",
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("Describe() error = %q, want it to contain %q", err, w)
+		}
+	}
+
+	if got, err := (Driver{Name: "none", Doc: "No options."}).Describe(); err != nil || len(got) != 0 {
+		t.Errorf("Describe() of a driver without options = %v, %v; want none, nil", got, err)
+	}
 }

@@ -25,9 +25,15 @@ import (
 // is host:port (port 502 if omitted).
 func Driver() devices.Driver {
 	return devices.Driver{
-		Name:  "modbus-tcp",
-		Check: func(cfg devices.Config) error { return check(cfg, false) },
-		Open:  func(cfg devices.Config, log *slog.Logger) (devices.Device, error) { return Open(cfg, false, log) },
+		Name: "modbus-tcp",
+		Doc: "A device updated through Modbus TCP: the image is written with file records (function 0x15) and read " +
+			"back with 0x14, commands and status go through holding registers, identity is read with 0x2B. " +
+			"address is host[:port] (port 502 if omitted). The options are the device's register map; " +
+			"register numbers and codes may be written in hex (0x64).",
+		Options:   func(o *devices.Options) { readProfile(o) },
+		OptionDoc: profileDoc(),
+		Check:     func(cfg devices.Config) error { return check(cfg, false) },
+		Open:      func(cfg devices.Config, log *slog.Logger) (devices.Device, error) { return Open(cfg, false, log) },
 	}
 }
 
@@ -35,9 +41,13 @@ func Driver() devices.Driver {
 // Address is the serial port; Baud defaults to 19200.
 func RTUDriver() devices.Driver {
 	return devices.Driver{
-		Name:  "modbus-rtu",
-		Check: func(cfg devices.Config) error { return check(cfg, true) },
-		Open:  func(cfg devices.Config, log *slog.Logger) (devices.Device, error) { return Open(cfg, true, log) },
+		Name: "modbus-rtu",
+		Doc: "The same update procedure over Modbus RTU on a serial line (RS-485). address is the serial port, " +
+			"baud its rate (default 19200); unit is the slave address (1..247).",
+		Options:   func(o *devices.Options) { readProfile(o) },
+		OptionDoc: profileDoc(),
+		Check:     func(cfg devices.Config) error { return check(cfg, true) },
+		Open:      func(cfg devices.Config, log *slog.Logger) (devices.Device, error) { return Open(cfg, true, log) },
 	}
 }
 

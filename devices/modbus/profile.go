@@ -15,38 +15,9 @@ import (
 // Profile is a device's register map and update procedure, read from
 // devices.Config.Options. The defaults are fieldgate's reference map, which
 // the simulated device (package sim) implements; a real device gets its
-// vendor's numbers in the configuration. Every key is optional:
-//
-//	key                      default       meaning
-//	unit                     1             unit id (RTU slave address 1..247; TCP 0..255)
-//	timeout                  1s            deadline of one request/response
-//	retries                  2             extra attempts of a request whose answer was lost or garbled (timeout, CRC); only reads, file records and the length registers, never a command
-//	file                     1             first file of the update store (0x15 writes, 0x14 reads back)
-//	backup_file              1001          first file of the running image (0x14, read-only); 0 = none: no Backup
-//	max_registers            122           registers per 0x14/0x15 sub-request (1..122)
-//	command_register         100           holding register the gateway writes commands to
-//	cmd_verify               1             command: check the received image, compute its digest
-//	cmd_activate             2             command: boot the received image
-//	cmd_revert               3             command: boot the previous slot (slots=2 only)
-//	status_register          101           holding register with the state of the last command
-//	status_idle              0             status: nothing pending
-//	status_busy              1             status: command in progress (also: booting)
-//	status_ok                2             status: last command succeeded
-//	status_error             3             status: last command failed
-//	length_register          102           2 holding registers (u32, high word first): received image length, written by the gateway before a transfer
-//	running_length_register  104           2 holding registers (u32): length of the running image, for Backup
-//	digest                   crc32         what the device reports after cmd_verify: crc32 (IEEE, 2 registers, high word first), sha256 (16 registers, big-endian bytes) or none
-//	digest_register          110           first holding register of the digest
-//	interlock                holding:106   process-running source: holding:N, input:N, coil:N, discrete:N or none
-//	interlock_running        1             value of the interlock source that means "process running" (coil/discrete: 1 = on)
-//	slots                    1             1 (rollback = re-push the backup) or 2 (A/B: cmd_revert boots the previous slot)
-//	hardware_object          1             device identification object holding the hardware id (1 = ProductCode)
-//	serial_object            none          device identification object holding the serial number, or none
-//	verify_readback          sample        after a transfer, read back with 0x14: none, sample (first, middle and last chunk) or full
-//	activate_timeout         60s           how long Activate/Revert wait for the device to answer with a final status
-//	poll_interval            500ms         pause between status polls
-//	parity                   none          RTU only: none, even or odd
-//	stop_bits                2 (parity none) or 1   RTU only: 1 or 2
+// vendor's numbers in the configuration. Every key is optional;
+// profileDoc says what each means, and Driver().Describe lists them with
+// their defaults.
 //
 // The update procedure: write length_register, stream the image with 0x15
 // into the files from file on (offset = ((file−file₀)·10000 + record)·2),
@@ -120,8 +91,36 @@ func (p Profile) digestRegs() uint16 {
 // ParseProfile reads opts over the defaults. It returns every problem,
 // joined; unknown keys are errors naming the key.
 func ParseProfile(opts map[string]string) (Profile, error) {
-	p := DefaultProfile()
 	o := devices.ReadOptions(opts)
+	p := readProfile(o)
+	errs := []error{o.Err()}
+	if p.StopBits == 0 {
+		p.StopBits = 1
+		if p.Parity == "none" {
+			p.StopBits = 2 // Modbus over serial line 2.5.1: no parity needs 2 stop bits
+		}
+	}
+	if p.BackupFile != 0 && p.BackupFile == p.File {
+		errs = append(errs, fmt.Errorf("option backup_file=%d: must differ from file", p.BackupFile))
+	}
+	codes := map[uint16]string{}
+	for _, s := range []struct {
+		name string
+		v    uint16
+	}{{"status_idle", p.StatusIdle}, {"status_busy", p.StatusBusy}, {"status_ok", p.StatusOK}, {"status_error", p.StatusError}} {
+		if other, dup := codes[s.v]; dup {
+			errs = append(errs, fmt.Errorf("options %s and %s: both are %d", other, s.name, s.v))
+		}
+		codes[s.v] = s.name
+	}
+	return p, errors.Join(errs...)
+}
+
+// readProfile reads the options over DefaultProfile from o, leaving
+// StopBits 0 when stop_bits is not set; profileDoc says what each key
+// means.
+func readProfile(o *devices.Options) Profile {
+	p := DefaultProfile()
 	// Register numbers and codes are read with Go's prefixes (0x64 is 100),
 	// as vendors' register maps often give them in hex. A value is stored
 	// only when it is valid, so later checks see the default, not a zero.
@@ -133,7 +132,7 @@ func ParseProfile(opts map[string]string) (Profile, error) {
 		return n, nil
 	}
 	u16 := func(key string, dst *uint16) {
-		o.Func(key, func(v string) error {
+		o.Func(key, strconv.Itoa(int(*dst)), func(v string) error {
 			n, err := number(v, 16, "want a number 0..65535")
 			if err == nil {
 				*dst = uint16(n)
@@ -141,7 +140,7 @@ func ParseProfile(opts map[string]string) (Profile, error) {
 			return err
 		})
 	}
-	o.Func("unit", func(v string) error {
+	o.Func("unit", strconv.Itoa(int(p.Unit)), func(v string) error {
 		n, err := number(v, 8, "want a unit id 0..255")
 		if err == nil {
 			p.Unit = byte(n)
@@ -152,7 +151,7 @@ func ParseProfile(opts map[string]string) (Profile, error) {
 	p.Retries = o.Int("retries", p.Retries, 0, 10)
 	p.ActivateWait = o.Duration("activate_timeout", p.ActivateWait)
 	p.PollInterval = o.Duration("poll_interval", p.PollInterval)
-	o.Func("file", func(v string) error {
+	o.Func("file", strconv.Itoa(int(p.File)), func(v string) error {
 		n, err := number(v, 16, "want a file number 1..65535")
 		if err == nil && n == 0 {
 			err = errors.New("want a file number 1..65535")
@@ -162,7 +161,7 @@ func ParseProfile(opts map[string]string) (Profile, error) {
 		}
 		return err
 	})
-	o.Func("backup_file", func(v string) error {
+	o.Func("backup_file", strconv.Itoa(int(p.BackupFile)), func(v string) error {
 		if v == "none" {
 			p.BackupFile = 0
 			return nil
@@ -187,7 +186,7 @@ func ParseProfile(opts map[string]string) (Profile, error) {
 	u16("running_length_register", &p.RunningLenReg)
 	p.Digest = o.OneOf("digest", p.Digest, "crc32", "sha256", "none")
 	u16("digest_register", &p.DigestReg)
-	o.Func("interlock", func(v string) error {
+	o.Func("interlock", p.Interlock.Kind+":"+strconv.Itoa(int(p.Interlock.Addr)), func(v string) error {
 		if v == "none" {
 			p.Interlock = Source{}
 			return nil
@@ -202,14 +201,14 @@ func ParseProfile(opts map[string]string) (Profile, error) {
 	})
 	u16("interlock_running", &p.InterlockOn)
 	p.Slots = int(o.OneOf("slots", strconv.Itoa(p.Slots), "1", "2")[0] - '0')
-	o.Func("hardware_object", func(v string) error {
+	o.Func("hardware_object", strconv.Itoa(int(p.HardwareObj)), func(v string) error {
 		n, err := number(v, 8, "want an object id 0..255")
 		if err == nil {
 			p.HardwareObj = byte(n)
 		}
 		return err
 	})
-	o.Func("serial_object", func(v string) error {
+	o.Func("serial_object", "none", func(v string) error {
 		if v == "none" {
 			p.SerialObj = -1
 			return nil
@@ -225,27 +224,42 @@ func ParseProfile(opts map[string]string) (Profile, error) {
 	if sb := o.OneOf("stop_bits", "", "1", "2"); sb != "" {
 		p.StopBits = int(sb[0] - '0')
 	}
-	errs := []error{o.Err()}
-	if p.StopBits == 0 {
-		p.StopBits = 1
-		if p.Parity == "none" {
-			p.StopBits = 2 // Modbus over serial line 2.5.1: no parity needs 2 stop bits
-		}
+	return p
+}
+
+// profileDoc describes each key readProfile reads.
+func profileDoc() map[string]string {
+	return map[string]string{
+		"unit":                    "unit id (RTU slave address 1..247; TCP 0..255)",
+		"timeout":                 "deadline of one request/response",
+		"retries":                 "extra attempts of a request whose answer was lost or garbled (timeout, CRC); only reads, file records and the length registers, never a command",
+		"file":                    "first file of the update store (0x15 writes, 0x14 reads back)",
+		"backup_file":             "first file of the running image (0x14, read-only); 0 or none: no Backup",
+		"max_registers":           "registers per 0x14/0x15 sub-request (1..122)",
+		"command_register":        "holding register the gateway writes commands to",
+		"cmd_verify":              "command: check the received image, compute its digest",
+		"cmd_activate":            "command: boot the received image",
+		"cmd_revert":              "command: boot the previous slot (slots=2 only)",
+		"status_register":         "holding register with the state of the last command",
+		"status_idle":             "status: nothing pending",
+		"status_busy":             "status: command in progress (also: booting)",
+		"status_ok":               "status: last command succeeded",
+		"status_error":            "status: last command failed",
+		"length_register":         "2 holding registers (u32, high word first): received image length, written by the gateway before a transfer",
+		"running_length_register": "2 holding registers (u32): length of the running image, for Backup",
+		"digest":                  "what the device reports after cmd_verify: crc32 (IEEE, 2 registers, high word first), sha256 (16 registers, big-endian bytes) or none",
+		"digest_register":         "first holding register of the digest",
+		"interlock":               "process-running source: holding:N, input:N, coil:N, discrete:N or none",
+		"interlock_running":       "value of the interlock source that means \"process running\" (coil/discrete: 1 = on)",
+		"slots":                   "1 (rollback = re-push the backup) or 2 (A/B: cmd_revert boots the previous slot)",
+		"hardware_object":         "device identification object holding the hardware id (1 = ProductCode)",
+		"serial_object":           "device identification object holding the serial number, or none",
+		"verify_readback":         "after a transfer, read back with 0x14: none, sample (first, middle and last chunk) or full",
+		"activate_timeout":        "how long Activate/Revert wait for the device to answer with a final status",
+		"poll_interval":           "pause between status polls",
+		"parity":                  "modbus-rtu only: none, even or odd",
+		"stop_bits":               "modbus-rtu only: 1 or 2; default 2 with parity none, else 1",
 	}
-	if p.BackupFile != 0 && p.BackupFile == p.File {
-		errs = append(errs, fmt.Errorf("option backup_file=%d: must differ from file", p.BackupFile))
-	}
-	codes := map[uint16]string{}
-	for _, s := range []struct {
-		name string
-		v    uint16
-	}{{"status_idle", p.StatusIdle}, {"status_busy", p.StatusBusy}, {"status_ok", p.StatusOK}, {"status_error", p.StatusError}} {
-		if other, dup := codes[s.v]; dup {
-			errs = append(errs, fmt.Errorf("options %s and %s: both are %d", other, s.name, s.v))
-		}
-		codes[s.v] = s.name
-	}
-	return p, errors.Join(errs...)
 }
 
 // maxImage is the largest image the update store holds: up to backup_file

@@ -24,18 +24,8 @@ const (
 	NameSerial = "smp-serial"
 )
 
-// Option keys accepted in devices.Config.Options (values in parentheses are
-// the defaults):
-//
-//	timeout       one request attempt, Go duration, plus on serial lines
-//	              the time the frames take at Config.Baud ("2s")
-//	retries       retransmissions after a timeout ("3")
-//	boot_timeout  how long to wait for the device after a reset ("60s")
-//	max_packet    cap on the SMP packet size in bytes, below the device's
-//	              buf_size, e.g. a smaller serial MTU ("0": buf_size only)
-//	hardware_id   where Identify takes the hardware id from: "config"
-//	              (Config.HardwareID) or "os-info" (the board name from OS
-//	              information, format "b") ("config")
+// Option keys accepted in devices.Config.Options; optionDoc says what
+// each means, and Driver.Describe lists them with their defaults.
 const (
 	OptTimeout     = "timeout"
 	OptRetries     = "retries"
@@ -67,13 +57,19 @@ type options struct {
 
 func parseOptions(m map[string]string) (options, error) {
 	r := devices.ReadOptions(m)
+	o := readOptions(r)
+	return o, r.Err()
+}
+
+// readOptions reads the options of both SMP drivers from r.
+func readOptions(r *devices.Options) options {
 	o := options{
 		timeout:     r.Duration(OptTimeout, 2*time.Second),
 		retries:     r.Int(OptRetries, 3, 0, math.MaxInt),
 		bootTimeout: r.Duration(OptBootTimeout, 60*time.Second),
 		hwFromOS:    r.OneOf(OptHardwareID, "config", "config", "os-info") == "os-info",
 	}
-	r.Func(OptMaxPacket, func(v string) error {
+	r.Func(OptMaxPacket, "0", func(v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n != 0 && n < 64 {
 			return errors.New("want 0 (the device's buf_size) or a whole number of at least 64")
@@ -81,19 +77,37 @@ func parseOptions(m map[string]string) (options, error) {
 		o.maxPacket = n
 		return nil
 	})
-	return o, r.Err()
+	return o
+}
+
+// optionDoc describes the options of both SMP drivers.
+func optionDoc() map[string]string {
+	return map[string]string{
+		OptTimeout:     "one request attempt; on serial lines plus the time the frames take at baud",
+		OptRetries:     "retransmissions of a request after a timeout",
+		OptBootTimeout: "how long to wait for the device to answer after a reset",
+		OptMaxPacket:   "cap on the SMP packet size in bytes, below the device's buf_size (a smaller serial MTU); 0 = buf_size only, else at least 64",
+		OptHardwareID:  "where Identify takes the hardware id from: config (the device's hardware_id) or os-info (the board name the device reports)",
+	}
 }
 
 // UDPDriver returns the "smp-udp" driver: Config.Address is host[:port]
 // (port 1337 by default).
 func UDPDriver() devices.Driver {
-	return devices.Driver{Name: NameUDP, Check: check(false), Open: open(false)}
+	return devices.Driver{Name: NameUDP, Check: check(false), Open: open(false),
+		Doc: "MCUmgr/SMP image management of MCUboot devices (Zephyr) over UDP. address is host[:port] (port 1337 by default). " +
+			"Transfer uploads to the secondary slot, Activate marks it for test and resets, Commit confirms it; " +
+			"Revert resets without confirming, so MCUboot boots the previous image.",
+		Options: func(r *devices.Options) { readOptions(r) }, OptionDoc: optionDoc()}
 }
 
 // SerialDriver returns the "smp-serial" driver: Config.Address is the
 // serial port, Config.Baud its rate (115200 by default).
 func SerialDriver() devices.Driver {
-	return devices.Driver{Name: NameSerial, Check: check(true), Open: open(true)}
+	return devices.Driver{Name: NameSerial, Check: check(true), Open: open(true),
+		Doc: "The same SMP image management over a serial line (the SMP console framing, base64 with CRC16). " +
+			"address is the serial port, baud its rate (default 115200).",
+		Options: func(r *devices.Options) { readOptions(r) }, OptionDoc: optionDoc()}
 }
 
 func check(serial bool) func(devices.Config) error {

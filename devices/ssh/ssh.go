@@ -43,6 +43,11 @@ type config struct {
 func Driver() devices.Driver {
 	return devices.Driver{
 		Name: "ssh",
+		Doc: "A Linux-based device (HMI, RTU) reached by SSH: the image is uploaded by SFTP into remote_dir and " +
+			"installed with install_command; version, health, commit and rollback are commands the device runs. " +
+			"address is host:port of its SSH server. The host key is pinned: a device presenting another key is refused.",
+		Options:   func(o *devices.Options) { readOptions(o) },
+		OptionDoc: optionDoc(),
 		Check: func(cfg devices.Config) error {
 			_, err := parse(cfg, false)
 			return err
@@ -51,26 +56,50 @@ func Driver() devices.Driver {
 	}
 }
 
-// parse reads the options of the "ssh" driver; the comments give each
-// key's meaning ("" = not set).
-func parse(cfg devices.Config, loadKey bool) (config, error) {
-	o := devices.ReadOptions(cfg.Options)
-	hostKey := o.String("host_key", "") // required: authorized_keys/known_hosts line(s), or a path to a file of them
-	c := config{
-		user:           o.String("user", ""),             // required
-		keyFile:        o.String("key_file", ""),         // required: private key (OpenSSH or PEM, unencrypted)
-		install:        o.String("install_command", ""),  // required; {file} is replaced by the quoted remote path (else appended)
-		version:        o.String("version_command", ""),  // required; prints the version, or key=value fields with version=
-		rollback:       o.String("rollback_command", ""), // enables Revert (and Slots 2)
-		reboot:         o.String("reboot_command", ""),   // run after install; the connection must drop, then the device must answer again
-		health:         o.String("health_command", ""),   // Health runs it; exit 0 = healthy
-		comm:           o.String("commit_command", ""),   // Commit runs it
+// readOptions reads the options of the "ssh" driver from o ("" = not
+// set); optionDoc says what each key means. hostKey is returned as written.
+func readOptions(o *devices.Options) (c config, hostKey string) {
+	hostKey = o.String("host_key", "")
+	return config{
+		user:           o.String("user", ""),
+		keyFile:        o.String("key_file", ""),
+		install:        o.String("install_command", ""),
+		version:        o.String("version_command", ""),
+		rollback:       o.String("rollback_command", ""),
+		reboot:         o.String("reboot_command", ""),
+		health:         o.String("health_command", ""),
+		comm:           o.String("commit_command", ""),
 		hash:           o.String("hash_command", "sha256sum"),
 		remoteDir:      o.String("remote_dir", "/tmp"),
 		connectTimeout: o.Duration("connect_timeout", 10*time.Second),
 		bootTimeout:    o.Duration("boot_timeout", 120*time.Second),
 		poll:           o.Duration("poll_interval", time.Second),
+	}, hostKey
+}
+
+func optionDoc() map[string]string {
+	return map[string]string{
+		"host_key":         "required: the device's pinned host key(s), as authorized_keys or known_hosts lines, or the path of a file of them",
+		"user":             "required: the user to log in as",
+		"key_file":         "required: the private key to log in with (OpenSSH or PEM, unencrypted)",
+		"install_command":  "required: installs the uploaded image; {file} is replaced by its quoted remote path (else the path is appended)",
+		"version_command":  "required: prints the version, or key=value fields with version=",
+		"rollback_command": "returns to the previous image; setting it enables Revert (two slots)",
+		"reboot_command":   "run after install_command; the connection must drop, then the device must answer again",
+		"health_command":   "the health probe after activation: exit status 0 is healthy",
+		"commit_command":   "makes the running image permanent (Commit)",
+		"hash_command":     "run with -- and the uploaded file's quoted path; the first word it prints is the sha256, as sha256sum prints it",
+		"remote_dir":       "absolute directory the image is uploaded to by SFTP",
+		"connect_timeout":  "deadline of the TCP connection and SSH handshake",
+		"boot_timeout":     "how long after reboot_command the device must answer again",
+		"poll_interval":    "pause between connection attempts while the device reboots",
 	}
+}
+
+// parse reads and checks the options of the "ssh" driver.
+func parse(cfg devices.Config, loadKey bool) (config, error) {
+	o := devices.ReadOptions(cfg.Options)
+	c, hostKey := readOptions(o)
 	var errs []error
 	if err := o.Err(); err != nil {
 		errs = append(errs, err)

@@ -27,8 +27,14 @@ type IdentitySource func(ctx context.Context) (devices.Identity, string, error)
 // by RRQ (see ParseIdentity), or from an IdentitySource given to NewDevice.
 func Driver() devices.Driver {
 	return devices.Driver{
-		Name:  "tftp",
-		Check: func(cfg devices.Config) error { _, err := parsePush(cfg); return err },
+		Name: "tftp",
+		Doc: "A device that runs a TFTP server (RFC 1350 with the blksize, tsize and windowsize options): " +
+			"the gateway writes the image to it and, where the device allows, reads it back. " +
+			"address is host:port of the device's server (port 69 is TFTP's). " +
+			"Identity comes from a version file the device serves: key=value fields vendor, model, serial, hardware_id, version (required), image_sha256.",
+		Options:   func(o *devices.Options) { readPush(o) },
+		OptionDoc: pushDoc(),
+		Check:     func(cfg devices.Config) error { _, err := parsePush(cfg); return err },
 		Open: func(cfg devices.Config, log *slog.Logger) (devices.Device, error) {
 			return NewDevice(cfg, log, nil)
 		},
@@ -50,23 +56,42 @@ func hostPort(cfg devices.Config, errs *[]error) {
 	}
 }
 
-// parsePush reads the options of the "tftp" driver; the comments give
-// each key's meaning.
-func parsePush(cfg devices.Config) (pushConfig, error) {
-	o := devices.ReadOptions(cfg.Options)
-	pc := pushConfig{
+// readPush reads the options of the "tftp" driver from o; pushDoc says
+// what each key means.
+func readPush(o *devices.Options) pushConfig {
+	return pushConfig{
 		client: Client{
-			Blksize:    o.Int("blksize", 1428, MinBlksize, MaxBlksize), // fits one 1500-byte Ethernet frame
-			Windowsize: o.Int("windowsize", 8, 1, MaxWindowsize),       // servers that ignore it fall back to lockstep
-			Timeout:    o.Duration("timeout", time.Second),             // retransmission interval before backoff
+			Blksize:    o.Int("blksize", 1428, MinBlksize, MaxBlksize),
+			Windowsize: o.Int("windowsize", 8, 1, MaxWindowsize),
+			Timeout:    o.Duration("timeout", time.Second),
 			Retries:    o.Int("retries", 5, 1, 100),
 		},
-		file:         o.String("file", "firmware.bin"),           // remote name of the WRQ
-		readback:     o.String("readback_file", ""),              // RRQ name for backup and verify; "" = same as file, "none" = no read-back
-		versionFile:  o.String("version_file", "version"),        // RRQ name of the identity record; "none" = no identity over TFTP
-		bootTimeout:  o.Duration("boot_timeout", 60*time.Second), // how long Activate waits for the new version
+		file:         o.String("file", "firmware.bin"),
+		readback:     o.String("readback_file", ""),
+		versionFile:  o.String("version_file", "version"),
+		bootTimeout:  o.Duration("boot_timeout", 60*time.Second),
 		pollInterval: o.Duration("poll_interval", 500*time.Millisecond),
 	}
+}
+
+func pushDoc() map[string]string {
+	return map[string]string{
+		"blksize":       "block size to negotiate (RFC 2348); 1428 fits one 1500-byte Ethernet frame",
+		"windowsize":    "blocks sent before an acknowledgement (RFC 7440); a server that ignores it falls back to lockstep",
+		"timeout":       "retransmission interval before backoff",
+		"retries":       "retransmissions of one packet before the transfer fails",
+		"file":          "remote file name of the write request (WRQ); must not be empty",
+		"readback_file": "file name read back (RRQ) for Backup and to verify a transfer; \"\" = the same as file, none = no read-back",
+		"version_file":  "file read (RRQ) for the identity record; none = no identity over TFTP",
+		"boot_timeout":  "how long Activate waits for the new version to be reported",
+		"poll_interval": "pause between identity reads while the device boots",
+	}
+}
+
+// parsePush reads and checks the options of the "tftp" driver.
+func parsePush(cfg devices.Config) (pushConfig, error) {
+	o := devices.ReadOptions(cfg.Options)
+	pc := readPush(o)
 	var errs []error
 	if err := o.Err(); err != nil {
 		errs = append(errs, err)

@@ -29,8 +29,13 @@ type Trigger func(ctx context.Context, f Fetch) (string, error)
 // Config.Address is the device's control endpoint (host:port, TCP).
 func PullDriver() devices.Driver {
 	return devices.Driver{
-		Name:  "tftp-pull",
-		Check: func(cfg devices.Config) error { _, err := parsePull(cfg); return err },
+		Name: "tftp-pull",
+		Doc: "A device that fetches its image from the gateway by TFTP: while Transfer runs, the gateway serves " +
+			"that one image, read-only, on listen to the device's IP address only, and tells the device over its " +
+			"control endpoint to fetch it; identity is read on the same endpoint. address is host:port of that control endpoint (TCP).",
+		Options:   func(o *devices.Options) { readPull(o) },
+		OptionDoc: pullDoc(),
+		Check:     func(cfg devices.Config) error { _, err := parsePull(cfg); return err },
 		Open: func(cfg devices.Config, log *slog.Logger) (devices.Device, error) {
 			return NewPullDevice(cfg, log, nil, nil)
 		},
@@ -50,23 +55,43 @@ type pullConfig struct {
 	allow          netip.Addr
 }
 
-// parsePull reads the options of the "tftp-pull" driver; the comments
-// give each key's meaning.
-func parsePull(cfg devices.Config) (pullConfig, error) {
-	o := devices.ReadOptions(cfg.Options)
-	file := o.String("file", "firmware.bin") // the one name served
-	pc := pullConfig{
-		listen:         o.String("listen", ""), // required: gateway's field-side IP:port for the one-file TFTP server
+// readPull reads the options of the "tftp-pull" driver from o; pullDoc
+// says what each key means. file is returned as written.
+func readPull(o *devices.Options) (pc pullConfig, file string) {
+	file = o.String("file", "firmware.bin")
+	return pullConfig{
+		listen:         o.String("listen", ""),
 		file:           strings.TrimLeft(file, "/"),
-		maxBlk:         o.Int("max_blksize", 1468, MinBlksize, MaxBlksize), // caps what the device negotiates; 1468 fills a 1500-byte frame
+		maxBlk:         o.Int("max_blksize", 1468, MinBlksize, MaxBlksize),
 		maxWin:         o.Int("max_windowsize", 16, 1, MaxWindowsize),
 		timeout:        o.Duration("timeout", time.Second),
 		retries:        o.Int("retries", 5, 1, 100),
-		fetchTimeout:   o.Duration("fetch_timeout", 5*time.Minute), // how long Transfer waits for the device to fetch
+		fetchTimeout:   o.Duration("fetch_timeout", 5*time.Minute),
 		controlTimeout: o.Duration("control_timeout", 10*time.Second),
 		bootTimeout:    o.Duration("boot_timeout", 60*time.Second),
 		pollInterval:   o.Duration("poll_interval", 500*time.Millisecond),
+	}, file
+}
+
+func pullDoc() map[string]string {
+	return map[string]string{
+		"file":            "the one file name the gateway serves, without spaces",
+		"listen":          "required: the gateway's field-side IP:port for the one-file TFTP server (a specific address the device reaches)",
+		"max_blksize":     "the largest block size a device may negotiate; 1468 fills a 1500-byte frame",
+		"max_windowsize":  "the largest window size a device may negotiate (RFC 7440)",
+		"timeout":         "retransmission interval of the gateway's server",
+		"retries":         "retransmissions of one packet before the server gives up",
+		"fetch_timeout":   "how long Transfer waits for the device to fetch and store the image",
+		"control_timeout": "deadline of one request on the device's control endpoint",
+		"boot_timeout":    "how long Activate waits for the new version to be reported",
+		"poll_interval":   "pause between identity reads while the device boots",
 	}
+}
+
+// parsePull reads and checks the options of the "tftp-pull" driver.
+func parsePull(cfg devices.Config) (pullConfig, error) {
+	o := devices.ReadOptions(cfg.Options)
+	pc, file := readPull(o)
 	var errs []error
 	if err := o.Err(); err != nil {
 		errs = append(errs, err)

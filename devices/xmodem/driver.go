@@ -27,8 +27,31 @@ func Driver() devices.Driver { return newDriver("xmodem", false) }
 func YmodemDriver() devices.Driver { return newDriver("ymodem", true) }
 
 func newDriver(name string, ymodem bool) devices.Driver {
+	proto, update := "XMODEM-1K", "update"
+	if ymodem {
+		proto, update = "YMODEM", "yupdate"
+	}
 	return devices.Driver{
 		Name: name,
+		Doc: "A bootloader with a text console on a serial line (RS-232/485) that receives images with " + proto +
+			" after the update_command. address is the serial port (/dev/ttyUSB0), baud its rate (default 115200, 8N1). " +
+			"Identify reads the id, version and hash commands; Backup reads the image back with the dump command; " +
+			"Health compares version and hash with the pushed image. One slot: a rollback re-pushes the backup.",
+		Options: func(r *devices.Options) { readOptions(r, ymodem) },
+		OptionDoc: map[string]string{
+			"prompt":          "the console prompt that ends every reply; must not be empty",
+			"update_command":  "starts the " + proto + " receiver (\"" + update + "\" for this driver); must not be empty",
+			"version_command": "prints \"version V\" (\"version none\": no application, the device stays in its bootloader); must not be empty",
+			"id_command":      "prints key=value fields: hw (or hardware, hardware_id), serial, model, vendor; \"\" = none",
+			"hash_command":    "prints \"sha256=HEX size=N\" of the stored image, checked after a transfer and by Health; \"\" = none: the version only",
+			"reset_command":   "boots the received image; must not be empty",
+			"dump_command":    "sends the running image back by " + proto + " (Backup); \"\" = no read-back",
+			"timeout":         "how long a console command may take to answer",
+			"boot_timeout":    "how long after reset_command the prompt must be back",
+			"start_timeout":   "how long after update_command or dump_command the transfer must start",
+			"block_timeout":   "how long the receiver may take to acknowledge one block",
+			"retries":         "how often one block is sent again (or a bad block is refused in a row when reading back) before the transfer fails",
+		},
 		Check: func(cfg devices.Config) error {
 			_, err := parseConfig(cfg, ymodem)
 			return err
@@ -43,6 +66,30 @@ func newDriver(name string, ymodem bool) devices.Driver {
 			}
 			return &Device{cfg: cfg, opt: opt, log: log}, nil
 		},
+	}
+}
+
+// readOptions reads the options of the "xmodem" (or, with ymodem, the
+// "ymodem") driver from r; Driver.OptionDoc says what each key means.
+func readOptions(r *devices.Options, ymodem bool) options {
+	updateCmd := "update"
+	if ymodem {
+		updateCmd = "yupdate"
+	}
+	return options{
+		ymodem:       ymodem,
+		prompt:       r.String("prompt", "> "),
+		updateCmd:    r.String("update_command", updateCmd),
+		versionCmd:   r.String("version_command", "version"),
+		idCmd:        r.String("id_command", "id"),
+		hashCmd:      r.String("hash_command", "hash"),
+		resetCmd:     r.String("reset_command", "reset"),
+		dumpCmd:      r.String("dump_command", "dump"),
+		timeout:      r.Duration("timeout", 5*time.Second),
+		bootTimeout:  r.Duration("boot_timeout", 30*time.Second),
+		startTimeout: r.Duration("start_timeout", 30*time.Second),
+		blockTimeout: r.Duration("block_timeout", 10*time.Second),
+		retries:      r.Int("retries", 10, 1, math.MaxInt),
 	}
 }
 
@@ -65,27 +112,9 @@ type options struct {
 }
 
 func parseConfig(cfg devices.Config, ymodem bool) (options, error) {
-	updateCmd := "update"
-	if ymodem {
-		updateCmd = "yupdate"
-	}
 	r := devices.ReadOptions(cfg.Options)
-	o := options{
-		ymodem:       ymodem,
-		baud:         cfg.Baud,
-		prompt:       r.String("prompt", "> "),
-		updateCmd:    r.String("update_command", updateCmd),
-		versionCmd:   r.String("version_command", "version"),
-		idCmd:        r.String("id_command", "id"),
-		hashCmd:      r.String("hash_command", "hash"),
-		resetCmd:     r.String("reset_command", "reset"),
-		dumpCmd:      r.String("dump_command", "dump"),
-		timeout:      r.Duration("timeout", 5*time.Second),
-		bootTimeout:  r.Duration("boot_timeout", 30*time.Second),
-		startTimeout: r.Duration("start_timeout", 30*time.Second),
-		blockTimeout: r.Duration("block_timeout", 10*time.Second),
-		retries:      r.Int("retries", 10, 1, math.MaxInt),
-	}
+	o := readOptions(r, ymodem)
+	o.baud = cfg.Baud
 	if o.baud == 0 {
 		o.baud = 115200
 	}
