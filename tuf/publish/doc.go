@@ -15,15 +15,19 @@
 //	                                 delegated roles, V.snapshot.json, timestamp.json
 //	DIR/repository/targets/          target files, each stored under every hash it lists as
 //	                                 dir/HEX.name (consistent snapshots)
+//	DIR/bundles/V.timestamp.json     the timestamp signed for an offline bundle with its own
+//	                                 expiry (ExportOptions.Expires), version V; the repository's
+//	                                 timestamp.json moved on to V+1
 //
 // Delegated roles (Delegate) are one level below the top-level targets role,
 // each trusted for path patterns and signed with its own keys. Export writes
 // an offline bundle: the published metadata and selected targets in the same
-// layout, plus an informational bundle.json.
+// layout, plus an informational bundle.json; ExportWith can give the bundle
+// its own expiry, longer than the repository's timestamp.
 //
 // Serve DIR/repository (Repo.Handler does, with 404 for anything missing);
 // clients use …/metadata and …/targets as base URLs and 1.root.json as their
-// shipped trusted root.
+// shipped trusted root, checked against its fingerprint (RootFingerprints).
 //
 // A Repo is not safe for concurrent use, and two processes must not modify
 // the same directory at once.

@@ -27,13 +27,102 @@ const BundleFormat = "fieldgate-bundle/1"
 // informational only (for people and logs): the gateway trusts the signed
 // metadata in the bundle, never this file.
 type BundleInfo struct {
-	Format           string         `json:"format"`
-	Created          time.Time      `json:"created"`
-	RootVersion      int64          `json:"root_version"`
-	TimestampVersion int64          `json:"timestamp_version"`
-	SnapshotVersion  int64          `json:"snapshot_version"`
-	Expires          time.Time      `json:"expires"` // the timestamp's expiry: import before this
-	Targets          []BundleTarget `json:"targets"`
+	Format           string    `json:"format"`
+	Created          time.Time `json:"created"`
+	RootVersion      int64     `json:"root_version"`
+	TimestampVersion int64     `json:"timestamp_version"`
+	SnapshotVersion  int64     `json:"snapshot_version"`
+	// Expires is the bundle's expiry: the earliest expiry among the signed
+	// metadata a gateway needs to import it (root, timestamp, snapshot,
+	// targets and the delegated roles signing its targets), named by
+	// ExpiresRole. Import before this.
+	Expires     time.Time `json:"expires"`
+	ExpiresRole string    `json:"expires_role"`
+	// Resigned lists the roles signed anew for this bundle (ExportOptions.
+	// Expires) because they expired before it, as "role vN".
+	Resigned []string `json:"resigned,omitempty"`
+	// Warnings are about roles in the bundle that expire before it but sign
+	// none of its targets: gateways reject those roles after their expiry.
+	Warnings []string       `json:"warnings,omitempty"`
+	Targets  []BundleTarget `json:"targets"`
+}
+
+// ExportOptions select what ExportWith writes.
+type ExportOptions struct {
+	// Targets are the target names to carry; empty: all published targets.
+	Targets []string
+	// Expires, if positive, is how long the bundle stays importable (at
+	// most MaxBundleExpiry). Zero: the bundle carries the repository's
+	// timestamp.json and expires with it (DefaultTimestampExpiry).
+	//
+	// A bundle with Expires carries a timestamp signed for it alone, with
+	// the next version N+1 and that expiry, over the current snapshot; the
+	// repository's own timestamp is then re-signed as N+2 with its usual
+	// expiry. A bundle timestamp with the version gateways already trust
+	// would be ignored (TUF keeps the trusted one when the versions are
+	// equal, expired or not), and one that online gateways could not go
+	// past would be a rollback error for every gateway that imported the
+	// bundle. Snapshot, targets and delegated roles that would expire
+	// before the bundle are signed anew (next version, expiry no earlier
+	// than the bundle's) and published with it, when their keys are here;
+	// otherwise, and when root expires before the bundle, the export is
+	// refused, naming the role.
+	Expires time.Duration
+}
+
+// MaxBundleExpiry bounds ExportOptions.Expires: a bundle is a signed
+// statement "nothing newer exists" that can be replayed to a gateway
+// until it expires (a freeze attack), so keep it as short as the trip.
+const MaxBundleExpiry = 365 * 24 * time.Hour
+
+// ParseBundleExpiry reads the validity of a bundle: whole days ("30d"), a
+// Go duration ("12h", "90m", "1h30m") or days followed by one ("1d12h").
+// It must be positive and at most MaxBundleExpiry.
+func ParseBundleExpiry(s string) (time.Duration, error) {
+	bad := func(why string) error {
+		return fmt.Errorf("bundle expiry %q: %s; want a positive duration of at most 365d, such as 30d, 12h or 1d12h", s, why)
+	}
+	rest := strings.TrimSpace(s)
+	var d time.Duration
+	if i := strings.IndexByte(rest, 'd'); i >= 0 {
+		days, err := strconv.ParseUint(rest[:i], 10, 16)
+		if err != nil {
+			return 0, bad("days must be a whole number")
+		}
+		if days > 366 {
+			return 0, bad("too long")
+		}
+		d, rest = time.Duration(days)*24*time.Hour, rest[i+1:]
+	}
+	if rest != "" {
+		v, err := time.ParseDuration(rest)
+		if err != nil {
+			return 0, bad("not a duration")
+		}
+		if v < 0 {
+			return 0, bad("negative")
+		}
+		if v > MaxBundleExpiry {
+			return 0, bad("too long")
+		}
+		d += v
+	} else if d == 0 && !strings.Contains(s, "d") {
+		return 0, bad("empty")
+	}
+	if err := checkBundleExpiry(d); err != nil {
+		return 0, fmt.Errorf("bundle expiry %q: %w", s, err)
+	}
+	return d, nil
+}
+
+func checkBundleExpiry(d time.Duration) error {
+	switch {
+	case d <= 0:
+		return fmt.Errorf("%s is not positive", d)
+	case d > MaxBundleExpiry:
+		return fmt.Errorf("%s is longer than the maximum of 365d (a bundle can be replayed to a gateway until it expires)", d)
+	}
+	return nil
 }
 
 // BundleTarget describes one target in a bundle.
@@ -53,22 +142,37 @@ type BundleTarget struct {
 // bundle.json. The bundle is built in a sibling temporary directory and
 // renamed into place, so a bundle that exists is complete.
 func (r *Repo) Export(out string, names []string) (*BundleInfo, error) {
-	info, err := r.export(out, names)
+	return r.ExportWith(out, ExportOptions{Targets: names})
+}
+
+// ExportWith is Export with options; see ExportOptions.Expires for bundles
+// that must stay valid longer than the repository's timestamp. After an
+// error the Repo may hold metadata that was not published: Open the
+// directory again to continue.
+func (r *Repo) ExportWith(out string, opts ExportOptions) (*BundleInfo, error) {
+	info, err := r.export(out, opts)
 	if err != nil {
 		return nil, fmt.Errorf("export %s: %w", out, err)
 	}
 	return info, nil
 }
 
-func (r *Repo) export(out string, names []string) (*BundleInfo, error) {
+func (r *Repo) export(out string, opts ExportOptions) (*BundleInfo, error) {
+	names := slices.Clone(opts.Targets)
 	if _, err := os.Lstat(out); err == nil {
 		return nil, errors.New("already exists")
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
 	now := r.now()
-	if r.timestamp.Signed.Expires.Before(now) {
-		return nil, fmt.Errorf("timestamp expired at %s: run timestamp (or commit) first", r.timestamp.Signed.Expires.Format(time.RFC3339))
+	var deadline time.Time // the bundle's own timestamp expiry, with opts.Expires
+	if opts.Expires != 0 {
+		if err := checkBundleExpiry(opts.Expires); err != nil {
+			return nil, fmt.Errorf("bundle expiry: %w", err)
+		}
+		deadline = now.UTC().Add(opts.Expires).Truncate(time.Second)
+	} else if r.timestamp.Signed.Expires.Before(now) {
+		return nil, fmt.Errorf("timestamp expired at %s: run timestamp (or commit) first, or give the bundle its own expiry", r.timestamp.Signed.Expires.Format(time.RFC3339))
 	}
 	published := r.publishedTargets()
 	if len(names) == 0 {
@@ -77,11 +181,7 @@ func (r *Repo) export(out string, names []string) (*BundleInfo, error) {
 		}
 		slices.Sort(names)
 	}
-	info := &BundleInfo{
-		Format: BundleFormat, Created: now.UTC().Truncate(time.Second),
-		RootVersion: r.root.Signed.Version, TimestampVersion: r.timestamp.Signed.Version,
-		SnapshotVersion: r.snapshot.Signed.Version, Expires: r.timestamp.Signed.Expires,
-	}
+	info := &BundleInfo{Format: BundleFormat, Created: now.UTC().Truncate(time.Second)}
 	for _, name := range names {
 		// Published metadata may predate name checks at commit: a name that
 		// could leave OUT/targets is refused before anything is written.
@@ -97,6 +197,18 @@ func (r *Repo) export(out string, names []string) (*BundleInfo, error) {
 			bt.Hashes[alg] = h.String()
 		}
 		info.Targets = append(info.Targets, bt)
+	}
+	signing := map[string]bool{} // delegated roles signing a target in the bundle
+	for _, bt := range info.Targets {
+		signing[bt.Role] = true
+	}
+	var plan *bundlePlan
+	if !deadline.IsZero() {
+		var err error
+		if plan, err = r.planBundle(deadline, signing); err != nil {
+			return nil, err
+		}
+		info.Warnings = plan.warnings
 	}
 
 	if err := os.MkdirAll(filepath.Dir(filepath.Clean(out)), 0o755); err != nil {
@@ -119,8 +231,21 @@ func (r *Repo) export(out string, names []string) (*BundleInfo, error) {
 			return nil, err
 		}
 	}
-	files := []string{"timestamp.json",
-		strconv.FormatInt(r.snapshot.Signed.Version, 10) + ".snapshot.json"}
+	var bundleTimestamp []byte // nil: copy the repository's timestamp.json
+	if plan != nil {
+		// Versioned files only: nothing refers to them before the
+		// repository's timestamp.json is written below.
+		if bundleTimestamp, err = r.signForBundle(plan, deadline); err != nil {
+			return nil, err
+		}
+		info.Resigned = plan.done
+	}
+	files := []string{strconv.FormatInt(r.snapshot.Signed.Version, 10) + ".snapshot.json"}
+	if bundleTimestamp == nil {
+		files = append(files, "timestamp.json")
+	} else if err := writeRootFile(root, "metadata/timestamp.json", bundleTimestamp); err != nil {
+		return nil, fmt.Errorf("metadata timestamp.json: %w", err)
+	}
 	for v := int64(1); v <= r.root.Signed.Version; v++ {
 		files = append(files, strconv.FormatInt(v, 10)+".root.json")
 	}
@@ -148,6 +273,7 @@ func (r *Repo) export(out string, names []string) (*BundleInfo, error) {
 			}
 		}
 	}
+	r.fillBundleInfo(info, bundleTimestamp, signing)
 	data, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {
 		return nil, err
@@ -157,6 +283,14 @@ func (r *Repo) export(out string, names []string) (*BundleInfo, error) {
 	}
 	if err := syncTree(tmp); err != nil {
 		return nil, err
+	}
+	if bundleTimestamp != nil {
+		// The repository moves past the bundle's timestamp before the
+		// bundle exists: a crash in between leaves no bundle, never a
+		// bundle newer than what online gateways are served.
+		if err := r.publishAfterBundle(info.TimestampVersion, bundleTimestamp); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.Rename(tmp, out); err != nil {
 		return nil, err
@@ -231,4 +365,21 @@ func syncTree(root string) error {
 		}
 		return syncDir(p)
 	})
+}
+
+// writeRootFile writes data to the new file name below dst and fsyncs it.
+func writeRootFile(dst *os.Root, name string, data []byte) error {
+	f, err := dst.OpenFile(filepath.FromSlash(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -423,6 +423,22 @@ func (r *Repo) writeSnapshotTimestamp(bump bool) error {
 		r.snapshot.Signed.Version++
 		r.snapshot.Signed.Expires = r.expires(metadata.SNAPSHOT)
 	}
+	mf, err := r.writeSnapshot()
+	if err != nil {
+		return err
+	}
+	if bump {
+		r.timestamp.Signed.Version++
+		r.timestamp.Signed.Expires = r.expires(metadata.TIMESTAMP)
+	}
+	r.timestamp.Signed.Meta["snapshot.json"] = mf
+	return r.writeTimestamp()
+}
+
+// writeSnapshot lists the current targets and delegated roles in the
+// snapshot, signs it, writes V.snapshot.json and returns the snapshot's
+// entry for a timestamp (version, length, sha256).
+func (r *Repo) writeSnapshot() (*metadata.MetaFiles, error) {
 	r.snapshot.Signed.Meta["targets.json"] = metadata.MetaFile(r.targets.Signed.Version)
 	for role, md := range r.delegated {
 		r.snapshot.Signed.Meta[role+".json"] = metadata.MetaFile(md.Signed.Version)
@@ -431,25 +447,20 @@ func (r *Repo) writeSnapshotTimestamp(bump bool) error {
 		return signWith(r.snapshot, metadata.SNAPSHOT, k, ids, th)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	data, err := r.snapshot.ToBytes(true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := writeFileAtomic(filepath.Join(r.MetadataDir(), fmt.Sprintf("%d.snapshot.json", r.snapshot.Signed.Version)), data, 0o644); err != nil {
-		return err
-	}
-	if bump {
-		r.timestamp.Signed.Version++
-		r.timestamp.Signed.Expires = r.expires(metadata.TIMESTAMP)
+		return nil, err
 	}
 	sum := sha256.Sum256(data)
 	mf := metadata.MetaFile(r.snapshot.Signed.Version)
 	mf.Length = int64(len(data))
 	mf.Hashes = metadata.Hashes{"sha256": sum[:]}
-	r.timestamp.Signed.Meta["snapshot.json"] = mf
-	return r.writeTimestamp()
+	return mf, nil
 }
 
 func (r *Repo) writeTimestamp() error {
