@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -86,10 +87,22 @@ func initCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "initialized repository in %s\ntrusted root for clients: %s\n", r.Dir(), r.RootPath())
+			first, _, err := r.RootFingerprints()
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "initialized repository in %s\ntrusted root for gateways: %s\n", r.Dir(), r.RootPath())
+			printFingerprint(w, first)
+			fmt.Fprintf(w, "Hand %s to the gateway's installer and read the fingerprint to them\n"+
+				"(by phone, not with the file): they run\n"+
+				"  fieldgatectl trust init %s --expect-sha256 %s\n", filepath.Base(first.Path), filepath.Base(first.Path), first.SHA256)
 			return nil
 		},
 	}
+	c.Long = "init creates DIR with new keys for every role, root version 1, empty targets, a\n" +
+		"snapshot and a timestamp, and prints the fingerprint of DIR/repository/metadata/1.root.json\n" +
+		"(" + fingerprintHelp + ")."
 	c.Flags().StringVar(&rootKeys, "root-keys", "", "directory for the root keys (offline media); default DIR/keys/root")
 	c.Flags().StringVar(&keyType, "key-type", publish.KeyEd25519, "key type: ed25519 or ecdsa-p256")
 	c.Flags().StringSliceVar(&hashes, "hash", []string{"sha256"}, "hash algorithms listed for targets: sha256, sha512")
@@ -241,21 +254,44 @@ func delegateCmd() *cobra.Command {
 }
 
 func exportCmd() *cobra.Command {
-	var names []string
+	var (
+		names   []string
+		expires string
+	)
 	c := &cobra.Command{
-		Use:   "export DIR OUT [--target NAME…]",
+		Use:   "export DIR OUT [--target NAME…] [--expires 30d]",
 		Short: "Write an offline bundle (metadata chain and targets) to the new directory OUT",
 		Long: "export writes OUT/metadata (every N.root.json, timestamp.json and the versioned\n" +
 			"snapshot, targets and delegated role files), OUT/targets (the selected targets, all\n" +
-			"published ones without --target) and an informational OUT/bundle.json. Gateways import\n" +
-			"it with fieldgatectl import OUT before the timestamp expires.",
+			"published ones without --target) and an informational OUT/bundle.json (which records\n" +
+			"the bundle's expiry). Gateways import it with fieldgatectl import OUT, or from their\n" +
+			"import directory, before it expires.\n\n" +
+			"Without --expires the bundle carries the repository's timestamp and expires with it\n" +
+			"(24h by default): too short for a trip to a site. --expires DURATION (30d, 12h, 1d12h;\n" +
+			"at most 365d) signs a timestamp for this bundle alone, valid that long, with the\n" +
+			"timestamp key: it is the repository's next timestamp version, and the repository's\n" +
+			"own timestamp is re-signed right after it with the version after that, so gateways\n" +
+			"that imported the bundle move on at their next online refresh. Snapshot, targets and\n" +
+			"delegated roles that would expire before the bundle are signed anew for as long (and\n" +
+			"published) when their keys are in DIR; otherwise, or when root expires first, export\n" +
+			"refuses and names the role. Keep --expires as short as the trip: until it expires,\n" +
+			"the bundle can be shown to a gateway that has seen nothing newer, hiding newer\n" +
+			"updates from it.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts := publish.ExportOptions{Targets: names}
+			if cmd.Flags().Changed("expires") {
+				d, err := publish.ParseBundleExpiry(expires)
+				if err != nil {
+					return fmt.Errorf("--expires: %w", err)
+				}
+				opts.Expires = d
+			}
 			r, err := publish.Open(args[0])
 			if err != nil {
 				return err
 			}
-			info, err := r.Export(args[1], names)
+			info, err := r.ExportWith(args[1], opts)
 			if err != nil {
 				return err
 			}
@@ -265,27 +301,73 @@ func exportCmd() *cobra.Command {
 			for _, t := range info.Targets {
 				fmt.Fprintf(w, "  %s (%s, %d bytes)\n", t.Name, t.Role, t.Length)
 			}
-			fmt.Fprintf(w, "import before %s (timestamp expiry)\n", info.Expires.Format(time.RFC3339))
+			if opts.Expires > 0 {
+				fmt.Fprintf(w, "bundle timestamp version %d signed for %s; repository timestamp re-signed as version %d\n",
+					info.TimestampVersion, expires, r.TimestampMetadata().Signed.Version)
+			}
+			if len(info.Resigned) > 0 {
+				fmt.Fprintf(w, "signed anew to last as long as the bundle (published too): %s\n", strings.Join(info.Resigned, ", "))
+			}
+			for _, m := range info.Warnings {
+				fmt.Fprintf(w, "warning: %s\n", m)
+			}
+			fmt.Fprintf(w, "import before %s (expiry of %s)\n", info.Expires.Format(time.RFC3339), info.ExpiresRole)
 			return nil
 		},
 	}
 	c.Flags().StringArrayVar(&names, "target", nil, "target to include (repeatable); default all published targets")
+	c.Flags().StringVar(&expires, "expires", "", "sign a timestamp for this bundle valid this long (e.g. 30d, 12h; at most 365d)")
 	return c
 }
 
 func statusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status DIR",
-		Short: "Show role versions, expiries, targets and warnings",
-		Args:  cobra.ExactArgs(1),
+		Short: "Show role versions, expiries, targets, warnings and the root fingerprints",
+		Long: "status shows each role's version, expiry and keys, the targets, staged changes and\n" +
+			"warnings, then the fingerprints of the first root (1.root.json) and, after a root\n" +
+			"rotation, of the current root (" + fingerprintHelp + ").",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := publish.Open(args[0])
 			if err != nil {
 				return err
 			}
-			return printStatus(cmd.OutOrStdout(), r.Status())
+			w := cmd.OutOrStdout()
+			if err := printStatus(w, r.Status()); err != nil {
+				return err
+			}
+			first, current, err := r.RootFingerprints()
+			if err != nil {
+				return err
+			}
+			if current.Version == first.Version {
+				fmt.Fprintf(w, "trusted root for gateways: %s (root version 1, never rotated)\n", first.Path)
+				printFingerprint(w, first)
+				return nil
+			}
+			fmt.Fprintf(w, "first root, hand this to gateways: %s (root version 1)\n", first.Path)
+			printFingerprint(w, first)
+			fmt.Fprintf(w, "current root, also a trust anchor (hand it out instead if old root keys are compromised): %s (root version %d)\n", current.Path, current.Version)
+			printFingerprint(w, current)
+			return nil
 		},
 	}
+}
+
+// fingerprintHelp says which root file gateways get and how it is checked.
+const fingerprintHelp = "the SHA-256 of the file's bytes, which the gateway's installer\n" +
+	"checks with fieldgatectl trust init ROOT.json --expect-sha256 HEX after hearing it by\n" +
+	"phone. Hand out 1.root.json: it never changes, and gateways walk the signed chain of\n" +
+	"roots from it to the current one. The current root N.root.json works as a trust anchor\n" +
+	"too; hand it out instead once old root keys must no longer be trusted (after a rotation\n" +
+	"because they leaked), since a gateway starting from 1.root.json trusts what those keys\n" +
+	"sign until it reaches the newer root"
+
+// printFingerprint prints "root fingerprint: sha256:HEX" and the same hex
+// in groups of four for reading aloud.
+func printFingerprint(w io.Writer, f publish.RootFingerprint) {
+	fmt.Fprintf(w, "root fingerprint: sha256:%s\n  %s\n", f.SHA256, f.Grouped())
 }
 
 func printStatus(w io.Writer, s publish.Status) error {

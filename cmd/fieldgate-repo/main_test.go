@@ -3,14 +3,23 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
@@ -276,5 +285,204 @@ func TestCommitRefusesTraversalName(t *testing.T) {
 	})
 	if len(outside) != 0 {
 		t.Errorf("files written for the traversal name: %v", outside)
+	}
+}
+
+// fingerprintRE matches the agreed fingerprint line and the grouped line
+// after it.
+var fingerprintRE = regexp.MustCompile(`(?m)^root fingerprint: sha256:([0-9a-f]{64})\n  ((?:[0-9a-f]{4} ){15}[0-9a-f]{4})\n`)
+
+func fileSHA256(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// TestRootFingerprint: init and status print sha256 of the root file handed
+// to gateways, with the grouped form; after a root rotation status prints
+// the first and the current root's, labelled.
+func TestRootFingerprint(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	md := filepath.Join(repo, "repository", "metadata")
+	out := runCmd(t, "init", repo)
+	m := fingerprintRE.FindAllStringSubmatch(out, -1)
+	first := fileSHA256(t, filepath.Join(md, "1.root.json"))
+	if len(m) != 1 || m[0][1] != first || strings.ReplaceAll(m[0][2], " ", "") != first {
+		t.Fatalf("init printed fingerprints %v, want sha256 of 1.root.json %s:\n%s", m, first, out)
+	}
+	if !strings.Contains(out, "--expect-sha256 "+first) {
+		t.Errorf("init does not show the installer's command with the fingerprint:\n%s", out)
+	}
+	out = runCmd(t, "status", repo)
+	if m := fingerprintRE.FindAllStringSubmatch(out, -1); len(m) != 1 || m[0][1] != first {
+		t.Errorf("status printed fingerprints %v, want only 1.root.json's %s:\n%s", m, first, out)
+	}
+	runCmd(t, "rotate", repo, "root")
+	out = runCmd(t, "status", repo)
+	current := fileSHA256(t, filepath.Join(md, "2.root.json"))
+	m = fingerprintRE.FindAllStringSubmatch(out, -1)
+	if len(m) != 2 || m[0][1] != first || m[1][1] != current || first == current {
+		t.Fatalf("status after a root rotation printed %v, want 1.root.json's %s then 2.root.json's %s:\n%s", m, first, current, out)
+	}
+	for _, label := range []string{"first root, hand this to gateways: " + filepath.Join(md, "1.root.json"), "current root, also a trust anchor", filepath.Join(md, "2.root.json") + " (root version 2)"} {
+		if !strings.Contains(out, label) {
+			t.Errorf("status lacks %q:\n%s", label, out)
+		}
+	}
+	if !strings.HasPrefix(out[strings.Index(out, "first root"):], "first root") || strings.Index(out, "first root") > strings.Index(out, "current root") {
+		t.Errorf("status lists the current root before the first:\n%s", out)
+	}
+}
+
+// TestExportExpiresFlag: export --expires 30d gives a bundle a gateway
+// imports 10 days later (tuf.ImportBundle, the daemon's import), whose
+// bundle.json records its expiry; a plain export is refused then; bad
+// durations are refused before anything is signed.
+func TestExportExpiresFlag(t *testing.T) {
+	w := t.TempDir()
+	repo := filepath.Join(w, "repo")
+	fw := filepath.Join(w, "fw.bin")
+	data := bytes.Repeat([]byte("FGSIM1 trip "), 1000)
+	os.WriteFile(fw, data, 0o644)
+	runCmd(t, "init", repo)
+	runCmd(t, "add", repo, fw, "--name", "acme-io16/fw.bin", "--hardware", "acme-io16-rev3", "--version", "2.4.1")
+	runCmd(t, "commit", repo)
+	tsFile := filepath.Join(repo, "repository", "metadata", "timestamp.json")
+	before, _ := os.ReadFile(tsFile)
+	for _, bad := range []string{"0", "-30d", "400d", "30 days", "1y", ""} {
+		err := runCmdErr("export", repo, filepath.Join(w, "bad"), "--expires", bad)
+		if err == nil || !strings.Contains(err.Error(), "--expires") {
+			t.Errorf("export --expires %q = %v, want an error about --expires", bad, err)
+		}
+	}
+	if after, _ := os.ReadFile(tsFile); !bytes.Equal(after, before) {
+		t.Errorf("a refused --expires changed timestamp.json")
+	}
+	start := time.Now()
+	plain, long := filepath.Join(w, "plain"), filepath.Join(w, "long")
+	runCmd(t, "export", repo, plain)
+	msg := runCmd(t, "export", repo, long, "--expires", "30d")
+	for _, want := range []string{"bundle timestamp version 3 signed for 30d", "re-signed as version 4", "snapshot v3", "(expiry of timestamp)"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("export --expires 30d printed no %q:\n%s", want, msg)
+		}
+	}
+	var info publish.BundleInfo
+	if b, err := os.ReadFile(filepath.Join(long, tuf.BundleManifest)); err != nil || json.Unmarshal(b, &info) != nil {
+		t.Fatalf("bundle.json: %v", err)
+	}
+	if d := info.Expires.Sub(start); d < 30*24*time.Hour-time.Minute || d > 30*24*time.Hour+time.Minute {
+		t.Errorf("bundle.json expires %s, %s after the export, want 30 days", info.Expires, d)
+	}
+
+	later := func() time.Time { return time.Now().Add(10 * 24 * time.Hour) }
+	gw := func() *tuf.Client {
+		d := t.TempDir()
+		c, err := tuf.New(tuf.Config{
+			MetadataURL: "http://127.0.0.1:1/unused", MetadataDir: filepath.Join(d, "metadata"), BlobDir: filepath.Join(d, "blobs"),
+			TrustedRoot: filepath.Join(repo, "repository", "metadata", "1.root.json"), Now: later,
+		}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if _, err := tuf.ImportBundle(context.Background(), gw(), plain); !errors.Is(err, &metadata.ErrExpiredMetadata{}) {
+		t.Errorf("ImportBundle(plain export) 10 days later = %v, want expired", err)
+	}
+	imp, err := tuf.ImportBundle(context.Background(), gw(), long)
+	if err != nil {
+		t.Fatalf("ImportBundle(export --expires 30d) 10 days later = %v", err)
+	}
+	if len(imp.Staged) != 1 {
+		t.Fatalf("ImportBundle() staged %d targets, want 1", len(imp.Staged))
+	}
+	if got, _ := os.ReadFile(imp.Staged[0].Path); !bytes.Equal(got, data) {
+		t.Errorf("staged blob differs from fw.bin")
+	}
+}
+
+// TestExportExpiresThroughBinaries runs the built fieldgate-repo and the
+// gateway's fieldgatectl tuf (the same tuf.Client as the daemon's import;
+// --ref-time stands in for the gateway's clock, which libfaketime cannot
+// move for a Go binary) and checks that a bundle is accepted exactly while
+// it is valid: for each bundle and age, imported iff age < validity.
+func TestExportExpiresThroughBinaries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds fieldgate-repo and fieldgatectl")
+	}
+	bin := t.TempDir()
+	repoBin, ctlBin := filepath.Join(bin, "fieldgate-repo"), filepath.Join(bin, "fieldgatectl")
+	for pkg, out := range map[string]string{".": repoBin, "../fieldgatectl": ctlBin} {
+		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	w := t.TempDir()
+	repo := filepath.Join(w, "repo")
+	fw := filepath.Join(w, "fw.bin")
+	data := []byte("FGSIM1 carried to the site")
+	os.WriteFile(fw, data, 0o644)
+	run := func(name string, args ...string) error {
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	for _, args := range [][]string{
+		{"init", repo},
+		{"add", repo, fw, "--name", "acme-io16/fw.bin", "--hardware", "acme-io16-rev3", "--version", "2.4.1"},
+		{"commit", repo},
+	} {
+		if err := run(repoBin, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const day = 24 * time.Hour
+	bundles := map[string]time.Duration{"": 24 * time.Hour, "12h": 12 * time.Hour, "30d": 30 * day, "1d12h": 36 * time.Hour, "100d": 100 * day}
+	exported := time.Now()
+	for flag := range bundles {
+		args := []string{"export", repo, filepath.Join(w, "bundle-"+flag)}
+		if flag != "" {
+			args = append(args, "--expires", flag)
+		}
+		if err := run(repoBin, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := filepath.Join(repo, "repository", "metadata", "1.root.json")
+	for flag, validity := range bundles {
+		for _, age := range []time.Duration{time.Hour, validity - time.Hour, validity + time.Hour, 10 * day} {
+			want := age < validity
+			name := fmt.Sprintf("expires=%q/age=%s", flag, age)
+			ref := "@" + strconv.FormatInt(exported.Add(age).Unix(), 10)
+			md, targets := t.TempDir(), t.TempDir()
+			if err := run(ctlBin, "tuf", "--ref-time", ref, "--metadata-dir", md, "init", root); err != nil {
+				t.Fatal(err)
+			}
+			b := "file://" + filepath.Join(w, "bundle-"+flag)
+			err := run(ctlBin, "tuf", "--ref-time", ref, "--metadata-dir", md, "--metadata-url", b+"/metadata",
+				"--target-name", "acme-io16/fw.bin", "--target-base-url", b+"/targets", "--target-dir", targets, "download")
+			switch {
+			case want && err != nil:
+				t.Errorf("%s: refused, want imported: %v", name, err)
+			case !want && err == nil:
+				t.Errorf("%s: imported, want refused (expired)", name)
+			case !want && !strings.Contains(err.Error(), "expired"):
+				t.Errorf("%s: refused, but not as expired: %v", name, err)
+			case want:
+				files, _ := filepath.Glob(filepath.Join(targets, "*"))
+				if len(files) != 1 {
+					t.Errorf("%s: target dir holds %v, want the firmware", name, files)
+				} else if got, _ := os.ReadFile(files[0]); !bytes.Equal(got, data) {
+					t.Errorf("%s: downloaded target differs from fw.bin", name)
+				}
+			}
+		}
 	}
 }
