@@ -114,6 +114,10 @@ func ImportBundle(ctx context.Context, c *Client, dir string) (*Import, error) {
 		return nil, err
 	}
 	bc := c.WithSource(mdURL, tgURL)
+	// A bundle's timestamp may be signed for longer than the repository's
+	// (fieldgate-repo export --expires): its expiry minus the online
+	// validity is no time the repository vouches has passed.
+	bc.cfg.TimestampValidity = 0
 	snap, err := bc.Refresh(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("offline bundle %s: %s: %w", dir, explainRefreshError(err), err)

@@ -445,3 +445,33 @@ func copyTree(t *testing.T, src, dst string) {
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// TestExportExpiresKeepsClock: a gateway that raises its time floor from
+// the online timestamp's validity (tuf.Config.TimestampValidity) does not
+// take a 30-day bundle timestamp as proof that 29 days have passed.
+func TestExportExpiresKeepsClock(t *testing.T) {
+	w := &world{now: time.Now().UTC()}
+	base := t.TempDir()
+	r, err := publish.Init(filepath.Join(base, "repo"), publish.Options{Now: w.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(base, "bundle")
+	if _, err := r.ExportWith(out, publish.ExportOptions{Expires: 30 * day}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	c, err := tuf.New(tuf.Config{
+		MetadataURL: "http://127.0.0.1:1/unused", MetadataDir: filepath.Join(dir, "metadata"), BlobDir: filepath.Join(dir, "blobs"),
+		TrustedRoot: r.RootPath(), Now: w.Now, TimestampValidity: publish.DefaultTimestampExpiry,
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := importBundle(c, out); err != nil {
+		t.Fatalf("ImportBundle(30d bundle) = %v", err)
+	}
+	if err := c.CheckClock(); err != nil {
+		t.Errorf("CheckClock() after importing a 30-day bundle = %v (time floor %s), want the clock still trusted", err, c.TimeFloor())
+	}
+}
