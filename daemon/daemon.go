@@ -120,7 +120,7 @@ func New(d Deps) (*Daemon, error) {
 		health:  newHealth(d.Now),
 		restage: make(chan struct{}, 1),
 		pulse:   &liveness{},
-		live:    newLive(),
+		live:    newLive(d.Now),
 		errlog:  &ratelimit{},
 		pages:   &pager{now: d.Now},
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"sync"
+	"time"
 
 	"github.com/fieldgate/fieldgate/daemon/api"
 )
@@ -12,9 +13,64 @@ import (
 // changed on its tick, so a progress callback costs no store transaction.
 // Safe for concurrent use.
 type live struct {
+	now      func() time.Time
 	mu       sync.Mutex
-	progress map[string]api.Progress // device -> bytes acknowledged, while a transfer runs
-	blocked  map[string]block        // device -> why its step waits
+	progress map[string]*transfer // device -> its transfer, while one runs
+	blocked  map[string]block     // device -> why its step waits
+}
+
+// transfer is one running transfer: bytes acknowledged, and samples of
+// them for the rate.
+type transfer struct {
+	done, total int64
+	started     time.Time
+	samples     []sample // oldest first, at least sampleEvery apart, pruned to rateWindow
+}
+
+type sample struct {
+	at   time.Time
+	done int64
+}
+
+// The rate is measured over the last rateWindow, from samples taken at
+// most every sampleEvery (a driver may report every 128-byte block; a
+// window of them would cost more than it says).
+const (
+	rateWindow  = 10 * time.Second
+	sampleEvery = 250 * time.Millisecond
+)
+
+// add records done at now.
+func (t *transfer) add(now time.Time, done, total int64) {
+	t.done, t.total = done, total
+	if n := len(t.samples); n == 0 || now.Sub(t.samples[n-1].at) >= sampleEvery {
+		t.samples = append(t.samples, sample{now, done})
+	}
+	// Keep one sample at or before the window's start, so that the rate
+	// always spans the whole window once the transfer is that old.
+	cut := 0
+	for cut+1 < len(t.samples) && !t.samples[cut+1].at.After(now.Add(-rateWindow)) {
+		cut++
+	}
+	t.samples = t.samples[cut:]
+}
+
+// rate returns the bytes per second from the oldest sample within the
+// last rateWindow up to now: a stalled transfer's rate falls to 0 as its
+// samples age. It is 0 while the samples span less than a second.
+func (t *transfer) rate(now time.Time) int64 {
+	from := now.Add(-rateWindow)
+	for _, s := range t.samples {
+		if s.at.Before(from) {
+			continue
+		}
+		span := now.Sub(s.at)
+		if span < time.Second {
+			return 0
+		}
+		return int64(float64(t.done-s.done) / span.Seconds())
+	}
+	return 0
 }
 
 // block says why a device's step waits, with a kind a reader can branch on.
@@ -31,13 +87,23 @@ const (
 	blockInterlock blockKind = "interlock" // the device's process runs (or its interlock is unreadable)
 )
 
-func newLive() *live {
-	return &live{progress: map[string]api.Progress{}, blocked: map[string]block{}}
+// newLive returns an empty live view whose transfer times and rates come
+// from now.
+func newLive(now func() time.Time) *live {
+	return &live{now: now, progress: map[string]*transfer{}, blocked: map[string]block{}}
 }
 
+// setProgress records that dev's running transfer has done of total bytes;
+// the first call of a transfer starts it.
 func (l *live) setProgress(dev string, done, total int64) {
+	now := l.now()
 	l.mu.Lock()
-	l.progress[dev] = api.Progress{Done: done, Total: total}
+	t := l.progress[dev]
+	if t == nil {
+		t = &transfer{started: now.UTC()}
+		l.progress[dev] = t
+	}
+	t.add(now, done, total)
 	l.mu.Unlock()
 }
 
@@ -47,15 +113,18 @@ func (l *live) endProgress(dev string) {
 	l.mu.Unlock()
 }
 
-// progressOf returns dev's transfer progress, or nil.
+// progressOf returns dev's transfer progress with its start and current
+// rate, or nil.
 func (l *live) progressOf(dev string) *api.Progress {
+	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	p, ok := l.progress[dev]
+	t, ok := l.progress[dev]
 	if !ok {
 		return nil
 	}
-	return &p
+	started := t.started
+	return &api.Progress{Done: t.done, Total: t.total, Started: &started, Rate: t.rate(now)}
 }
 
 func (l *live) block(dev string, b block) {

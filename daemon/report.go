@@ -189,6 +189,10 @@ func (r *reporter) jobDoc(j store.Job, waiting string) api.Job {
 	for _, s := range j.Devices {
 		st := api.Step{Device: s.Device, Phase: string(s.Phase), Attempts: s.Attempts, From: s.From, Error: s.Error,
 			Progress: r.live.progressOf(s.Device)}
+		if s.Phase == stepSoak && !s.SoakUntil.IsZero() {
+			until := s.SoakUntil.UTC()
+			st.SoakUntil = &until
+		}
 		if b, ok := r.live.blockOf(s.Device); ok && s.Phase == stepPending {
 			st.Blocked = b.why
 			if doc.Waiting == "" {

@@ -79,6 +79,13 @@ type Hold struct {
 type Progress struct {
 	Done  int64 `json:"done"`
 	Total int64 `json:"total"`
+	// Started is when the daemon saw the transfer's first progress (a
+	// retried or resumed transfer starts again).
+	Started *time.Time `json:"started,omitempty"`
+	// Rate is the transfer's speed in bytes per second over the last ten
+	// seconds, as the daemon measured it; 0 (left out) while it is not
+	// known yet, or when nothing moved in that time.
+	Rate int64 `json:"rate,omitempty"`
 }
 
 // Job is one update's retained state (MQTT topic {prefix}/jobs/{id}).
@@ -117,7 +124,10 @@ type Step struct {
 	Attempts int       `json:"attempts"`
 	From     string    `json:"from_version,omitempty"`
 	Progress *Progress `json:"progress,omitempty"`
-	Error    string    `json:"error,omitempty"`
+	// SoakUntil is when a step in soak ends: the device's health is probed
+	// until then, and the step commits after it.
+	SoakUntil *time.Time `json:"soak_until,omitempty"`
+	Error     string     `json:"error,omitempty"`
 }
 
 // Event is one audit event as published on {prefix}/events.

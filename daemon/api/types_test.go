@@ -50,7 +50,7 @@ func fullStatus() Status {
 				Target: "plc/2.4.1.bin", Version: "2.4.1", SHA256: "bb22", Job: "j-0",
 				Reason: "rolled back", Since: t0,
 			}},
-			Progress:  &Progress{Done: 512, Total: 1024},
+			Progress:  &Progress{Done: 512, Total: 1024, Started: &t0, Rate: 128},
 			LastError: "timeout",
 			Updated:   t0,
 		}},
@@ -66,8 +66,9 @@ func fullStatus() Status {
 			Steps: []Step{{
 				Device: "plc-1", Phase: "transfer", Blocked: "interlock",
 				Attempts: 1, From: "2.4.0",
-				Progress: &Progress{Done: 512, Total: 1024},
-				Error:    "retrying",
+				Progress:  &Progress{Done: 512, Total: 1024, Started: &t0, Rate: 128},
+				SoakUntil: &t1,
+				Error:     "retrying",
 			}},
 		}},
 	}
@@ -127,7 +128,9 @@ const wantFull = `{
       ],
       "progress": {
         "done": 512,
-        "total": 1024
+        "total": 1024,
+        "started": "2030-01-02T03:04:05Z",
+        "rate": 128
       },
       "last_error": "timeout",
       "updated": "2030-01-02T03:04:05Z"
@@ -166,8 +169,11 @@ const wantFull = `{
           "from_version": "2.4.0",
           "progress": {
             "done": 512,
-            "total": 1024
+            "total": 1024,
+            "started": "2030-01-02T03:04:05Z",
+            "rate": 128
           },
+          "soak_until": "2030-01-02T04:04:05Z",
           "error": "retrying"
         }
       ]
@@ -289,6 +295,7 @@ func TestWireFormat(t *testing.T) {
 		{"event", fullEvent(), wantEvent},
 		{"minimal event", Event{Seq: 1, Time: t0, Type: "started", Hash: "dd44"}, `{"seq":1,"time":"2030-01-02T03:04:05Z","type":"started","hash":"dd44"}`},
 		{"window", fullWindow(), wantWindow},
+		{"progress just begun", Progress{Total: 1024}, `{"done":0,"total":1024}`},
 		{"closed window", WindowInfo{Group: "line-1", Window: "nightly", TimeZone: "UTC"}, `{"group":"line-1","window":"nightly","timezone":"UTC","open":false,"next":null}`},
 	}
 	for _, tt := range tests {
