@@ -50,17 +50,17 @@ func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
 	}
 	var until string
 	deferCmd := &cobra.Command{
-		Use: "defer JOB --until TIME", Short: "Postpone a job's pending devices until TIME (RFC 3339) or for a duration (e.g. 24h)",
+		Use: "defer JOB --until TIME", Short: "Postpone a job's pending devices until TIME (RFC 3339, or as fieldgatectl prints times) or for a duration (e.g. 24h)",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := parseUntil(until, time.Now())
 			if err != nil {
 				return err
 			}
-			return post(cmd, "/v1/defer", control.Request{Job: args[0], Until: t}, "deferred JOB until "+t.UTC().Format(time.RFC3339))
+			return post(cmd, "/v1/defer", control.Request{Job: args[0], Until: t}, "deferred JOB until "+timesOf(cmd).at(t))
 		},
 	}
-	deferCmd.Flags().StringVar(&until, "until", "", "RFC 3339 time or a duration from now")
+	deferCmd.Flags().StringVar(&until, "until", "", "a time (2026-12-01T02:00:00Z, 2026-12-01 03:00:00 +01:00) or a duration from now (24h)")
 	deferCmd.MarkFlagRequired("until")
 
 	stop := &cobra.Command{
@@ -119,20 +119,8 @@ func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
 			if err := client().Get(cmd.Context(), "/v1/windows", &ws); err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "GROUP\tWINDOW\tZONE\tNOW\tNEXT OPENINGS")
-			for _, w := range ws {
-				now := "closed"
-				if w.Open {
-					now = "open until " + w.Closes.Format(time.RFC3339)
-				}
-				var next []string
-				for _, t := range w.Next {
-					next = append(next, t.Format(time.RFC3339))
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", w.Group, w.Window, w.TimeZone, now, strings.Join(next, ", "))
-			}
-			return tw.Flush()
+			printWindows(stdout, ws, timesOf(cmd))
+			return nil
 		},
 	}
 	jobs := &cobra.Command{
@@ -142,7 +130,7 @@ func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			printJobs(stdout, st.Jobs)
+			printJobs(stdout, st.Jobs, st.Gateway.Time, timesOf(cmd))
 			return nil
 		},
 	}
@@ -192,7 +180,27 @@ func controlCommands(socket *string, stdout io.Writer) []*cobra.Command {
 	return []*cobra.Command{importCmd, approve, cancel, deferCmd, stop, resume, refresh, retry, recoverCmd, boardCmd, audit, windows, jobs}
 }
 
-// parseUntil reads an RFC 3339 time or a duration from now.
+// printWindows lists each group's window: open until when, and the next
+// openings.
+func printWindows(w io.Writer, ws []api.WindowInfo, tf timeFormat) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tWINDOW\tZONE\tNOW\tNEXT OPENINGS")
+	for _, w := range ws {
+		now := "closed"
+		if w.Open && w.Closes != nil {
+			now = "open until " + tf.at(*w.Closes)
+		}
+		var next []string
+		for _, t := range w.Next {
+			next = append(next, tf.at(t))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", w.Group, w.Window, w.TimeZone, now, strings.Join(next, ", "))
+	}
+	tw.Flush()
+}
+
+// parseUntil reads a duration from now, an RFC 3339 time, or a time as
+// fieldgatectl prints them (timeLayout, with or without seconds).
 func parseUntil(s string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil {
 		if d <= 0 {
@@ -200,9 +208,10 @@ func parseUntil(s string, now time.Time) (time.Time, error) {
 		}
 		return now.Add(d), nil
 	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--until %q: want an RFC 3339 time (2026-12-01T02:00:00Z) or a duration (24h)", s)
+	for _, layout := range []string{time.RFC3339, timeLayout, "2006-01-02 15:04 -07:00"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
 	}
-	return t, nil
+	return time.Time{}, fmt.Errorf("--until %q: want a time (2026-12-01T02:00:00Z or 2026-12-01 03:00:00 +01:00) or a duration (24h)", s)
 }

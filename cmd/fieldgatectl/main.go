@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -52,13 +53,23 @@ func newRoot(stdout io.Writer) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&socket, "socket", envOr("FIELDGATE_GATEWAY_SOCKET", "/run/fieldgate/fieldgated.sock"), "fieldgated's control socket")
+	root.PersistentFlags().Bool("utc", false, "print times in UTC (default: local time with its UTC offset)")
 
-	var asJSON bool
+	var (
+		asJSON bool
+		watch  watchFlags
+	)
 	status := &cobra.Command{
 		Use:   "status",
-		Short: "Show gateway health, devices and jobs",
+		Short: "Show gateway health, devices and jobs (--watch: a live view)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if watch.on {
+				if asJSON {
+					return errors.New("--json and --watch: choose one")
+				}
+				return watch.run(cmd.Context(), socket, stdout, timesOf(cmd))
+			}
 			st, err := control.NewClient(socket).Status(cmd.Context())
 			if err != nil {
 				return err
@@ -68,12 +79,24 @@ func newRoot(stdout io.Writer) *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			printStatus(stdout, st)
+			printStatus(stdout, st, timesOf(cmd))
 			return nil
 		},
 	}
 	status.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
-	root.AddCommand(status)
+	status.Flags().BoolVarP(&watch.on, "watch", "w", false, "a live view, redrawn every --interval (plain lines per change when stdout is not a terminal)")
+	status.Flags().DurationVar(&watch.interval, "interval", time.Second, "how often --watch asks the daemon")
+	var alias watchFlags
+	watchCmd := &cobra.Command{
+		Use:   "watch",
+		Short: "A live view of transfers, soaks, windows, health and holds (status --watch)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return alias.run(cmd.Context(), socket, stdout, timesOf(cmd))
+		},
+	}
+	watchCmd.Flags().DurationVar(&alias.interval, "interval", time.Second, "how often to ask the daemon")
+	root.AddCommand(status, watchCmd)
 	root.AddCommand(controlCommands(&socket, stdout)...)
 	root.AddCommand(remoteCommand(stdout))
 	root.AddCommand(tufCommand())
@@ -87,8 +110,34 @@ func envOr(k, def string) string {
 	return def
 }
 
+// timeFormat renders instants for people, one rule for every command:
+// local time with its UTC offset, or UTC (--utc). The zero value is UTC.
+type timeFormat struct{ loc *time.Location }
+
+// timesOf returns the format the persistent --utc flag asks for.
+func timesOf(cmd *cobra.Command) timeFormat {
+	if utc, _ := cmd.Flags().GetBool("utc"); utc {
+		return timeFormat{loc: time.UTC}
+	}
+	return timeFormat{loc: time.Local}
+}
+
+// timeLayout is how every instant is printed; parseUntil reads it back.
+const timeLayout = "2006-01-02 15:04:05 -07:00"
+
+// at formats t, or "-" for the zero time.
+func (f timeFormat) at(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	if f.loc == nil {
+		return t.UTC().Format(timeLayout)
+	}
+	return t.In(f.loc).Format(timeLayout)
+}
+
 // printStatus renders the status for a person at a console.
-func printStatus(w io.Writer, st api.Status) {
+func printStatus(w io.Writer, st api.Status, tf timeFormat) {
 	g := st.Gateway
 	health := "healthy"
 	if !g.Healthy {
@@ -96,21 +145,17 @@ func printStatus(w io.Writer, st api.Status) {
 	}
 	fmt.Fprintf(w, "gateway %s/%s  fieldgated %s  %s  %s\n", g.Site, g.ID, g.Version, orDash(g.State), health)
 	for _, c := range g.Health {
-		subj := ""
-		if c.Subject != "" {
-			subj = " [" + c.Subject + "]"
-		}
-		fmt.Fprintf(w, "  %-7s %s%s: %s (since %s)\n", c.Severity, c.Name, subj, c.Message, c.Since.Format(time.RFC3339))
+		fmt.Fprintf(w, "  %s\n", conditionLine(c, tf))
 	}
 	exp := "unknown (no refresh yet)"
 	if g.MetadataExpires != nil {
-		exp = g.MetadataExpires.Format(time.RFC3339)
+		exp = tf.at(*g.MetadataExpires)
 	}
 	broker := "disconnected"
 	if g.BrokerConnected {
 		broker = "connected"
 	}
-	fmt.Fprintf(w, "  clock %s  metadata expires %s  broker %s  outbox %d\n", g.Time.Format(time.RFC3339), exp, broker, g.OutboxDepth)
+	fmt.Fprintf(w, "  clock %s  metadata expires %s  broker %s  outbox %d\n", tf.at(g.Time), exp, broker, g.OutboxDepth)
 	if len(g.LEDs) > 0 {
 		names := make([]string, 0, len(g.LEDs))
 		for n := range g.LEDs {
@@ -128,7 +173,7 @@ func printStatus(w io.Writer, st api.Status) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  ID\tPROTOCOL\tHARDWARE\tVERSION\tSTATE\tPROGRESS\tFLOOR\tLAST ERROR")
 	for _, d := range st.Devices {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Protocol, d.HardwareID, orDash(d.Version), d.State, progress(d.Progress), d.Floor, orDash(d.LastError))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Protocol, d.HardwareID, orDash(d.Version), d.State, percent(d.Progress), d.Floor, orDash(d.LastError))
 	}
 	tw.Flush()
 	for _, d := range st.Devices {
@@ -136,15 +181,31 @@ func printStatus(w io.Writer, st api.Status) {
 			fmt.Fprintf(w, "  %s NEEDS RECOVERY: %s (fieldgatectl recover %s)\n", d.ID, d.Recovery, d.ID)
 		}
 		for _, h := range d.Held {
-			fmt.Fprintf(w, "  %s held: %s %s since %s: %s (fieldgatectl retry %s)\n", d.ID, h.Target, h.Version, h.Since.Format(time.RFC3339), h.Reason, d.ID)
+			fmt.Fprintf(w, "  %s\n", holdLine(d.ID, h, tf))
 		}
 	}
 
 	fmt.Fprintln(w, "\nJOBS")
-	printJobs(w, st.Jobs)
+	printJobs(w, st.Jobs, g.Time, tf)
 }
 
-func printJobs(w io.Writer, jobs []api.Job) {
+// conditionLine describes one health condition.
+func conditionLine(c api.Condition, tf timeFormat) string {
+	subj := ""
+	if c.Subject != "" {
+		subj = " [" + c.Subject + "]"
+	}
+	return fmt.Sprintf("%-7s %s%s: %s (since %s)", c.Severity, c.Name, subj, c.Message, tf.at(c.Since))
+}
+
+// holdLine describes one update held back from device dev.
+func holdLine(dev string, h api.Hold, tf timeFormat) string {
+	return fmt.Sprintf("%s held: %s %s since %s: %s (fieldgatectl retry %s)", dev, h.Target, h.Version, tf.at(h.Since), h.Reason, dev)
+}
+
+// printJobs lists jobs with their steps; now is the gateway's clock, for
+// the time a soak has left.
+func printJobs(w io.Writer, jobs []api.Job, now time.Time, tf timeFormat) {
 	if len(jobs) == 0 {
 		fmt.Fprintln(w, "  none")
 	}
@@ -155,20 +216,10 @@ func printJobs(w io.Writer, jobs []api.Job) {
 			fmt.Fprintf(w, "    waiting: %s\n", j.Waiting)
 		}
 		for _, a := range j.Approvals {
-			fmt.Fprintf(w, "    approved (%s) by %s at %s, expires %s\n", a.Kind, a.Actor, a.At.Format(time.RFC3339), a.Expires.Format(time.RFC3339))
+			fmt.Fprintf(w, "    approved (%s) by %s at %s, expires %s\n", a.Kind, a.Actor, tf.at(a.At), tf.at(a.Expires))
 		}
 		for _, s := range j.Steps {
-			line := fmt.Sprintf("    %-12s %-12s attempts %d", s.Device, s.Phase, s.Attempts)
-			if s.Progress != nil {
-				line += "  " + progress(s.Progress)
-			}
-			if s.Blocked != "" {
-				line += "  (" + s.Blocked + ")"
-			}
-			if s.Error != "" {
-				line += "  " + s.Error
-			}
-			fmt.Fprintln(w, line)
+			fmt.Fprintln(w, "    "+stepLine(s, stepView{now: now, tf: tf, bar: barWidth}))
 		}
 	}
 }
@@ -188,9 +239,10 @@ func orDash(s string) string {
 	return s
 }
 
-func progress(p *api.Progress) string {
+// percent is a transfer's progress in whole percent, or "-".
+func percent(p *api.Progress) string {
 	if p == nil || p.Total == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%d%% (%d/%d)", p.Done*100/p.Total, p.Done, p.Total)
+	return fmt.Sprintf("%d%%", p.Done*100/p.Total)
 }

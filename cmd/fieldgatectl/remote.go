@@ -94,6 +94,7 @@ type signFlags struct {
 	key, keyID, gateway string
 	expires, timeout    time.Duration
 	json                bool
+	times               timeFormat // how messages print instants (--utc)
 }
 
 func (s *signFlags) add(cmd *cobra.Command) {
@@ -203,6 +204,7 @@ func remoteActions(stdout io.Writer) []*cobra.Command {
 			if err != nil {
 				return err
 			}
+			sf.times = timesOf(cmd)
 			return sendCommand(cmd.Context(), stdout, cmd.ErrOrStderr(), bf, sf, c, now)
 		}
 		out = append(out, a.cmd)
@@ -332,7 +334,7 @@ func sendCommand(ctx context.Context, stdout, stderr io.Writer, bf brokerFlags, 
 				status = last.Status
 			}
 			return fmt.Errorf("command %s %s: no final result within %v (last result: %s); it stays valid until %s, so a gateway that is offline now may still execute it",
-				c.ID, c.Action, sf.timeout, status, c.Expires.Format(time.RFC3339))
+				c.ID, c.Action, sf.timeout, status, sf.times.at(c.Expires))
 		}
 		return fmt.Errorf("command %s %s: %w", c.ID, c.Action, err)
 	}
@@ -530,7 +532,8 @@ func watchCommand(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "watch --broker URL [--gateway PREFIX | --site SITE]",
 		Short: "Print gateways' status, devices, jobs and events as they change",
-		Long: `Print what gateways publish, one line per change, in UTC: gateway status
+		Long: `Print what gateways publish, one line per change, with local time (UTC
+with --utc): gateway status
 (online, health), device state and version, job phase and per-device steps,
 audit events, command requests and results. Retained state arrives first, then changes live.
 Without --gateway or --site it watches every gateway under fieldgate/v1/.
@@ -550,6 +553,7 @@ printed. --json prints every message as it arrived, one JSON object a line.`,
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			p := newWatchPrinter(stdout, asJSON, !noDedupe, includeCmds)
+			p.times = timesOf(cmd)
 			var printed int
 			return mqtt.WatchConfig(ctx, cfg, filter, func(topic string, payload []byte, retained bool) {
 				if ctx.Err() != nil {
@@ -604,11 +608,12 @@ type watchPrinter struct {
 	last     map[string]string // topic -> last line printed
 	maxSeq   map[string]uint64 // gateway prefix -> highest event seq printed
 	now      func() time.Time  // for messages that carry no time
+	times    timeFormat
 }
 
 func newWatchPrinter(out io.Writer, asJSON, dedupe, commands bool) *watchPrinter {
 	return &watchPrinter{out: out, json: asJSON, dedupe: dedupe, commands: commands,
-		last: map[string]string{}, maxSeq: map[string]uint64{}, now: time.Now}
+		last: map[string]string{}, maxSeq: map[string]uint64{}, now: time.Now, times: timeFormat{loc: time.UTC}}
 }
 
 // handle prints the message if it says something new and reports whether
@@ -627,7 +632,7 @@ func (p *watchPrinter) handle(topic string, payload []byte, retained bool) bool 
 		fmt.Fprintf(p.out, "%s\n", line)
 		return true
 	}
-	r, ok := describe(topic, payload)
+	r, ok := describe(topic, payload, p.times)
 	if !ok || (r.command && !p.commands) {
 		return false
 	}
@@ -646,7 +651,7 @@ func (p *watchPrinter) handle(topic string, payload []byte, retained bool) bool 
 	if when.IsZero() {
 		when = p.now()
 	}
-	fmt.Fprintf(p.out, "%s %s  %s\n", when.UTC().Format("15:04:05"), gatewayLabel(r.gateway), r.line)
+	fmt.Fprintf(p.out, "%s %s  %s\n", p.times.at(when), gatewayLabel(r.gateway), r.line)
 	return true
 }
 
@@ -666,7 +671,7 @@ type report struct {
 
 // describe parses a message of the fieldgate topic tree (docs/mqtt.md). It
 // recognises the topic by its last levels, so it works for any prefix.
-func describe(topic string, payload []byte) (report, bool) {
+func describe(topic string, payload []byte, tf timeFormat) (report, bool) {
 	lv := strings.Split(topic, "/")
 	n := len(lv)
 	at := func(i int) string { // i-th level from the end, 1-based
@@ -720,7 +725,7 @@ func describe(topic string, payload []byte) (report, bool) {
 			return report{}, false
 		}
 		return report{gateway: prefix(2), command: true,
-			line: fmt.Sprintf("cmd %s %s requested (key %s, expires %s)", at(1), c.Action, c.Key, c.Expires.UTC().Format(time.RFC3339))}, true
+			line: fmt.Sprintf("cmd %s %s requested (key %s, expires %s)", at(1), c.Action, c.Key, tf.at(c.Expires))}, true
 	case at(1) == "status":
 		r := report{gateway: prefix(1)}
 		if cleared {

@@ -151,13 +151,13 @@ func TestDescribe(t *testing.T) {
 			"event outbox-compacted: 12 events were dropped while the broker was unreachable", 0},
 		{p + "/cmd/c1/result", `{"id":"c1","action":"approve","status":"rejected","reason":"expired: x"}`, "cmd c1 approve rejected: expired: x", 0},
 		{p + "/cmd/c1", `{"id":"c1","action":"cancel","key":"ops","expires":"2026-05-01T13:00:00Z"}`,
-			"cmd c1 cancel requested (key ops, expires 2026-05-01T13:00:00Z)", 0},
+			"cmd c1 cancel requested (key ops, expires 2026-05-01 13:00:00 +00:00)", 0},
 		{p + "/cmd/c1/probe", `subscription check`, "", 0},
 		{p + "/devices/io16-a", `not json`, "", 0},
 		{"other", `{}`, "", 0},
 	}
 	for _, tt := range tests {
-		r, ok := describe(tt.topic, []byte(tt.payload))
+		r, ok := describe(tt.topic, []byte(tt.payload), timeFormat{loc: time.UTC})
 		if tt.want == "" {
 			if ok {
 				t.Errorf("describe(%s, %.20q) = %q, want not described", tt.topic, tt.payload, r.line)
@@ -191,11 +191,11 @@ func TestWatchPrinterDropsRepeatsAndDuplicateEvents(t *testing.T) {
 			printed++
 		}
 	}
-	want := "12:00:00 demo/gw1  device a version 1 state idle\n" +
-		"12:00:06 demo/gw1  event #1 x\n" +
-		"12:00:07 demo/gw1  event #2 y\n" +
-		"12:00:08 demo/gw1  device a version 2 state idle\n" +
-		"12:00:09 demo/gw1  cmd c1 refresh requested (key ops, expires 2026-05-01T12:10:00Z)\n"
+	want := "2026-05-01 12:00:00 +00:00 demo/gw1  device a version 1 state idle\n" +
+		"2026-05-01 12:00:06 +00:00 demo/gw1  event #1 x\n" +
+		"2026-05-01 12:00:07 +00:00 demo/gw1  event #2 y\n" +
+		"2026-05-01 12:00:08 +00:00 demo/gw1  device a version 2 state idle\n" +
+		"2026-05-01 12:00:09 +00:00 demo/gw1  cmd c1 refresh requested (key ops, expires 2026-05-01 12:10:00 +00:00)\n"
 	if out.String() != want || printed != 5 {
 		t.Errorf("watch output (%d lines) =\n%s\nwant\n%s", printed, out.String(), want)
 	}
@@ -414,12 +414,12 @@ func TestRemoteWatchPrintsRetainedState(t *testing.T) {
 		}
 	}
 	var out, errOut bytes.Buffer
-	if err := run(ctx, []string{"remote", "watch", "--broker", b.URL(), "--gateway", p, "--count", "2"}, &out, &errOut); err != nil {
+	if err := run(ctx, []string{"remote", "watch", "--broker", b.URL(), "--gateway", p, "--count", "2", "--utc"}, &out, &errOut); err != nil {
 		t.Fatalf("watch: %v\n%s", err, errOut.String())
 	}
 	for _, want := range []string{
-		"12:00:00 demo/gw1  status online healthy fieldgated 0.3.0\n",
-		"12:00:01 demo/gw1  device io16-a version 2.4.1 state idle\n",
+		"2026-05-01 12:00:00 +00:00 demo/gw1  status online healthy fieldgated 0.3.0\n",
+		"2026-05-01 12:00:01 +00:00 demo/gw1  device io16-a version 2.4.1 state idle\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("watch printed\n%s\nwant a line %q", out.String(), want)
