@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -105,6 +106,19 @@ func TestExportExpires(t *testing.T) {
 	info, err := r.ExportWith(long, publish.ExportOptions{Expires: 30 * day})
 	if err != nil {
 		t.Fatalf("ExportWith(30d) = %v", err)
+	}
+	// The daemon reads bundles as another user: every directory of one
+	// is world-readable and searchable, not the 0700 of a temporary one.
+	for _, b := range []string{plain, long} {
+		filepath.WalkDir(b, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi, _ := d.Info(); fi != nil && fi.Mode().Perm()&0o005 != 0o005 && d.IsDir() {
+				t.Errorf("bundle directory %s has mode %v, want others to read and search it", p, fi.Mode().Perm())
+			}
+			return nil
+		})
 	}
 	deadline := w.now.Add(30 * day).Truncate(time.Second)
 	if info.TimestampVersion != n+1 || !info.Expires.Equal(deadline) || info.ExpiresRole != "timestamp" {

@@ -219,6 +219,11 @@ func (r *Repo) export(out string, opts ExportOptions) (*BundleInfo, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp) // no-op after the rename
+	// MkdirTemp makes the directory 0700; the bundle is read by another
+	// user (fieldgated runs as fieldgate), like its 0755 subdirectories.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, err
+	}
 	// Every write goes through an os.Root of the new bundle and every read
 	// through localfile, so no name can reach outside either directory.
 	root, err := os.OpenRoot(tmp)
