@@ -169,15 +169,6 @@ var guideFeatures = []guideFeature{
 		fallback: func(b string) string { return regexp.MustCompile(` --expires \S+`).ReplaceAllString(b, "") },
 	},
 	{
-		// A defect rather than a feature: export builds the bundle in
-		// an os.MkdirTemp directory (mode 0700) and renames it into
-		// place, so the daemon, user fieldgate, cannot read it.
-		name:     "fieldgate-repo export writes a bundle the daemon can read (its directory is 0700)",
-		marker:   "fieldgatectl import",
-		probe:    `test "$(stat -c %a /media/usb/fieldgate-bundle)" != 700`,
-		fallback: func(b string) string { return "chmod 0755 /media/usb/fieldgate-bundle\n" + b },
-	},
-	{
 		name:   "fieldgate-repo-timestamp@.timer in fieldgate-tools",
 		marker: "fieldgate-repo-timestamp@",
 		probe:  "systemctl cat fieldgate-repo-timestamp@.timer",
