@@ -42,7 +42,7 @@ func Driver() devices.Driver {
 func RTUDriver() devices.Driver {
 	return devices.Driver{
 		Name: "modbus-rtu",
-		Doc: "The same update procedure over Modbus RTU on a serial line (RS-485). address is the serial port, " +
+		Doc: "A device updated through Modbus RTU on a serial line (RS-485), with the register map and procedure of modbus-tcp. address is the serial port, " +
 			"baud its rate (default 19200); unit is the slave address (1..247).",
 		Options:   func(o *devices.Options) { readProfile(o) },
 		OptionDoc: profileDoc(),

@@ -105,7 +105,7 @@ func UDPDriver() devices.Driver {
 // serial port, Config.Baud its rate (115200 by default).
 func SerialDriver() devices.Driver {
 	return devices.Driver{Name: NameSerial, Check: check(true), Open: open(true),
-		Doc: "The same SMP image management over a serial line (the SMP console framing, base64 with CRC16). " +
+		Doc: "MCUmgr/SMP image management, as smp-udp, over a serial line (the SMP console framing, base64 with CRC16). " +
 			"address is the serial port, baud its rate (default 115200).",
 		Options: func(r *devices.Options) { readOptions(r) }, OptionDoc: optionDoc()}
 }

@@ -27,9 +27,9 @@ func Driver() devices.Driver { return newDriver("xmodem", false) }
 func YmodemDriver() devices.Driver { return newDriver("ymodem", true) }
 
 func newDriver(name string, ymodem bool) devices.Driver {
-	proto, update := "XMODEM-1K", "update"
+	proto := "XMODEM-1K"
 	if ymodem {
-		proto, update = "YMODEM", "yupdate"
+		proto = "YMODEM"
 	}
 	return devices.Driver{
 		Name: name,
@@ -40,7 +40,7 @@ func newDriver(name string, ymodem bool) devices.Driver {
 		Options: func(r *devices.Options) { readOptions(r, ymodem) },
 		OptionDoc: map[string]string{
 			"prompt":          "the console prompt that ends every reply; must not be empty",
-			"update_command":  "starts the " + proto + " receiver (\"" + update + "\" for this driver); must not be empty",
+			"update_command":  "starts the " + proto + " receiver; must not be empty",
 			"version_command": "prints \"version V\" (\"version none\": no application, the device stays in its bootloader); must not be empty",
 			"id_command":      "prints key=value fields: hw (or hardware, hardware_id), serial, model, vendor; \"\" = none",
 			"hash_command":    "prints \"sha256=HEX size=N\" of the stored image, checked after a transfer and by Health; \"\" = none: the version only",
