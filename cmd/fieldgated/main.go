@@ -47,16 +47,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("fieldgated", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "/etc/fieldgate/fieldgated.yaml", "configuration file")
-	check := fs.String("check-config", "", "check this configuration file, print every problem, and exit")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: fieldgated [--config FILE] | --check-config FILE | --version\n\n")
-		fmt.Fprintf(stderr, "fieldgated pulls TUF-verified updates and pushes them to field devices\ninside their maintenance windows, reporting over MQTT.\n\n")
-		fs.PrintDefaults()
-	}
+	fs, cfgPath, check, showVersion := newFlagSet(stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -99,6 +90,22 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return handover(cfg.Gateway.StateDir, args)
 	}
 	return err
+}
+
+// newFlagSet returns fieldgated's flags, which write usage and errors to
+// stderr, and where they store their values; fieldgated(8) lists them.
+func newFlagSet(stderr io.Writer) (fs *flag.FlagSet, cfgPath, check *string, showVersion *bool) {
+	fs = flag.NewFlagSet("fieldgated", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath = fs.String("config", "/etc/fieldgate/fieldgated.yaml", "read the configuration from `FILE`")
+	check = fs.String("check-config", "", "check the configuration `FILE`, print every problem, and exit")
+	showVersion = fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: fieldgated [--config FILE] | --check-config FILE | --version\n\n")
+		fmt.Fprintf(stderr, "fieldgated pulls TUF-verified updates and pushes them to field devices\ninside their maintenance windows, reporting over MQTT.\n\n")
+		fs.PrintDefaults()
+	}
+	return fs, cfgPath, check, showVersion
 }
 
 // handover re-executes into the self-updated fieldgated when there is one
