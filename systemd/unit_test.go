@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package systemd
 
 import (
@@ -7,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -88,7 +91,8 @@ func copyTree(src, dst string) error {
 // temporary root that holds the unit and a stand-in /usr/bin/fieldgated
 // (verify checks that ExecStart= is executable). The unit is checked as
 // shipped, unchanged. verify exits 0 even for unknown keys or bad values,
-// so any output counts as a failure.
+// so any output counts as a failure. The man pages Documentation= names are
+// the packages' (TestUnitDocumentation), not this machine's: --man=no.
 func TestUnitVerify(t *testing.T) {
 	analyze := needPeer(t, "systemd-analyze", "systemd")
 	fake := filepath.Join(t.TempDir(), "fieldgated")
@@ -99,9 +103,138 @@ func TestUnitVerify(t *testing.T) {
 		"etc/systemd/system/fieldgated.service": "fieldgated.service",
 		"usr/bin/fieldgated":                    fake,
 	})
-	out, err := exec.Command(analyze, "verify", "--root="+root, "fieldgated.service").CombinedOutput()
+	out, err := exec.Command(analyze, "verify", "--man=no", "--root="+root, "fieldgated.service").CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Errorf("systemd-analyze verify fieldgated.service: %v\n%s", err, out)
+	}
+}
+
+var manRefRE = regexp.MustCompile(`^man:([a-z0-9._-]+)\(([1-8])\)$`)
+
+// TestUnitDocumentation: every unit names its man pages in Documentation=,
+// and each of them is one the packages ship (deb/man).
+func TestUnitDocumentation(t *testing.T) {
+	for unit, want := range map[string][]string{
+		"fieldgated.service":                {"man:fieldgated(8)", "man:fieldgated.yaml(5)"},
+		"fieldgate-repo-timestamp@.service": {"man:fieldgate-repo(1)"},
+		"fieldgate-repo-timestamp@.timer":   {"man:fieldgate-repo(1)"},
+	} {
+		var got []string
+		for _, v := range readUnit(t, unit)["Documentation"] {
+			got = append(got, strings.Fields(v)...)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: Documentation = %q, want %q", unit, got, want)
+		}
+		for _, ref := range got {
+			m := manRefRE.FindStringSubmatch(ref)
+			if m == nil {
+				t.Errorf("%s: Documentation %q is not a man page reference", unit, ref)
+				continue
+			}
+			if _, err := os.Stat(filepath.Join("deb/man", m[1]+"."+m[2])); err != nil {
+				t.Errorf("%s: Documentation %s: the packages do not ship it: %v", unit, ref, err)
+			}
+		}
+	}
+}
+
+// readUnit parses the assignments of a unit file in this directory;
+// repeated keys accumulate, sections are not told apart.
+func readUnit(t *testing.T, name string) map[string][]string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := make(map[string][]string)
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == ';' || line[0] == '[' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("%s: bad line %q", name, line)
+		}
+		m[k] = append(m[k], v)
+	}
+	return m
+}
+
+// TestTimestampTimerVerify runs `systemd-analyze verify` on an instance of
+// the timestamp timer and its service, for the repository /srv/tuf
+// (instance srv-tuf), in a temporary root with a stand-in
+// /usr/bin/fieldgate-repo; any output is a failure. It also rates the
+// service's sandbox with `systemd-analyze security`.
+func TestTimestampTimerVerify(t *testing.T) {
+	analyze := needPeer(t, "systemd-analyze", "systemd")
+	fake := filepath.Join(t.TempDir(), "fieldgate-repo")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root := newRoot(t, map[string]string{
+		"usr/lib/systemd/system/fieldgate-repo-timestamp@.service": "fieldgate-repo-timestamp@.service",
+		"usr/lib/systemd/system/fieldgate-repo-timestamp@.timer":   "fieldgate-repo-timestamp@.timer",
+		"usr/bin/fieldgate-repo":                                   fake,
+	})
+	const instance = "fieldgate-repo-timestamp@srv-tuf"
+	out, err := exec.Command(analyze, "verify", "--man=no", "--root="+root, instance+".timer", instance+".service").CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("systemd-analyze verify %s.timer %s.service: %v\n%s", instance, instance, err, out)
+	}
+
+	out, err = exec.Command(analyze, "security", "--offline=yes", "--no-pager", "--root="+root, instance+".service").CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze security %s.service: %v\n%s", instance, err, out)
+	}
+	m := exposureRE.FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no exposure level in systemd-analyze output:\n%s", out)
+	}
+	if got, err := strconv.ParseFloat(string(m[1]), 64); err != nil || got > maxExposure {
+		t.Errorf("exposure level of %s.service = %s, want <= %.1f\n%s", instance, m[1], maxExposure, out)
+	}
+}
+
+// TestTimestampTimerSettings: the timer re-signs well inside the default
+// 24-hour timestamp expiry, catches up after downtime and spreads its start;
+// the service runs `fieldgate-repo timestamp` on the instance's directory
+// and may write only the published metadata there.
+func TestTimestampTimerSettings(t *testing.T) {
+	timer := readUnit(t, "fieldgate-repo-timestamp@.timer")
+	svc := readUnit(t, "fieldgate-repo-timestamp@.service")
+	for _, c := range []struct {
+		unit     map[string][]string
+		key, val string
+	}{
+		{timer, "OnCalendar", "*-*-* 00/6:00:00"},
+		{timer, "Persistent", "true"},
+		{timer, "RandomizedDelaySec", "15min"},
+		{timer, "WantedBy", "timers.target"},
+		{svc, "Type", "oneshot"},
+		{svc, "ExecStart", "/usr/bin/fieldgate-repo timestamp %f"},
+		{svc, "ReadWritePaths", "%f/repository/metadata"},
+		{svc, "ProtectSystem", "strict"},
+		{svc, "PrivateNetwork", "yes"},
+		{svc, "CapabilityBoundingSet", ""},
+	} {
+		if v := c.unit[c.key]; len(v) != 1 || v[0] != c.val {
+			t.Errorf("%s = %q, want %q", c.key, v, c.val)
+		}
+	}
+	if analyze, err := exec.LookPath("systemd-analyze"); err == nil {
+		// Four runs a day: a timestamp valid for 24 hours survives three
+		// missed ones.
+		cmd := exec.Command(analyze, "calendar", "--iterations=5", "--base-time=2026-01-01 00:30:00 UTC", "*-*-* 00/6:00:00")
+		cmd.Env = append(os.Environ(), "TZ=UTC")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("systemd-analyze calendar: %v\n%s", err, out)
+		}
+		if n := strings.Count(string(out), "2026-01-01"); n != 3 {
+			t.Errorf("OnCalendar fires %d times on 2026-01-01 after 00:30, want 3 (06, 12, 18)\n%s", n, out)
+		}
 	}
 }
 
@@ -290,6 +423,73 @@ func readDB(t *testing.T, path string) map[string][]string {
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		f := strings.Split(line, ":")
 		m[f[0]] = f
+	}
+	return m
+}
+
+// TestTimestampServiceWrites runs what the service runs, `fieldgate-repo
+// timestamp DIR`, on a repository made by `fieldgate-repo init`, and checks
+// that it signs a new timestamp and changes nothing outside
+// DIR/repository/metadata, the only path the sandbox leaves writable.
+func TestTimestampServiceWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds fieldgate-repo")
+	}
+	bin := t.TempDir()
+	crossBuild(t, runtime.GOARCH, bin, "test", "fieldgate-repo")
+	repo := filepath.Join(t.TempDir(), "tuf")
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(filepath.Join(bin, "fieldgate-repo"), args...).CombinedOutput(); err != nil {
+			t.Fatalf("fieldgate-repo %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("init", repo)
+	before := snapshotTree(t, repo)
+	run("timestamp", repo) // ExecStart=/usr/bin/fieldgate-repo timestamp %f
+	after := snapshotTree(t, repo)
+
+	var changed []string
+	for p, h := range after {
+		if before[p] != h {
+			changed = append(changed, p)
+		}
+	}
+	for p := range before {
+		if _, ok := after[p]; !ok {
+			changed = append(changed, p)
+		}
+	}
+	slices.Sort(changed)
+	if !slices.Contains(changed, "repository/metadata/timestamp.json") {
+		t.Errorf("fieldgate-repo timestamp changed %q, want repository/metadata/timestamp.json among them", changed)
+	}
+	for _, p := range changed {
+		if !strings.HasPrefix(p, "repository/metadata/") {
+			t.Errorf("fieldgate-repo timestamp changed %s, outside ReadWritePaths=%%f/repository/metadata", p)
+		}
+	}
+}
+
+// snapshotTree maps every file below dir (relative, slash-separated) to its
+// contents.
+func snapshotTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		m[filepath.ToSlash(rel)] = string(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return m
 }
