@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+#
 # fieldgate — an index of the go commands everyone can read.
 # Go 1.26, no CGO. `make help` lists the targets.
 
@@ -16,7 +18,7 @@ GCFLAGS    := -gcflags=all=-l -gcflags=runtime/...= -gcflags=crypto/internal/fip
 # Binaries never use cgo; the race detector in `make test` needs it.
 GOBUILD    := CGO_ENABLED=0 go build -trimpath $(GCFLAGS)
 
-.PHONY: help build cross test test-short test-crash conformance interop bench demo deb footprint lint ci clean
+.PHONY: help build cross test test-short test-crash conformance interop bench demo deb deb-tools spdx footprint lint ci clean
 
 help:
 	@echo "make build    build the binaries into dist/"
@@ -27,6 +29,8 @@ help:
 	@echo "make bench    benchmarks, with the peers measured side by side"
 	@echo "make cross    static binaries for linux/amd64, arm64 and armv7 into dist/<arch>/"
 	@echo "make deb      .deb packages fieldgate + fieldgate-tools for amd64, arm64, armhf into dist/"
+	@echo "make deb-tools  fetch nfpm (pinned in systemd/deb/tools/go.mod) once; make deb then needs no network"
+	@echo "make spdx     add the SPDX-License-Identifier line to tracked files that lack it"
 	@echo "make footprint  binary sizes, start-to-READY, 10-minute idle RSS/CPU with 32 simulated devices"
 	@echo "make lint     gofmt and go vet"
 
@@ -41,8 +45,18 @@ cross:
 	done
 	@file dist/*/* 2>/dev/null || ls -l dist/*/
 
+# Versions come from git tags: v0.1.0 gives 0.1.0, three commits later
+# 0.1.0+3.gHASH (build.sh). nfpm is a Go tool of its own module,
+# systemd/deb/tools, so the daemon's go.mod does not grow.
 deb: cross
 	@for arch in $(ARCHES); do systemd/deb/build.sh $$arch '$(VERSION)' dist || exit 1; done
+
+deb-tools:
+	go -C systemd/deb/tools mod download
+
+# The same test that checks the headers adds them (license_test.go).
+spdx:
+	FIELDGATE_SPDX_FIX=1 go test -count=1 -run '^TestSPDXHeaders$$' .
 
 footprint:
 	FIELDGATE_FOOTPRINT=1 go test -run TestFootprint -v -timeout 30m ./systemd

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package systemd
 
 import (
@@ -7,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -114,65 +117,111 @@ func debField(t *testing.T, deb, field string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// debArches are the Go architectures the packages are built for (arm is
+// armv7, Debian armhf).
+var debArches = []string{"amd64", "arm64", "arm"}
+
+// debs is one architecture's pair of packages.
+type debs struct{ main, tools string }
+
 // buildDebs runs deb/build.sh for amd64 on freshly built binaries and
 // returns the paths of the fieldgate and fieldgate-tools packages.
 func buildDebs(t *testing.T, version string) (main, tools string) {
 	t.Helper()
+	d := buildArchDebs(t, version, "amd64")["amd64"]
+	return d.main, d.tools
+}
+
+// buildArchDebs cross-builds the binaries for each of arches and runs
+// deb/build.sh on them. Once nfpm, pinned in deb/tools/go.mod, is in the
+// module cache, build.sh runs with the module proxy switched off
+// (GOPROXY=off), which is the claim that `make deb` needs no network.
+func buildArchDebs(t *testing.T, version string, arches ...string) map[string]debs {
+	t.Helper()
 	if testing.Short() {
-		t.Skip("builds four binaries and two packages")
+		t.Skip("builds four binaries and two packages per architecture")
 	}
 	needPeer(t, "dpkg-deb", "dpkg")
 	needPeer(t, "go", "golang-go (or Go from go.dev)")
-	dist := t.TempDir()
-	crossBuild(t, "amd64", filepath.Join(dist, "amd64"), version, fieldgateBinaries...)
-	cmd := exec.Command("bash", "deb/build.sh", "amd64", version, dist)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		msg := fmt.Sprintf("deb/build.sh amd64 %s: %v\n%s", version, err, stderr.String())
-		// nfpm comes from the Go module proxy; without network and an
-		// empty module cache there is nothing to build with.
-		if strings.Contains(stderr.String(), "nfpm@") && strings.Contains(stderr.String(), "dial tcp") && os.Getenv("CI") != "true" {
+	// Warm the module cache (the only step that may use the network).
+	warm := exec.Command("go", "-C", "deb/tools", "mod", "download")
+	if out, err := warm.CombinedOutput(); err != nil {
+		msg := fmt.Sprintf("go mod download in deb/tools: %v\n%s", err, out)
+		if os.Getenv("CI") != "true" {
 			t.Skip("nfpm is not in the module cache and the proxy is unreachable: " + msg)
 		}
 		t.Fatal(msg)
 	}
-	for _, p := range strings.Fields(string(out)) {
-		switch {
-		case strings.Contains(filepath.Base(p), "fieldgate-tools_"):
-			tools = p
-		case strings.HasPrefix(filepath.Base(p), "fieldgate_"):
-			main = p
+	dist := t.TempDir()
+	pkgs := map[string]debs{}
+	for _, arch := range arches {
+		crossBuild(t, arch, filepath.Join(dist, arch), version, fieldgateBinaries...)
+		cmd := exec.Command("bash", "deb/build.sh", arch, version, dist)
+		cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=mod")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("GOPROXY=off deb/build.sh %s %s: %v\n%s", arch, version, err, stderr.String())
 		}
+		var d debs
+		for _, p := range strings.Fields(string(out)) {
+			switch {
+			case strings.Contains(filepath.Base(p), "fieldgate-tools_"):
+				d.tools = p
+			case strings.HasPrefix(filepath.Base(p), "fieldgate_"):
+				d.main = p
+			}
+		}
+		if d.main == "" || d.tools == "" {
+			t.Fatalf("deb/build.sh %s printed %q, want the paths of both packages", arch, out)
+		}
+		pkgs[arch] = d
 	}
-	if main == "" || tools == "" {
-		t.Fatalf("deb/build.sh printed %q, want the paths of both packages", out)
-	}
-	return main, tools
+	return pkgs
 }
 
-// TestDebPackages builds the amd64 packages and checks what they install:
-// paths and modes, the example configuration as a conffile (and no active
-// configuration), the maintainer scripts, the version and the dependencies;
-// that lintian finds nothing that is not overridden with a reason; and what
-// the maintainer scripts do in a scratch root (debInstall).
+// TestDebPackages builds the packages for every architecture and checks
+// what they install: paths and modes, the example configuration as a
+// conffile (and no active configuration), the maintainer scripts, the
+// version, homepage, Vcs and dependencies, the man pages and the copyright
+// file; that lintian finds nothing that is not overridden with a reason, on
+// each architecture (an override that matches on one only is a
+// mismatched-override elsewhere); and what the maintainer scripts do in a
+// scratch root (debInstall).
 func TestDebPackages(t *testing.T) {
-	main, tools := buildDebs(t, "v1.2.3-4-gabcdef0")
+	all := buildArchDebs(t, "v0.1.0-3-gabcdef0", debArches...)
+	main, tools := all["amd64"].main, all["amd64"].tools
 	t.Run("install", func(t *testing.T) { debInstall(t, main) })
 
 	for _, c := range []struct{ deb, field, want string }{
 		{main, "Package", "fieldgate"},
-		{main, "Version", "1.2.3+4.gabcdef0"},
+		{main, "Version", "0.1.0+3.gabcdef0"},
 		{main, "Architecture", "amd64"},
 		{main, "Depends", "systemd"},
 		{tools, "Package", "fieldgate-tools"},
-		{tools, "Version", "1.2.3+4.gabcdef0"},
+		{tools, "Version", "0.1.0+3.gabcdef0"},
 		{tools, "Architecture", "amd64"},
 		{tools, "Depends", ""},
+		{all["arm64"].main, "Architecture", "arm64"},
+		{all["arm"].main, "Architecture", "armhf"},
+		{all["arm"].tools, "Architecture", "armhf"},
 	} {
 		if got := debField(t, c.deb, c.field); got != c.want {
 			t.Errorf("%s field %s = %q, want %q", filepath.Base(c.deb), c.field, got, c.want)
+		}
+	}
+
+	for _, d := range []string{main, tools} {
+		for field, want := range map[string]string{
+			"Maintainer":  "fieldgate maintainers <maintainers@fieldgate.dev>",
+			"Homepage":    "https://github.com/fieldgate/fieldgate",
+			"Vcs-Git":     "https://github.com/fieldgate/fieldgate.git",
+			"Vcs-Browser": "https://github.com/fieldgate/fieldgate",
+		} {
+			if got := debField(t, d, field); got != want {
+				t.Errorf("%s field %s = %q, want %q", filepath.Base(d), field, got, want)
+			}
 		}
 	}
 
@@ -188,6 +237,9 @@ func TestDebPackages(t *testing.T) {
 		"/usr/share/doc/fieldgate/copyright":            "-rw-r--r--",
 		"/usr/share/doc/fieldgate/changelog.gz":         "-rw-r--r--",
 		"/usr/share/lintian/overrides/fieldgate":        "-rw-r--r--",
+		"/usr/share/man/man8/fieldgated.8.gz":           "-rw-r--r--",
+		"/usr/share/man/man5/fieldgated.yaml.5.gz":      "-rw-r--r--",
+		"/usr/share/man/man1/fieldgatectl.1.gz":         "-rw-r--r--",
 		"/usr/share/doc/fieldgate-tools/copyright":      "",
 		"/usr/bin/fieldgate-repo":                       "",
 		"/usr/bin/fieldgate-sim":                        "",
@@ -205,7 +257,9 @@ func TestDebPackages(t *testing.T) {
 		}
 	}
 	toolFiles := debContents(t, tools)
-	for _, path := range []string{"/usr/bin/fieldgate-repo", "/usr/bin/fieldgate-sim", "/usr/share/doc/fieldgate-tools/copyright"} {
+	for _, path := range []string{"/usr/bin/fieldgate-repo", "/usr/bin/fieldgate-sim", "/usr/share/doc/fieldgate-tools/copyright",
+		"/usr/share/man/man1/fieldgate-repo.1.gz", "/usr/share/man/man1/fieldgate-sim.1.gz",
+		"/usr/lib/systemd/system/fieldgate-repo-timestamp@.service", "/usr/lib/systemd/system/fieldgate-repo-timestamp@.timer"} {
 		if _, ok := toolFiles[path]; !ok {
 			t.Errorf("%s does not install %s", filepath.Base(tools), path)
 		}
@@ -241,22 +295,57 @@ func TestDebPackages(t *testing.T) {
 		}
 	}
 
-	// lintian with every tag shown; the exceptions are overrides, each
-	// explained in deb/*.lintian-overrides.
-	t.Run("lintian", func(t *testing.T) {
-		lintian := needPeer(t, "lintian", "lintian")
-		cmd := exec.Command(lintian, "--pedantic", "--display-info", "--fail-on", "error,warning,info,pedantic", main, tools)
-		out, err := cmd.CombinedOutput()
-		var tags []string
-		for _, l := range strings.Split(string(out), "\n") {
-			if len(l) > 2 && l[1] == ':' && l[0] != 'N' && l[0] != 'O' {
-				tags = append(tags, l)
+	// The copyright file: fieldgate's paragraph with the years filled in,
+	// and a paragraph for the linked modules (TestDebianCopyright).
+	copyright, err := os.ReadFile(filepath.Join(root, "usr/share/doc/fieldgate/copyright"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\nFiles: *\nCopyright: 20", "License: Apache-2.0\n", "Files: vendor/github.com/theupdateframework/go-tuf/v2/*", "/usr/share/common-licenses/Apache-2.0"} {
+		if !bytes.Contains(copyright, []byte(want)) {
+			t.Errorf("the copyright file lacks %q", want)
+		}
+	}
+	if regexp.MustCompile(`@[A-Z]+@`).Match(copyright) {
+		t.Errorf("the copyright file has unreplaced placeholders")
+	}
+
+	// The tools' timer units are the repository's, byte for byte.
+	toolRoot := t.TempDir()
+	if out, err := exec.Command("dpkg-deb", "-x", tools, toolRoot).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x: %v\n%s", err, out)
+	}
+	for _, u := range []string{"fieldgate-repo-timestamp@.service", "fieldgate-repo-timestamp@.timer"} {
+		want, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(toolRoot, "usr/lib/systemd/system", u))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("/usr/lib/systemd/system/%s in the package differs from %s (%v)", u, u, err)
+		}
+	}
+
+	// lintian with every tag shown, on every architecture's packages; the
+	// exceptions are overrides, each explained in deb/*.lintian-overrides.
+	// An override that matches on no architecture or on one only shows up as
+	// unused-override or mismatched-override, which fail too.
+	for _, arch := range debArches {
+		t.Run("lintian/"+arch, func(t *testing.T) {
+			lintian := needPeer(t, "lintian", "lintian")
+			cmd := exec.Command(lintian, "--pedantic", "--display-info", "--fail-on", "error,warning,info,pedantic", all[arch].main, all[arch].tools)
+			out, err := cmd.CombinedOutput()
+			var tags []string
+			for _, l := range strings.Split(string(out), "\n") {
+				if len(l) > 2 && l[1] == ':' && l[0] != 'N' && l[0] != 'O' {
+					tags = append(tags, l)
+				}
 			}
-		}
-		if err != nil || len(tags) > 0 {
-			t.Errorf("lintian: %v\n%s", err, strings.Join(tags, "\n"))
-		}
-	})
+			if err != nil || len(tags) > 0 {
+				t.Errorf("lintian %s: %v\n%s", arch, err, strings.Join(tags, "\n"))
+			}
+		})
+	}
 
 	ctrl := t.TempDir()
 	if out, err := exec.Command("dpkg-deb", "-e", main, ctrl).CombinedOutput(); err != nil {

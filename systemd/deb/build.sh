@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
 # build.sh ARCH VERSION DISTDIR builds the Debian packages fieldgate and
-# fieldgate-tools for one architecture with nfpm (run from the Go module
-# proxy, so nothing is added to the daemon's go.mod).
+# fieldgate-tools for one architecture with nfpm, a Go tool pinned in
+# tools/go.mod (a module of its own, so nothing is added to the daemon's
+# go.mod). Once the module cache holds nfpm (make deb-tools, or any earlier
+# build), no network is needed.
 #
 #   ARCH     Go architecture of the binaries: amd64, arm64 or arm (armv7,
 #            Debian armhf)
 #   VERSION  `git describe --tags --always --dirty`; made Debian-shaped here
+#            (tag v0.1.0 -> 0.1.0, 3 commits later -> 0.1.0+3.gHASH)
 #   DISTDIR  holds the binaries in DISTDIR/ARCH/ (`make cross`); the .deb
 #            files are written to DISTDIR/
 #
-# Environment: NFPM (an nfpm command to use instead of `go run`),
+# Environment: NFPM (an nfpm command to use instead of the pinned tool),
 # SOURCE_DATE_EPOCH (file times and changelog date; default: the last
 # commit's time).
 set -euo pipefail
@@ -22,7 +27,17 @@ arch=$1 version=$2 dist=$3
 here=$(cd "$(dirname "$0")" && pwd)
 systemd_dir=$(dirname "$here")
 repo=$(dirname "$systemd_dir")
-nfpm=${NFPM:-go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2}
+if [ -n "${NFPM:-}" ]; then
+	nfpm=$NFPM
+else
+	# `go tool -n` builds the pinned nfpm for this machine (or finds it in the
+	# build cache) and prints its path; a GOOS/GOARCH meant for the
+	# binaries must not apply to it.
+	nfpm=$(env -u GOOS -u GOARCH -u GOARM go -C "$here/tools" tool -n nfpm) || {
+		echo "build.sh: cannot build nfpm from $here/tools/go.mod (run make deb-tools once with network)" >&2
+		exit 1
+	}
+fi
 
 # nfpm architecture (Go nomenclature, arm7 = armhf) and the ELF e_machine
 # the binaries must have, so that a mixed-up dist/ never gets packaged.
@@ -87,12 +102,19 @@ trap 'rm -rf "$stage"' EXIT
 mkdir "$stage/bin"
 cp "$bindir"/fieldgated "$bindir"/fieldgatectl "$bindir"/fieldgate-repo "$bindir"/fieldgate-sim "$stage/bin/"
 cp "$systemd_dir"/fieldgated.service "$systemd_dir"/fieldgate.sysusers.conf \
-	"$systemd_dir"/fieldgate.tmpfiles.conf "$systemd_dir"/fieldgate-gpio.rules "$stage/"
+	"$systemd_dir"/fieldgate.tmpfiles.conf "$systemd_dir"/fieldgate-gpio.rules \
+	"$systemd_dir"/fieldgate-repo-timestamp@.service "$systemd_dir"/fieldgate-repo-timestamp@.timer "$stage/"
 cp "$repo/daemon/config/example.yaml" "$stage/fieldgated.yaml.example"
 cp "$here"/fieldgate.yaml "$here"/fieldgate-tools.yaml "$here"/postinst "$here"/prerm "$here"/postrm \
 	"$here"/*.lintian-overrides "$stage/"
 mkdir "$stage/man"
-for m in "$here"/man/*.[18]; do
+for m in fieldgated.8 fieldgated.yaml.5 fieldgatectl.1 fieldgate-repo.1 fieldgate-sim.1; do
+	if [ ! -f "$here/man/$m" ]; then
+		echo "build.sh: $here/man/$m is missing" >&2
+		exit 1
+	fi
+done
+for m in "$here"/man/*.[158]; do
 	gzip -9n <"$m" >"$stage/man/$(basename "$m").gz"
 done
 
@@ -101,14 +123,27 @@ last_year=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y)
 first_year=$(git -C "$repo" log --max-parents=0 --format=%cd --date=format:%Y 2>/dev/null | tail -1 || true)
 years=${first_year:-$last_year}
 if [ "$years" != "$last_year" ]; then years="$years-$last_year"; fi
-sed "s/@YEARS@/$years/" "$here/copyright" >"$stage/copyright"
+# The linked Go modules' paragraphs (copyright lines, licence texts,
+# notices) are written from their sources in the module cache by the
+# repository's TestDebianCopyright, which also checks their licences.
+if ! (env -u GOOS -u GOARCH -u GOARM FIELDGATE_COPYRIGHT_OUT="$stage/modules.copyright" \
+	go -C "$repo" test -count=1 -run '^TestDebianCopyright$' . >"$stage/copyright.log" 2>&1); then
+	cat "$stage/copyright.log" >&2
+	echo "build.sh: cannot write the modules' copyright paragraphs" >&2
+	exit 1
+fi
+sed -e "s/@YEARS@/$years/" -e "/^@MODULES@\$/{r $stage/modules.copyright" -e "d}" "$here/copyright" >"$stage/copyright"
+if grep -q '@[A-Z]*@' "$stage/copyright"; then
+	echo "build.sh: placeholders left in the copyright file" >&2
+	exit 1
+fi
 
 # A one-entry changelog: the packages are built from the repository, whose
 # history is the real change log.
 {
 	printf 'fieldgate (%s) unstable; urgency=medium\n\n' "$debver"
 	printf '  * Built from fieldgate %s.\n\n' "$version"
-	printf ' -- fieldgate maintainers <fieldgate@example.com>  %s\n' \
+	printf ' -- fieldgate maintainers <maintainers@fieldgate.dev>  %s\n' \
 		"$(LC_ALL=C date -u -R -d "@$SOURCE_DATE_EPOCH")"
 } | gzip -9n >"$stage/changelog.gz"
 
