@@ -51,8 +51,17 @@ func testQEMU(t *testing.T, goarch, emulator string) {
 	})
 
 	t.Run("check-config", func(t *testing.T) {
-		example, err := filepath.Abs("../daemon/config/example.yaml")
+		// The example names /etc/fieldgate/root.json, which the check
+		// reads: point it at the first root of a new repository.
+		raw, err := os.ReadFile("../daemon/config/example.yaml")
 		if err != nil {
+			t.Fatal(err)
+		}
+		repo := filepath.Join(t.TempDir(), "repo")
+		run(t, "fieldgate-repo", "init", repo)
+		example := filepath.Join(t.TempDir(), "example.yaml")
+		root := filepath.Join(repo, "repository", "metadata", "1.root.json")
+		if err := os.WriteFile(example, bytes.Replace(raw, []byte("/etc/fieldgate/root.json"), []byte(root), 1), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if out := run(t, "fieldgated", "--check-config", example); !strings.Contains(out, ": ok") {

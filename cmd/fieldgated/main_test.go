@@ -10,7 +10,7 @@ import (
 
 func TestCheckConfigExample(t *testing.T) {
 	var out, errb bytes.Buffer
-	if err := run([]string{"--check-config", "../../daemon/config/example.yaml"}, &out, &errb); err != nil {
+	if err := run([]string{"--check-config", exampleWith(t)}, &out, &errb); err != nil {
 		t.Fatalf("--check-config example.yaml = %v\n%s%s", err, out.String(), errb.String())
 	}
 }

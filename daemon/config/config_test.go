@@ -1,11 +1,18 @@
 package config
 
 import (
+	"bytes"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fieldgate/fieldgate/daemon/config/configtest"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -17,8 +24,28 @@ func writeConfig(t *testing.T, body string) string {
 	return p
 }
 
+// example returns example.yaml with its file keys naming valid files made
+// by configtest (the example names /etc/fieldgate/root.json), and each old
+// string then replaced by its new one.
+func example(t *testing.T, oldNew ...string) string {
+	t.Helper()
+	raw, err := os.ReadFile("example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := configtest.Write(t, t.TempDir())
+	body := strings.Replace(string(raw), "trusted_root: /etc/fieldgate/root.json", "trusted_root: "+f.TrustedRoot, 1)
+	for i := 0; i+1 < len(oldNew); i += 2 {
+		if !strings.Contains(body, oldNew[i]) {
+			t.Fatalf("example.yaml has no %q", oldNew[i])
+		}
+		body = strings.Replace(body, oldNew[i], oldNew[i+1], 1)
+	}
+	return body
+}
+
 func TestExampleIsValid(t *testing.T) {
-	c, err := Load("example.yaml")
+	c, err := Load(writeConfig(t, example(t)))
 	if err != nil {
 		t.Fatalf("Load(example.yaml) = %v", err)
 	}
@@ -192,8 +219,8 @@ func TestValidateEmbeddedBroker(t *testing.T) {
 		{"localhost", "{listen: localhost:1883}", nil},
 		{"beyond loopback", "{listen: 0.0.0.0:1883}", []string{"mqtt.listen", "beyond loopback", "mqtt.embedded.password_file"}},
 		{"every interface", `{listen: ":1883"}`, []string{"mqtt.listen"}},
-		{"beyond loopback with passwords", "{listen: 0.0.0.0:1883, embedded: {password_file: /etc/fieldgate/pw}}", nil},
-		{"beyond loopback with client certs", "{listen: 0.0.0.0:8883, embedded: {tls_cert_file: c.pem, tls_key_file: k.pem, client_ca_file: ca.pem}}", nil},
+		{"beyond loopback with passwords", "{listen: 0.0.0.0:1883, embedded: {password_file: PW}}", nil},
+		{"beyond loopback with client certs", "{listen: 0.0.0.0:8883, embedded: {tls_cert_file: CERT, tls_key_file: KEY, client_ca_file: CA}}", nil},
 		{"client CA without a certificate", "{embedded: {client_ca_file: ca.pem}}", []string{"mqtt.embedded.client_ca_file"}},
 		{"certificate without key", "{embedded: {tls_cert_file: c.pem}}", []string{"tls_cert_file and tls_key_file"}},
 		{"negative limit", "{embedded: {max_clients: -1}}", []string{"mqtt.embedded.max_clients"}},
@@ -201,12 +228,11 @@ func TestValidateEmbeddedBroker(t *testing.T) {
 		{"external broker", "{broker: tcp://central:1883, listen: 0.0.0.0:1883}", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			raw, err := os.ReadFile("example.yaml")
-			if err != nil {
-				t.Fatal(err)
-			}
-			i, j := strings.Index(string(raw), "\nmqtt:\n"), strings.Index(string(raw), "\n# Maintenance")
-			body := string(raw[:i]) + "\nmqtt: " + tc.mqtt + "\n" + string(raw[j:])
+			f := configtest.Write(t, t.TempDir())
+			raw := example(t)
+			i, j := strings.Index(raw, "\nmqtt:\n"), strings.Index(raw, "\n# Maintenance")
+			files := strings.NewReplacer("PW", f.PasswordFile, "CERT", f.TLSCertFile, "KEY", f.TLSKeyFile, "CA", f.ClientCAFile)
+			body := raw[:i] + "\nmqtt: " + files.Replace(tc.mqtt) + "\n" + raw[j:]
 			c, err := Load(writeConfig(t, body))
 			if err != nil {
 				t.Fatalf("Load = %v", err)
@@ -239,4 +265,108 @@ func TestEmbeddedBrokerDefaults(t *testing.T) {
 	if c.MQTT.Listen != "127.0.0.1:1883" {
 		t.Errorf("MQTT.Listen default = %q, want 127.0.0.1:1883", c.MQTT.Listen)
 	}
+}
+
+// TestValidateFiles: every file the configuration names is read and
+// checked. A configuration whose files are all good passes; with any one
+// of them missing, not what its key says (garbage, or a named pipe), the
+// problem is reported naming the key and the file. Both broker set-ups are
+// covered: an external broker with a client certificate, and the embedded
+// broker with TLS, passwords and client certificates.
+func TestValidateFiles(t *testing.T) {
+	f := configtest.Write(t, t.TempDir())
+	validate := func(t *testing.T, body string) error {
+		t.Helper()
+		c, err := Load(writeConfig(t, body))
+		if err != nil {
+			t.Fatalf("Load = %v", err)
+		}
+		return c.Validate(nil)
+	}
+	for _, embedded := range []bool{false, true} {
+		keys := f.External()
+		if embedded {
+			keys = f.Embedded()
+		}
+		good := f.Config(t.TempDir(), embedded)
+		t.Run(fmt.Sprintf("embedded=%v/valid", embedded), func(t *testing.T) {
+			if err := validate(t, good); err != nil {
+				t.Fatalf("Validate(all files good) = %v", err)
+			}
+		})
+		for _, key := range slices.Sorted(maps.Keys(keys)) {
+			p := keys[key]
+			dir := t.TempDir()
+			garbage := filepath.Join(dir, "garbage")
+			os.WriteFile(garbage, []byte("this is not the file you are looking for\n"), 0o600)
+			fifo := filepath.Join(dir, "fifo")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, bad := range []struct{ name, path string }{
+				{"missing", filepath.Join(dir, "missing")},
+				{"garbage", garbage},
+				{"fifo", fifo},
+				{"directory", dir},
+			} {
+				t.Run(fmt.Sprintf("embedded=%v/%s/%s", embedded, key, bad.name), func(t *testing.T) {
+					body := strings.Replace(good, " "+p+"\n", " "+bad.path+"\n", 1)
+					if body == good {
+						t.Fatalf("config names no %s", p)
+					}
+					err := validate(t, body)
+					if err == nil || !strings.Contains(err.Error(), key+": "+bad.path+": ") {
+						t.Errorf("Validate(%s %s) = %v, want an error naming %s and %s", key, bad.name, err, key, bad.path)
+					}
+				})
+			}
+		}
+	}
+
+	t.Run("key pair mismatch", func(t *testing.T) {
+		err := validate(t, strings.Replace(f.Config(t.TempDir(), false), "key_file: "+f.KeyFile, "key_file: "+f.TLSKeyFile, 1))
+		if err == nil || !strings.Contains(err.Error(), "mqtt.key_file: "+f.TLSKeyFile+": not the private key of mqtt.cert_file "+f.CertFile) {
+			t.Errorf("Validate(client key of another certificate) = %v, want mqtt.key_file named as not the key of mqtt.cert_file", err)
+		}
+	})
+
+	t.Run("every problem at once", func(t *testing.T) {
+		body := f.Config(t.TempDir(), false)
+		for _, p := range f.External() {
+			body = strings.Replace(body, " "+p+"\n", " "+p+".gone\n", 1)
+		}
+		err := validate(t, body)
+		for key, p := range f.External() {
+			if err == nil || !strings.Contains(err.Error(), key+": "+p+".gone: ") {
+				t.Errorf("Validate(every file missing) = %v, want %s named", err, key)
+			}
+		}
+		if err != nil && !strings.Contains(err.Error(), "fieldgatectl trust init") {
+			t.Errorf("Validate(trusted root missing) = %v, want it to say how to provision one", err)
+		}
+	})
+
+	t.Run("embedded files unread with an external broker", func(t *testing.T) {
+		body := strings.Replace(f.Config(t.TempDir(), false), "mqtt:\n", "mqtt:\n  embedded: {password_file: /nonexistent/passwords}\n", 1)
+		if err := validate(t, body); err != nil {
+			t.Errorf("Validate(external broker, embedded password file missing) = %v, want nil: the embedded broker is not started", err)
+		}
+	})
+
+	t.Run("root signatures checked", func(t *testing.T) {
+		raw, err := os.ReadFile(f.TrustedRoot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tampered := bytes.Replace(raw, []byte(`"version": 1`), []byte(`"version": 2`), 1)
+		if bytes.Equal(tampered, raw) {
+			t.Fatal("test setup: root has no version to change")
+		}
+		p := filepath.Join(t.TempDir(), "root.json")
+		os.WriteFile(p, tampered, 0o644)
+		err = validate(t, strings.Replace(f.Config(t.TempDir(), true), f.TrustedRoot, p, 1))
+		if err == nil || !strings.Contains(err.Error(), "tuf.trusted_root: "+p+": root version 2 is not signed") {
+			t.Errorf("Validate(tampered root) = %v, want tuf.trusted_root named as not signed", err)
+		}
+	})
 }

@@ -26,7 +26,10 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // Validate checks the whole configuration and returns every problem found,
 // joined, each naming its key path. checkDevice, if not nil, lets the
-// protocol driver validate a device's address and options.
+// protocol driver validate a device's address and options. Every file the
+// configuration names is read and checked as fieldgated will use it (see
+// checkFiles), so a configuration that passes does not fail at start on a
+// missing root of trust, certificate, key or password file.
 func (c *Config) Validate(checkDevice func(Device) error) error {
 	var errs []error
 	bad := func(path, format string, a ...any) {
@@ -72,7 +75,7 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 		}
 	}
 	if c.TUF.TrustedRoot == "" {
-		bad("tuf.trusted_root", "is required (the root.json shipped with the gateway)")
+		bad("tuf.trusted_root", "is required: the repository's root metadata, provisioned with `fieldgatectl trust init`")
 	}
 	for i, p := range c.TUF.TargetPaths {
 		if _, err := path.Match(p, ""); p == "" || err != nil || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") {
@@ -206,6 +209,7 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 			}
 		}
 	}
+	c.checkFiles(bad)
 	return errors.Join(errs...)
 }
 

@@ -17,6 +17,14 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
+// CheckPasswordFile reads the password file at path as the embedded
+// broker does when it starts (see BrokerConfig.PasswordFile) and returns
+// what is wrong with it, or nil: `fieldgated --check-config` runs it.
+func CheckPasswordFile(path string) error {
+	_, err := readPasswordFile(path)
+	return err
+}
+
 // readPasswordFile reads "username:bcrypt-hash" lines (the format of
 // `htpasswd -B`); blank lines and lines starting with # are skipped.
 func readPasswordFile(path string) (map[string][]byte, error) {
