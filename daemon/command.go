@@ -206,5 +206,7 @@ func (cm *commander) commandResult(id string, c mqtt.Command, status, reason str
 	})
 	if err != nil {
 		d.m.auditFailed(err)
+		return
 	}
+	d.rep.commandResult(res)
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"sync"
@@ -31,6 +32,10 @@ type reporter struct {
 	mu          sync.Mutex
 	lastDevice  map[string]string // device id -> last published document, without its clock
 	lastGateway string            // last published gateway document, without volatile fields
+
+	// Set by Daemon.Observe before Run.
+	observeView   func(Observation)
+	observeResult func([]byte)
 }
 
 func newReporter(prefix string, devCfg map[string]config.Device, now func() time.Time, l *live) *reporter {
@@ -253,6 +258,7 @@ func (d *Daemon) gatewayDoc() api.Gateway {
 
 // publishGateway enqueues the gateway status when it changed.
 func (d *Daemon) publishGateway() {
+	defer d.observe()
 	doc := d.gatewayDoc()
 	if !d.rep.gatewayChanged(doc) {
 		return
@@ -328,5 +334,51 @@ func (d *Daemon) publishDevices() {
 	}
 	for _, doc := range docs {
 		d.rep.remember(doc)
+	}
+}
+
+// Observation is the whole local view handed to an observer (the
+// Sparkplug node): what fieldgatectl status shows, each group's window and
+// the version of the trusted TUF root (0 before the first refresh).
+type Observation struct {
+	api.Status
+	Windows     []api.WindowInfo
+	RootVersion int64
+}
+
+// Observe makes the daemon hand view the whole local view after every turn
+// of its update loop (when it publishes the gateway status, changed or
+// not), and result every command result document as it is published on
+// {prefix}/cmd/{id}/result. Both are called on the daemon's goroutines
+// and must not block. Call Observe before Run.
+func (d *Daemon) Observe(view func(Observation), result func(doc []byte)) {
+	d.rep.observeView, d.rep.observeResult = view, result
+}
+
+func (d *Daemon) observe() {
+	if d.rep.observeView == nil {
+		return
+	}
+	st, err := d.Status(context.Background())
+	if err != nil {
+		if d.errlog.allow("observe", time.Minute) {
+			d.log.Error("observe status", "err", err)
+		}
+		return
+	}
+	o := Observation{Status: st, Windows: d.Windows()}
+	d.mu.Lock()
+	if d.snapshot != nil {
+		o.RootVersion = d.snapshot.Versions["root"]
+	}
+	d.mu.Unlock()
+	d.rep.observeView(o)
+}
+
+// commandResult hands a command result to the observer, if any.
+func (r *reporter) commandResult(res commandResult) {
+	if r.observeResult != nil {
+		raw, _ := json.Marshal(res)
+		r.observeResult(raw)
 	}
 }
