@@ -74,6 +74,28 @@ type MQTT struct {
 	KeepAlive  time.Duration `yaml:"keepalive" mapstructure:"keepalive"`
 	// Embedded holds the embedded broker's limits and authentication.
 	Embedded EmbeddedBroker `yaml:"embedded" mapstructure:"embedded"`
+	// Sparkplug makes the gateway a Sparkplug B edge node beside its JSON
+	// topic tree, on a connection of its own to the same broker.
+	Sparkplug Sparkplug `yaml:"sparkplug" mapstructure:"sparkplug"`
+}
+
+// Sparkplug configures the Sparkplug B edge node (docs/mqtt.md): group =
+// site or area, edge node = gateway, device = field device. Ids must not
+// contain / + or #.
+type Sparkplug struct {
+	// Enabled switches the Sparkplug B edge node on.
+	Enabled bool `yaml:"enabled" mapstructure:"enabled"`
+	// GroupID is the Sparkplug group, the site or an area; default gateway.site.
+	GroupID string `yaml:"group_id" mapstructure:"group_id"`
+	// EdgeNodeID is the gateway's edge node id; default gateway.id.
+	EdgeNodeID string `yaml:"edge_node_id" mapstructure:"edge_node_id"`
+	// PrimaryHostID names the primary host application: births wait until
+	// its STATE says online, and the node disconnects when it goes
+	// offline. Empty: publish without waiting for a host.
+	PrimaryHostID string `yaml:"primary_host_id" mapstructure:"primary_host_id"`
+	// ClientID is the node's own MQTT client id (its connection has its
+	// own will, NDEATH); default mqtt.client_id with "-sparkplug" appended.
+	ClientID string `yaml:"client_id" mapstructure:"client_id"`
 }
 
 // EmbeddedBroker configures the embedded broker (used when MQTT.Broker is
@@ -188,6 +210,7 @@ func (c *Config) setDefaults() {
 	if m.KeepAlive == 0 {
 		m.KeepAlive = 30 * time.Second
 	}
+	c.defaultSparkplug()
 	e := &m.Embedded
 	for _, l := range []struct {
 		v   *int

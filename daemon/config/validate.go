@@ -95,6 +95,7 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 	if (m.CertFile == "") != (m.KeyFile == "") {
 		bad("mqtt", "cert_file and key_file go together")
 	}
+	c.validateSparkplug(bad)
 
 	windows := map[string]bool{}
 	for i, w := range c.Windows {
