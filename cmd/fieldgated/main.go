@@ -27,6 +27,7 @@ import (
 	"github.com/fieldgate/fieldgate/daemon/config"
 	"github.com/fieldgate/fieldgate/daemon/control"
 	"github.com/fieldgate/fieldgate/daemon/mqtt"
+	"github.com/fieldgate/fieldgate/daemon/mqtt/sparkplug"
 	"github.com/fieldgate/fieldgate/daemon/store"
 	"github.com/fieldgate/fieldgate/devices"
 	"github.com/fieldgate/fieldgate/systemd"
@@ -235,6 +236,9 @@ func serve(ctx context.Context, cfg *config.Config, registry devices.Registry, l
 		return err
 	}
 	d.AddRunners(session, sock, bd, &watchdog{notify: notify, alive: d.Alive, restore: ind.resendStatus, log: log.With("part", "watchdog")})
+	if sp := cfg.MQTT.Sparkplug; sp.Enabled {
+		d.AddRunners(sparkplugNode(d, mcfg, sp, dir, log))
+	}
 	notify.Ready()
 	log.Info("fieldgated started", "version", version, "devices", len(devs), "board_virtual", bd.Virtual())
 	err = d.Run(ctx)
@@ -247,6 +251,20 @@ func serve(ctx context.Context, cfg *config.Config, registry devices.Registry, l
 		notify.Stopping()
 	}
 	return err
+}
+
+// sparkplugNode returns the Sparkplug B edge node, fed by the daemon: its
+// own connection (client id, will) to the broker of mcfg, and commands
+// handed to the daemon's command handler.
+func sparkplugNode(d *daemon.Daemon, mcfg mqtt.Config, sp config.Sparkplug, stateDir string, log *slog.Logger) *sparkplug.Node {
+	mcfg.ClientID = sp.ClientID
+	node := sparkplug.New(sparkplug.Config{
+		MQTT: mcfg, GroupID: sp.GroupID, EdgeNodeID: sp.EdgeNodeID, PrimaryHostID: sp.PrimaryHostID, StateDir: stateDir,
+	}, log.With("part", "sparkplug"), d.CommandHandler())
+	d.Observe(func(o daemon.Observation) {
+		node.Update(sparkplug.View{Gateway: o.Gateway, Devices: o.Devices, Jobs: o.Jobs, Windows: o.Windows, RootVersion: o.RootVersion})
+	}, node.CommandResult)
+	return node
 }
 
 func embeddedBroker(m config.MQTT) mqtt.BrokerConfig {
