@@ -100,6 +100,7 @@ func newRoot(stdout io.Writer) *cobra.Command {
 	root.AddCommand(controlCommands(&socket, stdout)...)
 	root.AddCommand(remoteCommand(stdout))
 	root.AddCommand(tufCommand())
+	root.AddCommand(trustCommand())
 	return root
 }
 
