@@ -142,42 +142,6 @@ func TestOperatorGuideBlocks(t *testing.T) {
 	}
 }
 
-// guideFeature is a command of the guide that another change adds. Until
-// the packaged binaries have it, the test runs the documented equivalent
-// instead and says so; under CI=true that is a failure.
-type guideFeature struct {
-	name     string
-	marker   string // a block containing it uses the feature
-	probe    string // shell, in the container: exits 0 if the feature is there
-	fallback func(block string) string
-}
-
-var guideFeatures = []guideFeature{
-	{
-		name:   "fieldgatectl trust init",
-		marker: "fieldgatectl trust init",
-		probe:  "fieldgatectl trust init --help",
-		fallback: func(b string) string {
-			return regexp.MustCompile(`(?m)^fieldgatectl trust init (\S+) --expect-sha256 "\$ROOT_SHA256"$`).
-				ReplaceAllString(b, `echo "$$ROOT_SHA256  $1" | sha256sum -c - && install -m 0644 $1 /etc/fieldgate/root.json`)
-		},
-	},
-	{
-		name:     "fieldgate-repo export --expires",
-		marker:   "--expires",
-		probe:    "fieldgate-repo export --help | grep -q -- --expires",
-		fallback: func(b string) string { return regexp.MustCompile(` --expires \S+`).ReplaceAllString(b, "") },
-	},
-	{
-		name:   "fieldgate-repo-timestamp@.timer in fieldgate-tools",
-		marker: "fieldgate-repo-timestamp@",
-		probe:  "systemctl cat fieldgate-repo-timestamp@.timer",
-		fallback: func(string) string {
-			return "fieldgate-repo timestamp /srv/tuf\n"
-		},
-	},
-}
-
 // Versions of the simulated PLC: as it ships, after the online update of
 // section 6, after the offline bundle of section 8.
 var guideVersions = []string{"3.0.0", "3.1.0", "3.1.1"}
@@ -228,7 +192,6 @@ func TestInteropOperatorGuide(t *testing.T) {
 
 	var outputs strings.Builder // everything the sh blocks printed, for the fingerprint
 	approvals := 0
-	pending := map[string]bool{}
 	var mainConfig string
 	var devices []guideBlock
 	for _, b := range blocks {
@@ -245,24 +208,11 @@ func TestInteropOperatorGuide(t *testing.T) {
 			script := b.text
 			if strings.Contains(script, "ROOT_SHA256=") {
 				fp := regexp.MustCompile(`root fingerprint: sha256:([0-9a-f]{64})`).FindStringSubmatch(outputs.String())
-				var sum string
-				if fp != nil {
-					sum = fp[1]
-				} else {
-					pending["fieldgate-repo prints the root fingerprint"] = true
-					sum = strings.Fields(c.must(t, "sha256sum", "/srv/tuf/repository/metadata/1.root.json"))[0]
+				if fp == nil {
+					t.Fatalf("%s: the guide reads the root fingerprint that fieldgate-repo printed, and it printed none:\n%s", where, outputs.String())
 				}
+				sum := fp[1]
 				script = regexp.MustCompile(`(?m)^ROOT_SHA256=.*$`).ReplaceAllString(script, "ROOT_SHA256="+sum)
-			}
-			for _, f := range guideFeatures {
-				if !strings.Contains(script, f.marker) {
-					continue
-				}
-				if _, err := c.run("sh", "-c", f.probe); err != nil {
-					pending[f.name] = true
-					script = f.fallback(script)
-					t.Logf("%s: %s is not in these packages yet; ran instead:\n%s", where, f.name, script)
-				}
 			}
 			out, err := c.script(script)
 			outputs.WriteString(out)
@@ -296,14 +246,6 @@ func TestInteropOperatorGuide(t *testing.T) {
 
 	t.Run("device-entries", func(t *testing.T) { c.checkDeviceEntries(t, mainConfig, devices) })
 
-	for name := range pending {
-		msg := fmt.Sprintf("not exercised yet: %s (the test ran the equivalent)", name)
-		if os.Getenv("CI") == "true" {
-			t.Error(msg)
-		} else {
-			t.Log(msg)
-		}
-	}
 	t.Logf("whole guide: %v", time.Since(began).Round(100*time.Millisecond))
 }
 
