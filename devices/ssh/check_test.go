@@ -1,15 +1,35 @@
 package ssh
 
 import (
+	"crypto/ed25519"
+	"encoding/pem"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/fieldgate/fieldgate/devices"
 )
 
 func TestCheck(t *testing.T) {
 	const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl host"
-	valid := map[string]string{"host_key": key, "user": "fw", "key_file": "/etc/fieldgate/id", "install_command": "i", "version_command": "v"}
+	dir := t.TempDir()
+	id := filepath.Join(dir, "id")
+	_, priv, _ := ed25519.GenerateKey(nil)
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(id, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	garbage := filepath.Join(dir, "garbage")
+	if err := os.WriteFile(garbage, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	valid := map[string]string{"host_key": key, "user": "fw", "key_file": id, "install_command": "i", "version_command": "v"}
 	with := func(k, v string) map[string]string {
 		o := map[string]string{}
 		for a, b := range valid {
@@ -33,6 +53,9 @@ func TestCheck(t *testing.T) {
 		{"missing host key", with("host_key", ""), "host_key is required"},
 		{"garbage host key", with("host_key", "not a key"), "neither an authorized_keys"},
 		{"relative remote_dir", with("remote_dir", "tmp"), "absolute"},
+		// --check-config reads the key, as opening the device does.
+		{"missing key file", with("key_file", filepath.Join(dir, "none")), "option key_file: open " + filepath.Join(dir, "none")},
+		{"garbage key file", with("key_file", garbage), "option key_file: ssh: no key found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

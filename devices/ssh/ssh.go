@@ -49,7 +49,7 @@ func Driver() devices.Driver {
 		Options:   func(o *devices.Options) { readOptions(o) },
 		OptionDoc: optionDoc(),
 		Check: func(cfg devices.Config) error {
-			_, err := parse(cfg, false)
+			_, err := parse(cfg) // reads key_file too: --check-config fails on a missing key
 			return err
 		},
 		Open: func(cfg devices.Config, log *slog.Logger) (devices.Device, error) { return Open(cfg, log) },
@@ -97,7 +97,7 @@ func optionDoc() map[string]string {
 }
 
 // parse reads and checks the options of the "ssh" driver.
-func parse(cfg devices.Config, loadKey bool) (config, error) {
+func parse(cfg devices.Config) (config, error) {
 	o := devices.ReadOptions(cfg.Options)
 	c, hostKey := readOptions(o)
 	var errs []error
@@ -125,7 +125,7 @@ func parse(cfg devices.Config, loadKey bool) (config, error) {
 		}
 		c.hostKeys = keys
 	}
-	if loadKey && c.keyFile != "" {
+	if c.keyFile != "" {
 		pem, err := os.ReadFile(c.keyFile)
 		if err == nil {
 			c.signer, err = ssh.ParsePrivateKey(pem)
@@ -188,7 +188,7 @@ var _ devices.Device = (*Device)(nil)
 // Open returns the device for cfg. It reads key_file but does no network
 // I/O.
 func Open(cfg devices.Config, log *slog.Logger) (*Device, error) {
-	c, err := parse(cfg, true)
+	c, err := parse(cfg)
 	if err != nil {
 		return nil, err
 	}
