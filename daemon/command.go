@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fieldgate/fieldgate/daemon/api"
 	"github.com/fieldgate/fieldgate/daemon/mqtt"
 	"github.com/fieldgate/fieldgate/daemon/store"
 )
@@ -18,14 +19,7 @@ import (
 // malformed, unsigned, forged, expired or replayed command changes nothing.
 
 // commandResult is the payload of {prefix}/cmd/{id}/result.
-type commandResult struct {
-	ID     string    `json:"id"`
-	Action string    `json:"action,omitempty"`
-	Status string    `json:"status"` // accepted | rejected | executing | succeeded | failed
-	Reason string    `json:"reason,omitempty"`
-	Actor  string    `json:"actor,omitempty"`
-	Time   time.Time `json:"time"`
-}
+type commandResult = api.CommandResult
 
 // commander verifies remote commands and carries them out through the
 // Daemon's own API, as a person on site would: the same checks, the same
@@ -189,7 +183,8 @@ func (cm *commander) execute(c mqtt.Command) error {
 // commandResult publishes a command's result and audits it.
 func (cm *commander) commandResult(id string, c mqtt.Command, status, reason string) {
 	d := cm.d
-	res := commandResult{ID: id, Action: c.Action, Status: status, Reason: reason, Time: d.now().UTC()}
+	now := d.now().UTC()
+	res := commandResult{ID: id, Action: c.Action, Status: status, Reason: reason, Time: now, TSMillis: now.UnixMilli()}
 	if c.Key != "" {
 		res.Actor = "key " + c.Key
 	}

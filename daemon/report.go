@@ -96,7 +96,29 @@ func (r *reporter) audit(tx *store.Tx, ev store.Event) (store.Event, error) {
 }
 
 func eventDoc(e store.Event) api.Event {
-	return api.Event{Seq: e.Seq, Time: e.Time, Type: e.Type, Job: e.Job, Device: e.Device, Actor: e.Actor, Detail: e.Detail, Hash: e.Hash}
+	return api.Event{Seq: e.Seq, Time: e.Time.UTC(), TSMillis: e.Time.UnixMilli(), Type: e.Type, Job: e.Job, Device: e.Device,
+		Actor: e.Actor, Detail: e.Detail, Hash: e.Hash}
+}
+
+// Every time in a published document is in UTC: a time.Time marshals with
+// its zone's offset, and records read back from the store or made with a
+// local clock carry the local zone.
+
+// utcPtr returns t in UTC (nil stays nil).
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// utcProgress returns p with its start in UTC (p may be nil).
+func utcProgress(p *api.Progress) *api.Progress {
+	if p != nil {
+		p.Started = utcPtr(p.Started)
+	}
+	return p
 }
 
 // remember records doc as the device's last published document.
@@ -118,7 +140,7 @@ func (r *reporter) changed(doc api.Device) bool {
 
 // deviceKey is a device document without its clock, for publish-on-change.
 func deviceKey(doc api.Device) string {
-	doc.Updated = time.Time{}
+	doc.Updated, doc.TSMillis = time.Time{}, 0
 	raw, _ := json.Marshal(doc)
 	return string(raw)
 }
@@ -126,7 +148,7 @@ func deviceKey(doc api.Device) string {
 // gatewayChanged records doc as the last gateway document and reports
 // whether its content (not the clock or the queue) changed.
 func (r *reporter) gatewayChanged(doc api.Gateway) bool {
-	doc.Time, doc.OutboxDepth = time.Time{}, 0
+	doc.Time, doc.TSMillis, doc.OutboxDepth = time.Time{}, 0, 0
 	raw, _ := json.Marshal(doc)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -140,14 +162,15 @@ func (r *reporter) gatewayChanged(doc api.Gateway) bool {
 func (r *reporter) deviceDoc(rec store.Device, j *store.Job) api.Device {
 	id := rec.ID
 	cfg := r.devCfg[id]
+	now := r.now().UTC()
 	doc := api.Device{
 		ID: id, Protocol: cfg.Protocol, Group: cfg.Group, HardwareID: cfg.HardwareID,
 		Version: rec.Version, ImageSHA256: rec.ImageSHA256, KnownGood: rec.KnownGood,
-		Floor: rec.Floor, State: "idle", LastError: rec.LastError, Updated: r.now().UTC(),
+		Floor: rec.Floor, State: "idle", LastError: rec.LastError, Updated: now, TSMillis: now.UnixMilli(),
 		Recovery: rec.Recovery,
 	}
 	for _, h := range rec.Holds {
-		doc.Held = append(doc.Held, api.Hold{Target: h.Target, Version: h.Version, SHA256: h.SHA256, Job: h.Job, Reason: h.Reason, Since: h.Since})
+		doc.Held = append(doc.Held, api.Hold{Target: h.Target, Version: h.Version, SHA256: h.SHA256, Job: h.Job, Reason: h.Reason, Since: h.Since.UTC()})
 	}
 	var ident struct{ Model, Serial string }
 	if len(rec.Identity) > 0 {
@@ -176,7 +199,7 @@ func (r *reporter) deviceDoc(rec store.Device, j *store.Job) api.Device {
 			}
 		}
 	}
-	doc.Progress = r.live.progressOf(id)
+	doc.Progress = utcProgress(r.live.progressOf(id))
 	return doc
 }
 
@@ -185,15 +208,16 @@ func (r *reporter) deviceDoc(rec store.Device, j *store.Job) api.Device {
 func (r *reporter) jobDoc(j store.Job, waiting string) api.Job {
 	doc := api.Job{
 		ID: j.ID, Target: j.Target, Version: j.Version, SHA256: j.SHA256, Length: j.Length,
-		Severity: j.Severity, Phase: string(j.Phase), Reason: j.Reason, Created: j.Created, Updated: j.Updated,
+		Severity: j.Severity, Phase: string(j.Phase), Reason: j.Reason,
+		Created: j.Created.UTC(), Updated: j.Updated.UTC(), TSMillis: j.Updated.UnixMilli(),
 		Group: j.Group, Window: j.Window, Policy: j.Policy, Waiting: waiting,
 	}
 	for _, a := range j.Approvals {
-		doc.Approvals = append(doc.Approvals, api.Approval{Kind: a.Kind, Actor: a.Actor, At: a.At, Expires: a.Expires})
+		doc.Approvals = append(doc.Approvals, api.Approval{Kind: a.Kind, Actor: a.Actor, At: a.At.UTC(), Expires: a.Expires.UTC()})
 	}
 	for _, s := range j.Devices {
 		st := api.Step{Device: s.Device, Phase: string(s.Phase), Attempts: s.Attempts, From: s.From, Error: s.Error,
-			Progress: r.live.progressOf(s.Device)}
+			Progress: utcProgress(r.live.progressOf(s.Device))}
 		if s.Phase == stepSoak && !s.SoakUntil.IsZero() {
 			until := s.SoakUntil.UTC()
 			st.SoakUntil = &until
@@ -228,6 +252,7 @@ func (d *Daemon) gatewayDoc() api.Gateway {
 		Online: true, ID: d.cfg.Gateway.ID, Site: d.cfg.Gateway.Site, Version: d.version,
 		Time: d.now().UTC(), Health: d.health.list(),
 	}
+	g.TSMillis = g.Time.UnixMilli()
 	g.Healthy = len(g.Health) == 0
 	g.State = "running"
 	if slices.ContainsFunc(g.Health, func(c api.Condition) bool { return c.Severity == "error" }) {

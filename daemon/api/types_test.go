@@ -23,13 +23,14 @@ var (
 func fullStatus() Status {
 	return Status{
 		Gateway: Gateway{
-			Online:  true,
-			ID:      "gw-1",
-			Site:    "plant-a",
-			Version: "1.2.3",
-			Time:    t0,
-			State:   "degraded",
-			Healthy: true,
+			Online:   true,
+			ID:       "gw-1",
+			Site:     "plant-a",
+			Version:  "1.2.3",
+			Time:     t0,
+			TSMillis: t0.UnixMilli(),
+			State:    "degraded",
+			Healthy:  true,
 			Health: []Condition{{
 				Name: "device-unreachable", Severity: "error", Subject: "plc-1",
 				Message: "no answer", Since: t0,
@@ -53,6 +54,7 @@ func fullStatus() Status {
 			Progress:  &Progress{Done: 512, Total: 1024, Started: &t0, Rate: 128},
 			LastError: "timeout",
 			Updated:   t0,
+			TSMillis:  t0.UnixMilli(),
 		}},
 		Jobs: []Job{{
 			ID: "j-1", Target: "plc/2.4.1.bin", Version: "2.4.1", SHA256: "bb22",
@@ -62,7 +64,7 @@ func fullStatus() Status {
 				Kind: "local", Actor: "console uid=1000", At: t0, Expires: t1,
 			}},
 			Phase: "running", Reason: "operator", Waiting: "window nightly",
-			Created: t0, Updated: t1,
+			Created: t0, Updated: t1, TSMillis: t1.UnixMilli(),
 			Steps: []Step{{
 				Device: "plc-1", Phase: "transfer", Blocked: "interlock",
 				Attempts: 1, From: "2.4.0",
@@ -81,6 +83,7 @@ const wantFull = `{
     "site": "plant-a",
     "version": "1.2.3",
     "time": "2030-01-02T03:04:05Z",
+    "ts_ms": 1893553445000,
     "state": "degraded",
     "healthy": true,
     "health": [
@@ -133,7 +136,8 @@ const wantFull = `{
         "rate": 128
       },
       "last_error": "timeout",
-      "updated": "2030-01-02T03:04:05Z"
+      "updated": "2030-01-02T03:04:05Z",
+      "ts_ms": 1893553445000
     }
   ],
   "jobs": [
@@ -160,6 +164,7 @@ const wantFull = `{
       "waiting": "window nightly",
       "created": "2030-01-02T03:04:05Z",
       "updated": "2030-01-02T04:04:05Z",
+      "ts_ms": 1893557045000,
       "devices": [
         {
           "device": "plc-1",
@@ -198,6 +203,7 @@ const wantMinimal = `{
     "site": "",
     "version": "",
     "time": "2030-01-02T03:04:05Z",
+    "ts_ms": 0,
     "state": "running",
     "healthy": false,
     "health": null,
@@ -213,7 +219,8 @@ const wantMinimal = `{
       "version": "",
       "security_floor": 0,
       "state": "idle",
-      "updated": "2030-01-02T03:04:05Z"
+      "updated": "2030-01-02T03:04:05Z",
+      "ts_ms": 0
     }
   ],
   "jobs": [
@@ -229,6 +236,7 @@ const wantMinimal = `{
       "phase": "",
       "created": "0001-01-01T00:00:00Z",
       "updated": "0001-01-01T00:00:00Z",
+      "ts_ms": 0,
       "devices": [
         {
           "device": "plc-1",
@@ -242,7 +250,7 @@ const wantMinimal = `{
 
 func fullEvent() Event {
 	return Event{
-		Seq: 9, Time: t0, Type: "step-committed", Job: "j-1", Device: "plc-1",
+		Seq: 9, Time: t0, TSMillis: t0.UnixMilli(), Type: "step-committed", Job: "j-1", Device: "plc-1",
 		Actor: "remote ops", Detail: map[string]any{"attempts": 1.0, "to": "2.4.1"},
 		Hash: "cc33",
 	}
@@ -251,6 +259,7 @@ func fullEvent() Event {
 const wantEvent = `{
   "seq": 9,
   "time": "2030-01-02T03:04:05Z",
+  "ts_ms": 1893553445000,
   "type": "step-committed",
   "job": "j-1",
   "device": "plc-1",
@@ -261,6 +270,30 @@ const wantEvent = `{
   },
   "hash": "cc33"
 }`
+
+func fullCommandResult() CommandResult {
+	return CommandResult{ID: "c-1", Action: "approve", Status: "rejected", Reason: "expired: too late",
+		Actor: "key ops-1", Time: t0, TSMillis: t0.UnixMilli()}
+}
+
+const wantCommandResult = `{"id":"c-1","action":"approve","status":"rejected","reason":"expired: too late",` +
+	`"actor":"key ops-1","time":"2030-01-02T03:04:05Z","ts_ms":1893553445000}`
+
+func fullCommandRequest() CommandRequest {
+	return CommandRequest{ID: "c-1", Action: "approve", Gateway: "fieldgate/v1/demo/gw1", Expires: "2030-01-02T04:04:05Z",
+		Args: CommandArgs{Job: "j-1", SHA256: "bb22", Devices: []string{"plc-1"}, Window: "2030-01-02T03:04:05Z/2030-01-02T04:04:05Z"},
+		Key:  "ops-1", Sig: "c2ln"}
+}
+
+const wantCommandRequest = `{"id":"c-1","action":"approve","gateway":"fieldgate/v1/demo/gw1","expires":"2030-01-02T04:04:05Z",` +
+	`"args":{"job":"j-1","sha256":"bb22","devices":["plc-1"],"window":"2030-01-02T03:04:05Z/2030-01-02T04:04:05Z"},` +
+	`"key":"ops-1","sig":"c2ln"}`
+
+func fullCompacted() OutboxCompacted {
+	return OutboxCompacted{Type: EventOutboxCompacted, Dropped: 3, FirstSeq: 7, LastSeq: 9, Reason: "outbox full"}
+}
+
+const wantCompacted = `{"type":"outbox-compacted","dropped":3,"first_seq":7,"last_seq":9,"reason":"outbox full"}`
 
 func fullWindow() WindowInfo {
 	return WindowInfo{
@@ -291,10 +324,16 @@ func TestWireFormat(t *testing.T) {
 	}{
 		{"full status", fullStatus(), wantFull},
 		{"minimal status", minimalStatus(), wantMinimal},
-		{"zero status", Status{}, `{"gateway":{"online":false,"gateway":"","site":"","version":"","time":"0001-01-01T00:00:00Z","state":"","healthy":false,"health":null,"broker_connected":false,"outbox_depth":0},"devices":null,"jobs":null}`},
+		{"zero status", Status{}, `{"gateway":{"online":false,"gateway":"","site":"","version":"","time":"0001-01-01T00:00:00Z","ts_ms":0,"state":"","healthy":false,"health":null,"broker_connected":false,"outbox_depth":0},"devices":null,"jobs":null}`},
 		{"event", fullEvent(), wantEvent},
-		{"minimal event", Event{Seq: 1, Time: t0, Type: "started", Hash: "dd44"}, `{"seq":1,"time":"2030-01-02T03:04:05Z","type":"started","hash":"dd44"}`},
+		{"minimal event", Event{Seq: 1, Time: t0, Type: "started", Hash: "dd44"}, `{"seq":1,"time":"2030-01-02T03:04:05Z","ts_ms":0,"type":"started","hash":"dd44"}`},
 		{"window", fullWindow(), wantWindow},
+		{"command result", fullCommandResult(), wantCommandResult},
+		{"minimal command result", CommandResult{ID: "c-1", Status: "rejected", Time: t0}, `{"id":"c-1","status":"rejected","time":"2030-01-02T03:04:05Z","ts_ms":0}`},
+		{"command request", fullCommandRequest(), wantCommandRequest},
+		{"minimal command request", CommandRequest{ID: "c-1", Action: "refresh"}, `{"id":"c-1","action":"refresh","gateway":"","expires":"","args":{},"key":"","sig":""}`},
+		{"outbox compacted", fullCompacted(), wantCompacted},
+		{"outbox compacted without seqs", OutboxCompacted{Type: EventOutboxCompacted, Dropped: 1, Reason: "r"}, `{"type":"outbox-compacted","dropped":1,"reason":"r"}`},
 		{"progress just begun", Progress{Total: 1024}, `{"done":0,"total":1024}`},
 		{"closed window", WindowInfo{Group: "line-1", Window: "nightly", TimeZone: "UTC"}, `{"group":"line-1","window":"nightly","timezone":"UTC","open":false,"next":null}`},
 	}
@@ -321,7 +360,8 @@ func TestWireFormat(t *testing.T) {
 // so a field added to a document without adding it to the pinned JSON fails
 // here.
 func TestFullSampleIsFull(t *testing.T) {
-	for name, v := range map[string]any{"Status": fullStatus(), "Event": fullEvent(), "WindowInfo": fullWindow()} {
+	for name, v := range map[string]any{"Status": fullStatus(), "Event": fullEvent(), "WindowInfo": fullWindow(),
+		"CommandResult": fullCommandResult(), "CommandRequest": fullCommandRequest(), "OutboxCompacted": fullCompacted()} {
 		for _, path := range zeroFields(reflect.ValueOf(v), name) {
 			t.Errorf("%s is zero in the full sample: set it, so that its JSON name is pinned", path)
 		}
