@@ -64,6 +64,7 @@ type Deps struct {
 	Indicator Indicator                 // may be nil
 	Buttons   Buttons                   // may be nil
 	Broker    Uplink                    // may be nil: no uplink
+	Meter     Meter                     // may be nil: nothing measured
 	Runners   []Runner                  // run alongside the update loop
 	Version   string
 	Log       *slog.Logger
@@ -80,6 +81,7 @@ type Daemon struct {
 	ind      Indicator
 	buttons  Buttons
 	broker   Uplink
+	meter    Meter
 	runners  []Runner
 	version  string
 	log      *slog.Logger
@@ -112,9 +114,12 @@ func New(d Deps) (*Daemon, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.Meter == nil {
+		d.Meter = noMeter{}
+	}
 	dm := &Daemon{
 		cfg: d.Config, st: d.Store, src: d.Source, importer: d.Importer, devs: d.Devices, ind: d.Indicator, buttons: d.Buttons,
-		broker: d.Broker, runners: d.Runners, version: d.Version, log: d.Log, now: d.Now,
+		broker: d.Broker, meter: d.Meter, runners: d.Runners, version: d.Version, log: d.Log, now: d.Now,
 		windows: map[string]*Window{}, groups: map[string]config.Group{}, devCfg: map[string]config.Device{},
 		wake:    make(chan struct{}, 1),
 		health:  newHealth(d.Now),
@@ -147,6 +152,7 @@ func New(d Deps) (*Daemon, error) {
 		st: d.Store, cfg: d.Config, devs: d.Devices, devCfg: dm.devCfg, groups: dm.groups, windows: dm.windows,
 		backups: filepath.Join(d.Config.Gateway.StateDir, "backups"),
 		now:     d.Now, log: d.Log, rep: dm.rep, live: dm.live, health: dm.health, pulse: dm.pulse, errlog: dm.errlog,
+		meter:        d.Meter,
 		kicks:        make(chan struct{}, 1),
 		pollInterval: 5 * time.Second,
 		running:      map[string]string{},
@@ -258,6 +264,7 @@ func (d *Daemon) restart() error {
 // daemon should restart into it.
 func (d *Daemon) refresh(ctx context.Context) bool {
 	snap, err := d.src.Refresh(ctx)
+	d.meter.Refresh(err)
 	if err != nil {
 		if errors.Is(err, tuf.ErrClockUnsynced) {
 			d.health.set(condClock, "", err.Error())

@@ -70,6 +70,7 @@ type machine struct {
 	health  *health
 	pulse   *liveness
 	errlog  *ratelimit
+	meter   Meter
 	kicks   chan struct{} // the loop schedules again
 
 	pollInterval time.Duration // interlock and soak probes

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/fieldgate/fieldgate/daemon/store"
@@ -177,7 +178,10 @@ func (m *machine) push(ctx context.Context, dev devices.Device, j store.Job, id 
 	defer f.Close()
 	img := devices.Image{Name: j.Target, Version: j.Version, Size: j.Length, SHA256: j.SHA256}
 	var last time.Time
+	var acked atomic.Int64 // a pull-mode driver reports from its server's goroutine
+	start := time.Now()
 	err = dev.Transfer(ctx, img, io.LimitReader(f, j.Length), func(done, total int64) {
+		acked.Store(done)
 		m.live.setProgress(id, done, total)
 		if time.Since(last) > 2*time.Second || done == total {
 			last = time.Now()
@@ -185,6 +189,11 @@ func (m *machine) push(ctx context.Context, dev devices.Device, j store.Job, id 
 		}
 	})
 	m.live.endProgress(id)
+	n := acked.Load()
+	if err == nil {
+		n = j.Length
+	}
+	m.meter.Transfer(m.devCfg[id].Protocol, n, time.Since(start), err)
 	return err
 }
 
