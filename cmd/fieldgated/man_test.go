@@ -296,14 +296,15 @@ board: {buttons: {b: {pin: p}}, leds: {l: {pin: p}}}
 	return cfg
 }
 
-// fieldDocs reads the doc comments of daemon/config/config.go: each
-// struct type's ("Gateway") and each field's ("Gateway.ID"), the comment
-// above a field or, failing that, the one at the end of its line.
+// fieldDocs reads the doc comments of package daemon/config (config.go and
+// the files beside it, such as metrics.go): each struct type's ("Gateway")
+// and each field's ("Gateway.ID"), the comment above a field or, failing
+// that, the one at the end of its line.
 func fieldDocs(t *testing.T) map[string]string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), configGo, nil, parser.ParseComments)
-	if err != nil {
-		t.Fatal(err)
+	names, err := filepath.Glob(filepath.Join(filepath.Dir(configGo), "*.go"))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("the files of daemon/config: %v", err)
 	}
 	docs := map[string]string{}
 	text := func(cgs ...*ast.CommentGroup) string {
@@ -314,21 +315,30 @@ func fieldDocs(t *testing.T) map[string]string {
 		}
 		return ""
 	}
-	for _, decl := range f.Decls {
-		gd, ok := decl.(*ast.GenDecl)
-		if !ok || gd.Tok != token.TYPE {
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
 			continue
 		}
-		for _, spec := range gd.Specs {
-			ts := spec.(*ast.TypeSpec)
-			st, ok := ts.Type.(*ast.StructType)
-			if !ok {
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ParseComments)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.TYPE {
 				continue
 			}
-			docs[ts.Name.Name] = text(ts.Doc, gd.Doc)
-			for _, fl := range st.Fields.List {
-				for _, n := range fl.Names {
-					docs[ts.Name.Name+"."+n.Name] = text(fl.Doc, fl.Comment)
+			for _, spec := range gd.Specs {
+				ts := spec.(*ast.TypeSpec)
+				st, ok := ts.Type.(*ast.StructType)
+				if !ok {
+					continue
+				}
+				docs[ts.Name.Name] = text(ts.Doc, gd.Doc)
+				for _, fl := range st.Fields.List {
+					for _, n := range fl.Names {
+						docs[ts.Name.Name+"."+n.Name] = text(fl.Doc, fl.Comment)
+					}
 				}
 			}
 		}

@@ -17,6 +17,7 @@ type Config struct {
 	Devices   []Device   `yaml:"devices" mapstructure:"devices"`
 	Approvers []Approver `yaml:"approvers" mapstructure:"approvers"`
 	Board     Board      `yaml:"board" mapstructure:"board"`
+	Metrics   Metrics    `yaml:"metrics" mapstructure:"metrics"`
 }
 
 // Approver is a person or system whose ed25519 key may sign remote

@@ -96,6 +96,7 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 		bad("mqtt", "cert_file and key_file go together")
 	}
 	c.validateSparkplug(bad)
+	c.validateMetrics(bad)
 
 	windows := map[string]bool{}
 	for i, w := range c.Windows {
