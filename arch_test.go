@@ -31,6 +31,7 @@ var owners = map[string]string{
 	"github.com/simonvetter/modbus":        "devices",
 	"github.com/pkg/sftp":                  "devices",
 	"github.com/fxamacker/cbor":            "devices",
+	"github.com/VictoriaMetrics/metrics":   "daemon/metrics",
 }
 
 func tree(pkg string) string { // "github.com/fieldgate/fieldgate/devices/xmodem" -> "devices/xmodem"
@@ -202,6 +203,7 @@ func TestViolationRules(t *testing.T) {
 		{m + "daemon/api", "github.com/eclipse/paho.mqtt.golang", false},
 		{m + "devices/xmodem", "periph.io/x/conn/v3/gpio", false},
 		{m + "cmd/fieldgated", "go.etcd.io/bbolt", false},
+		{m + "daemon", "github.com/VictoriaMetrics/metrics", false},
 		{m + "tuf", m + "devices", true},
 		// Drivers are siblings: none imports another, not even in tests.
 		{m + "devices/smp", m + "devices/xmodem", false},

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/fieldgate/fieldgate/daemon"
 	"github.com/fieldgate/fieldgate/daemon/config"
 	"github.com/fieldgate/fieldgate/daemon/control"
+	"github.com/fieldgate/fieldgate/daemon/metrics"
 	"github.com/fieldgate/fieldgate/daemon/mqtt"
 	"github.com/fieldgate/fieldgate/daemon/mqtt/sparkplug"
 	"github.com/fieldgate/fieldgate/daemon/store"
@@ -224,9 +226,10 @@ func serve(ctx context.Context, cfg *config.Config, registry devices.Registry, l
 		}
 		return imp.Snapshot, nil
 	}
+	msrv, meter := metricsServer(cfg, func() (daemon.Counts, error) { return d.Counts() }, log)
 	d, err = daemon.New(daemon.Deps{Importer: importer,
 		Config: cfg, Store: st, Source: src, Devices: devs, Indicator: ind, Buttons: bd, Broker: session,
-		Version: version, Log: log,
+		Meter: meter, Version: version, Log: log,
 	})
 	if err != nil {
 		return err
@@ -234,6 +237,12 @@ func serve(ctx context.Context, cfg *config.Config, registry devices.Registry, l
 	sock := &control.Server{Path: cfg.Gateway.Socket, Reader: d, Commander: d, Log: log}
 	if err := sock.Listen(); err != nil { // before READY: fieldgatectl works once systemctl start returns
 		return err
+	}
+	if msrv != nil {
+		if err := msrv.Listen(); err != nil {
+			return err
+		}
+		d.AddRunners(msrv)
 	}
 	d.AddRunners(session, sock, bd, &watchdog{notify: notify, alive: d.Alive, restore: ind.resendStatus, log: log.With("part", "watchdog")})
 	if sp := cfg.MQTT.Sparkplug; sp.Enabled {
@@ -265,6 +274,23 @@ func sparkplugNode(d *daemon.Daemon, mcfg mqtt.Config, sp config.Sparkplug, stat
 		node.Update(sparkplug.View{Gateway: o.Gateway, Devices: o.Devices, Jobs: o.Jobs, Windows: o.Windows, RootVersion: o.RootVersion})
 	}, node.CommandResult)
 	return node
+}
+
+// metricsServer returns the metrics listener and the meter the daemon
+// feeds when metrics.listen is set, or nil and nil. counts reads the
+// daemon's numbers at each scrape.
+func metricsServer(cfg *config.Config, counts func() (daemon.Counts, error), log *slog.Logger) (*metrics.Server, daemon.Meter) {
+	if cfg.Metrics.Listen == "" {
+		return nil, nil
+	}
+	var protocols []string
+	for _, dc := range cfg.Devices {
+		if !slices.Contains(protocols, dc.Protocol) {
+			protocols = append(protocols, dc.Protocol)
+		}
+	}
+	m := metrics.New(counts, protocols)
+	return &metrics.Server{Addr: cfg.Metrics.Listen, Metrics: m, Log: log.With("part", "metrics")}, m
 }
 
 func embeddedBroker(m config.MQTT) mqtt.BrokerConfig {
