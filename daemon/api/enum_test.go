@@ -348,7 +348,7 @@ func TestEnumsDocumented(t *testing.T) {
 	}
 	lists := map[string][]string{
 		"GatewayStates": api.GatewayStates(), "Severities": api.Severities(), "ConditionNames": api.ConditionNames(),
-		"DeviceStates": api.DeviceStates(), "JobPhases": api.JobPhases(), "StepPhases": api.StepPhases(),
+		"DeviceStates": api.DeviceStates(), "DeviceProtocols": api.DeviceProtocols(), "JobPhases": api.JobPhases(), "StepPhases": api.StepPhases(),
 		"ApprovalKinds": api.ApprovalKinds(), "ApprovalPolicies": api.ApprovalPolicies(),
 		"TargetSeverities": api.TargetSeverities(), "LEDPatterns": api.LEDPatterns(), "DisplayPages": api.DisplayPages(),
 		"EventTypes": api.EventTypes(), "CommandStatuses": api.CommandStatuses(), "CommandActions": api.CommandActions(),

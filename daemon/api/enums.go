@@ -70,6 +70,14 @@ func DeviceStates() []string {
 		StepBackup, StepTransfer, StepActivate, StepVerify, StepSoak, StepRollback}
 }
 
+// DeviceProtocols lists the values of Device.Protocol: the protocol names
+// of the device drivers fieldgated links (cmd/fieldgated's drivers; a
+// test there fails when the two differ). The configuration accepts no
+// other protocol, so a device document never carries another.
+func DeviceProtocols() []string {
+	return []string{"xmodem", "ymodem", "modbus-tcp", "modbus-rtu", "tftp", "tftp-pull", "smp-udp", "smp-serial", "ssh"}
+}
+
 // Job phases (Job.Phase).
 const (
 	JobAwaitingApproval = "awaiting-approval" // waits for the approvals its policy needs

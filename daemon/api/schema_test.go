@@ -65,7 +65,7 @@ func enums() map[string]map[string][]string {
 	return map[string]map[string][]string{
 		"Gateway":         {"state": api.GatewayStates(), "display": api.DisplayPages(), "leds": api.LEDPatterns()},
 		"Condition":       {"name": api.ConditionNames(), "severity": api.Severities()},
-		"Device":          {"state": api.DeviceStates()},
+		"Device":          {"state": api.DeviceStates(), "protocol": api.DeviceProtocols()},
 		"Job":             {"phase": api.JobPhases(), "approval_policy": api.ApprovalPolicies(), "severity": api.TargetSeverities()},
 		"Approval":        {"kind": api.ApprovalKinds()},
 		"Step":            {"phase": api.StepPhases()},

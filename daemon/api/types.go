@@ -72,8 +72,8 @@ type Condition struct {
 type Device struct {
 	// ID is the device's id from the configuration.
 	ID string `json:"id"`
-	// Protocol is the device's driver, as configured (xmodem, ymodem,
-	// tftp, smp, sftp, …).
+	// Protocol is the device's driver, as configured: one of
+	// DeviceProtocols (xmodem, modbus-tcp, smp-udp, …).
 	Protocol string `json:"protocol"`
 	// Group is the device's group, which gives its window and approval
 	// policy.

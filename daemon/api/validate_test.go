@@ -127,7 +127,7 @@ func TestSchemasAcceptDocuments(t *testing.T) {
 		}},
 		{"device.schema.json", [][]byte{
 			mustJSON(t, sampleDevice()),
-			mustJSON(t, api.Device{ID: "io16-a", State: api.DeviceIdle, Updated: u0}),
+			mustJSON(t, api.Device{ID: "io16-a", Protocol: "ssh", State: api.DeviceIdle, Updated: u0}),
 		}},
 		{"job.schema.json", [][]byte{mustJSON(t, sampleJob())}},
 		{"event.schema.json", [][]byte{
@@ -170,6 +170,7 @@ func TestSchemasRejectMutations(t *testing.T) {
 		}},
 		{"device.schema.json", sampleDevice(), func(m map[string]any) { m["state"] = "committed" }}, // a final step phase is idle
 		{"device.schema.json", sampleDevice(), func(m map[string]any) { m["ts_ms"] = "1893553445123" }},
+		{"device.schema.json", sampleDevice(), func(m map[string]any) { m["protocol"] = "smp" }}, // the driver is smp-udp or smp-serial
 		{"device.schema.json", sampleDevice(), func(m map[string]any) { m["progress"].(map[string]any)["done"] = -1 }},
 		{"job.schema.json", sampleJob(), func(m map[string]any) { m["phase"] = "done" }},
 		{"job.schema.json", sampleJob(), func(m map[string]any) { m["approval_policy"] = "maybe" }},
