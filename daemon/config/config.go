@@ -7,7 +7,10 @@ import (
 	"github.com/fieldgate/fieldgate/daemon/mqtt"
 )
 
-// Config is the whole of fieldgated's configuration file.
+// Config is the whole of fieldgated's configuration file. The doc
+// comments of the fields below are the descriptions fieldgated.yaml(5)
+// prints (cmd/fieldgated's TestManPage generates it); every field needs
+// one.
 type Config struct {
 	Gateway   Gateway    `yaml:"gateway" mapstructure:"gateway"`
 	TUF       TUF        `yaml:"tuf" mapstructure:"tuf"`
@@ -23,32 +26,59 @@ type Config struct {
 // Approver is a person or system whose ed25519 key may sign remote
 // commands (approve, cancel, stop…). Name is what the audit log records.
 type Approver struct {
+	// Name is the approver's identity in the audit log and the key id a
+	// signed command names (fieldgatectl remote --key-id); unique.
 	Name      string `yaml:"name" mapstructure:"name"`
-	PublicKey string `yaml:"public_key" mapstructure:"public_key"` // base64 of the 32-byte ed25519 public key
+	PublicKey string `yaml:"public_key" mapstructure:"public_key"` // base64 of the 32-byte ed25519 public key (fieldgatectl remote keygen prints it)
 }
 
 // Gateway holds the gateway's identity and local paths.
 type Gateway struct {
-	ID                string        `yaml:"id" mapstructure:"id"`
-	Site              string        `yaml:"site" mapstructure:"site"`
-	HardwareID        string        `yaml:"hardware_id" mapstructure:"hardware_id"`
-	StateDir          string        `yaml:"state_dir" mapstructure:"state_dir"`
-	Socket            string        `yaml:"socket" mapstructure:"socket"`
-	RefreshInterval   time.Duration `yaml:"refresh_interval" mapstructure:"refresh_interval"`
+	// ID names the gateway; required. It becomes an MQTT topic level, so
+	// it is letters, digits, '.', '_' and '-' (at most 64).
+	ID string `yaml:"id" mapstructure:"id"`
+	// Site names the plant or site the gateway is in; required, formed
+	// like ID.
+	Site string `yaml:"site" mapstructure:"site"`
+	// HardwareID is the gateway's own hardware id, which self-update
+	// targets are matched against.
+	HardwareID string `yaml:"hardware_id" mapstructure:"hardware_id"`
+	// StateDir holds the durable state: the job store, the TUF metadata
+	// cache and the verified blobs. Environment: FIELDGATE_GATEWAY_STATE_DIR.
+	StateDir string `yaml:"state_dir" mapstructure:"state_dir"`
+	// Socket is the local control socket fieldgatectl uses. Environment:
+	// FIELDGATE_GATEWAY_SOCKET.
+	Socket string `yaml:"socket" mapstructure:"socket"`
+	// RefreshInterval is how often TUF metadata is refreshed; at least 10s.
+	RefreshInterval time.Duration `yaml:"refresh_interval" mapstructure:"refresh_interval"`
+	// InventoryInterval is how often every device is identified, to
+	// notice versions that changed behind the gateway's back.
 	InventoryInterval time.Duration `yaml:"inventory_interval" mapstructure:"inventory_interval"`
-	LogLevel          string        `yaml:"log_level" mapstructure:"log_level"`
+	// LogLevel is debug, info, warn or error. Environment:
+	// FIELDGATE_GATEWAY_LOG_LEVEL.
+	LogLevel string `yaml:"log_level" mapstructure:"log_level"`
 	// SelfUpdateWindow names the window in which fieldgated may update
 	// itself (targets matching HardwareID); empty disables self-update.
 	SelfUpdateWindow string `yaml:"self_update_window" mapstructure:"self_update_window"`
-	// MaxParallel is how many devices may be updated at once on the gateway.
+	// MaxParallel is how many devices may be updated at once on the
+	// gateway (1..64); devices on one bus segment never are.
 	MaxParallel int `yaml:"max_parallel" mapstructure:"max_parallel"`
 }
 
 // TUF says where updates come from and which root of trust to start from.
 type TUF struct {
-	MetadataURL string        `yaml:"metadata_url" mapstructure:"metadata_url"`
-	TargetsURL  string        `yaml:"targets_url" mapstructure:"targets_url"`
-	TrustedRoot string        `yaml:"trusted_root" mapstructure:"trusted_root"`
+	// MetadataURL is the http(s) URL of the repository's metadata
+	// directory; required.
+	MetadataURL string `yaml:"metadata_url" mapstructure:"metadata_url"`
+	// TargetsURL is the http(s) URL of the repository's targets
+	// directory; required.
+	TargetsURL string `yaml:"targets_url" mapstructure:"targets_url"`
+	// TrustedRoot is the file of the repository's root metadata that the
+	// gateway starts trusting from (e.g. /etc/fieldgate/root.json); required.
+	// Install it with fieldgatectl trust init; --check-config reads it and
+	// verifies it with its own keys.
+	TrustedRoot string `yaml:"trusted_root" mapstructure:"trusted_root"`
+	// HTTPTimeout bounds one request to the repository.
 	HTTPTimeout time.Duration `yaml:"http_timeout" mapstructure:"http_timeout"`
 	// ImportDir is watched for offline bundles (a USB stick mount point);
 	// a bundle that appears there is verified and imported. Empty: off.
@@ -62,17 +92,35 @@ type TUF struct {
 // MQTT configures the uplink to the central broker. An empty Broker starts
 // the embedded broker on Listen, configured by Embedded.
 type MQTT struct {
-	Broker     string        `yaml:"broker" mapstructure:"broker"`
-	Listen     string        `yaml:"listen" mapstructure:"listen"`
-	ClientID   string        `yaml:"client_id" mapstructure:"client_id"`
-	Username   string        `yaml:"username" mapstructure:"username"`
-	Password   string        `yaml:"password" mapstructure:"password"`
-	CAFile     string        `yaml:"ca_file" mapstructure:"ca_file"`
-	CertFile   string        `yaml:"cert_file" mapstructure:"cert_file"`
-	KeyFile    string        `yaml:"key_file" mapstructure:"key_file"`
-	ServerName string        `yaml:"server_name" mapstructure:"server_name"`
-	Prefix     string        `yaml:"prefix" mapstructure:"prefix"`
-	KeepAlive  time.Duration `yaml:"keepalive" mapstructure:"keepalive"`
+	// Broker is the central broker's URL, tcp://host:1883 or
+	// ssl://host:8883 (also tls, mqtt, mqtts); empty starts the embedded
+	// broker. Environment: FIELDGATE_MQTT_BROKER.
+	Broker string `yaml:"broker" mapstructure:"broker"`
+	// Listen is the embedded broker's host:port (only when broker is
+	// empty; default 127.0.0.1:1883 then). Beyond loopback it needs
+	// embedded.password_file or embedded.client_ca_file.
+	Listen string `yaml:"listen" mapstructure:"listen"`
+	// ClientID is the gateway's MQTT client id.
+	ClientID string `yaml:"client_id" mapstructure:"client_id"`
+	// Username logs in to the broker, with Password.
+	Username string `yaml:"username" mapstructure:"username"`
+	// Password logs in to the broker, with Username.
+	Password string `yaml:"password" mapstructure:"password"`
+	// CAFile is the PEM bundle of the CAs that sign the broker's
+	// certificate; empty: the system's.
+	CAFile string `yaml:"ca_file" mapstructure:"ca_file"`
+	// CertFile is the gateway's TLS client certificate (PEM), with KeyFile.
+	CertFile string `yaml:"cert_file" mapstructure:"cert_file"`
+	// KeyFile is the private key of CertFile (PEM).
+	KeyFile string `yaml:"key_file" mapstructure:"key_file"`
+	// ServerName is the name the broker's certificate must carry, if not
+	// the host of Broker.
+	ServerName string `yaml:"server_name" mapstructure:"server_name"`
+	// Prefix is the topic prefix under which the gateway publishes and
+	// receives commands.
+	Prefix string `yaml:"prefix" mapstructure:"prefix"`
+	// KeepAlive is the MQTT keep-alive interval.
+	KeepAlive time.Duration `yaml:"keepalive" mapstructure:"keepalive"`
 	// Embedded holds the embedded broker's limits and authentication.
 	Embedded EmbeddedBroker `yaml:"embedded" mapstructure:"embedded"`
 	// Sparkplug makes the gateway a Sparkplug B edge node beside its JSON
@@ -110,25 +158,39 @@ type EmbeddedBroker struct {
 	MaxClients       int    `yaml:"max_clients" mapstructure:"max_clients"`               // connected clients
 	PasswordFile     string `yaml:"password_file" mapstructure:"password_file"`           // username:bcrypt-hash lines (htpasswd -B)
 	TLSCertFile      string `yaml:"tls_cert_file" mapstructure:"tls_cert_file"`           // the broker's certificate: the listener speaks TLS
-	TLSKeyFile       string `yaml:"tls_key_file" mapstructure:"tls_key_file"`
-	ClientCAFile     string `yaml:"client_ca_file" mapstructure:"client_ca_file"` // clients must present a certificate signed by it
+	TLSKeyFile       string `yaml:"tls_key_file" mapstructure:"tls_key_file"`             // the private key of tls_cert_file
+	ClientCAFile     string `yaml:"client_ca_file" mapstructure:"client_ca_file"`         // clients must present a certificate signed by it
 }
 
 // Window is a recurring maintenance window: it opens at each time the cron
 // expression Start names, in TimeZone, and stays open for Duration. Dates
 // listed in Exclude (YYYY-MM-DD, in TimeZone) never open.
 type Window struct {
-	Name     string        `yaml:"name" mapstructure:"name"`
-	Start    string        `yaml:"start" mapstructure:"start"`
+	// Name is what groups[].window and gateway.self_update_window refer
+	// to; unique.
+	Name string `yaml:"name" mapstructure:"name"`
+	// Start is a standard five-field cron expression ("0 2 * * *": at
+	// 02:00 every day) naming when the window opens.
+	Start string `yaml:"start" mapstructure:"start"`
+	// Duration is how long the window stays open (up to 168h). A step
+	// starts only if its estimated duration fits before the window closes.
 	Duration time.Duration `yaml:"duration" mapstructure:"duration"`
-	TimeZone string        `yaml:"timezone" mapstructure:"timezone"`
-	Exclude  []string      `yaml:"exclude" mapstructure:"exclude"`
+	// TimeZone is the IANA time zone of Start and Exclude (Europe/Berlin);
+	// daylight saving time is followed.
+	TimeZone string `yaml:"timezone" mapstructure:"timezone"`
+	// Exclude lists dates (YYYY-MM-DD) on which the window does not open.
+	Exclude []string `yaml:"exclude" mapstructure:"exclude"`
 }
 
 // Group is a set of devices that share a window and an approval policy.
 type Group struct {
-	Name     string `yaml:"name" mapstructure:"name"`
-	Window   string `yaml:"window" mapstructure:"window"`
+	// Name is what devices[].group refers to; unique.
+	Name string `yaml:"name" mapstructure:"name"`
+	// Window names the window in which the group's devices are updated.
+	Window string `yaml:"window" mapstructure:"window"`
+	// Approval is the approval a job needs before it runs: auto (none),
+	// local (a long press of the approve button or fieldgatectl approve),
+	// remote (a command signed by one of approvers) or dual (both).
 	Approval string `yaml:"approval" mapstructure:"approval"`
 	// ApprovalTTL is how long an approval stays valid.
 	ApprovalTTL time.Duration `yaml:"approval_ttl" mapstructure:"approval_ttl"`
@@ -136,7 +198,7 @@ type Group struct {
 	// the update is committed.
 	Soak time.Duration `yaml:"soak" mapstructure:"soak"`
 	// Canary is how many devices are updated (and must commit) before the
-	// rest of the group; 0 means 1.
+	// rest of the group.
 	Canary int `yaml:"canary" mapstructure:"canary"`
 	// MaxFailures halts the job when more devices than this have failed.
 	MaxFailures int `yaml:"max_failures" mapstructure:"max_failures"`
@@ -144,30 +206,51 @@ type Group struct {
 
 // Device is one field device behind the gateway.
 type Device struct {
-	ID         string `yaml:"id" mapstructure:"id"`
-	Group      string `yaml:"group" mapstructure:"group"`
-	Protocol   string `yaml:"protocol" mapstructure:"protocol"`
+	// ID names the device in reports, commands and topics; required,
+	// unique, formed like gateway.id.
+	ID string `yaml:"id" mapstructure:"id"`
+	// Group names the device's group; required.
+	Group string `yaml:"group" mapstructure:"group"`
+	// Protocol names the driver that reaches the device (see DEVICE
+	// OPTIONS); required.
+	Protocol string `yaml:"protocol" mapstructure:"protocol"`
+	// HardwareID is matched against the hardware list of target
+	// metadata; required.
 	HardwareID string `yaml:"hardware_id" mapstructure:"hardware_id"`
-	Address    string `yaml:"address" mapstructure:"address"`
-	Baud       int    `yaml:"baud" mapstructure:"baud"`
+	// Address is the device's serial port (/dev/ttyUSB0) or host:port, as
+	// its driver says; required.
+	Address string `yaml:"address" mapstructure:"address"`
+	// Baud is the serial line's rate for serial drivers; 0 takes the
+	// driver's default.
+	Baud int `yaml:"baud" mapstructure:"baud"`
 	// Segment names the bus a device shares with others (an RS-485 line, a
 	// slow link); devices on one segment are never updated in parallel. It
 	// defaults to the address's serial port or host.
-	Segment string            `yaml:"segment" mapstructure:"segment"`
+	Segment string `yaml:"segment" mapstructure:"segment"`
+	// Options holds the driver's own settings, listed under DEVICE
+	// OPTIONS; a key the driver does not read is an error.
 	Options map[string]string `yaml:"options" mapstructure:"options"`
 }
 
 // Board maps buttons and LEDs to GPIO pin names. With none configured the
 // daemon runs a virtual board.
 type Board struct {
+	// Buttons maps a button's name (approve) to its pin. The approve
+	// button's long press (3 s) approves or starts an update, a very long
+	// one (10 s) is an emergency stop, a short one shows the next page of
+	// the status display.
 	Buttons map[string]Pin `yaml:"buttons" mapstructure:"buttons"`
-	LEDs    map[string]Pin `yaml:"leds" mapstructure:"leds"`
+	// LEDs maps an LED's name (status, fault) to its pin.
+	LEDs map[string]Pin `yaml:"leds" mapstructure:"leds"`
 }
 
 // Pin names a GPIO line as periph's gpioreg knows it.
 type Pin struct {
-	Pin       string `yaml:"pin" mapstructure:"pin"`
-	ActiveLow bool   `yaml:"active_low" mapstructure:"active_low"`
+	// Pin is the GPIO line's kernel name (gpioinfo lists them, e.g.
+	// GPIO17) or gpiochipN:OFFSET; required.
+	Pin string `yaml:"pin" mapstructure:"pin"`
+	// ActiveLow inverts the line: low is pressed or lit.
+	ActiveLow bool `yaml:"active_low" mapstructure:"active_low"`
 }
 
 // Approval policies a group may name.
