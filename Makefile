@@ -18,7 +18,7 @@ GCFLAGS    := -gcflags=all=-l -gcflags=runtime/...= -gcflags=crypto/internal/fip
 # Binaries never use cgo; the race detector in `make test` needs it.
 GOBUILD    := CGO_ENABLED=0 go build -trimpath $(GCFLAGS)
 
-.PHONY: help build cross test test-short test-crash conformance interop bench demo deb deb-tools spdx footprint lint ci clean
+.PHONY: help build cross test test-short test-crash conformance interop bench demo deb deb-tools docs spdx footprint lint ci clean
 
 help:
 	@echo "make build    build the binaries into dist/"
@@ -30,6 +30,7 @@ help:
 	@echo "make cross    static binaries for linux/amd64, arm64 and armv7 into dist/<arch>/"
 	@echo "make deb      .deb packages fieldgate + fieldgate-tools for amd64, arm64, armhf into dist/"
 	@echo "make deb-tools  fetch nfpm (pinned in systemd/deb/tools/go.mod) once; make deb then needs no network"
+	@echo "make docs     regenerate what is generated from the code: man pages, docs/config.md, docs/schema, README's licence table"
 	@echo "make spdx     add the SPDX-License-Identifier line to tracked files that lack it"
 	@echo "make footprint  binary sizes, start-to-READY, 10-minute idle RSS/CPU with 32 simulated devices"
 	@echo "make lint     gofmt and go vet"
@@ -53,6 +54,13 @@ deb: cross
 
 deb-tools:
 	go -C systemd/deb/tools mod download
+
+# Each generated document has a test that fails when it is out of date;
+# the same tests rewrite them.
+docs:
+	go test -count=1 -run '^TestManPage$$' ./cmd/fieldgated ./cmd/fieldgatectl ./cmd/fieldgate-repo ./cmd/fieldgate-sim -args -update
+	go test -count=1 -run '^TestSchemaFiles$$' ./daemon/api -args -update
+	FIELDGATE_UPDATE_README=1 go test -count=1 -run '^TestDependencyLicences$$' .
 
 # The same test that checks the headers adds them (license_test.go).
 spdx:
