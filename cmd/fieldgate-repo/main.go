@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -58,7 +59,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(initCmd(), addCmd(), removeCmd(), commitCmd(), timestampCmd(),
-		rotateCmd(), statusCmd(), serveCmd(), delegateCmd(), exportCmd())
+		rotateCmd(), statusCmd(), serveCmd(), exportCmd())
+	root.AddCommand(vendorCmds()...)
 	return root
 }
 
@@ -199,16 +201,28 @@ func timestampCmd() *cobra.Command {
 }
 
 func rotateCmd() *cobra.Command {
-	return &cobra.Command{
+	var (
+		keyFiles  []string
+		threshold int
+	)
+	c := &cobra.Command{
 		Use:   "rotate DIR ROLE",
-		Short: "Replace the keys of ROLE (root, targets, snapshot, timestamp); writes root N+1",
+		Short: "Replace the keys of ROLE (root, targets, snapshot, timestamp or a delegated role)",
 		Long: "rotate replaces every key of ROLE and publishes root version N+1, signed by the\n" +
-			"old and new root keys. For other roles, run commit afterwards to re-sign them.",
+			"old and new root keys. For other roles, run commit afterwards to re-sign them.\n\n" +
+			"For a delegated role, the top-level targets lists the new keys instead of the old\n" +
+			"(re-signed now): --key-file NEW.pub (repeatable) when the vendor holds the role's\n" +
+			"private keys, else new keys are generated in the role's keys directory.\n" +
+			"--threshold changes the role's threshold. Metadata signed with the old keys is\n" +
+			"refused from then on.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := publish.Open(args[0])
 			if err != nil {
 				return err
+			}
+			if slices.Contains(r.DelegatedRoles(), args[1]) {
+				return rotateDelegated(cmd, r, args[1], keyFiles, threshold)
 			}
 			if err := r.Rotate(args[1]); err != nil {
 				return err
@@ -221,35 +235,8 @@ func rotateCmd() *cobra.Command {
 			return printStatus(cmd.OutOrStdout(), r.Status())
 		},
 	}
-}
-
-func delegateCmd() *cobra.Command {
-	var d publish.Delegation
-	c := &cobra.Command{
-		Use:   "delegate DIR ROLE --path PATTERN [--path PATTERN…]",
-		Short: "Delegate target paths to a vendor role with its own keys (commit publishes it)",
-		Long: "delegate creates (or updates the paths of) a role that the top-level targets role\n" +
-			"trusts only for targets matching the path patterns (\"*\" stays within one path\n" +
-			"segment: acme-io16/* matches acme-io16/fw.bin, not acme-io16/a/fw.bin). Its keys are\n" +
-			"read from --keys-dir (generated there if it holds none). Add targets with add --role ROLE.",
-		Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := publish.Open(args[0])
-			if err != nil {
-				return err
-			}
-			if err := r.Delegate(args[1], d); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "delegated %s to role %s (run commit to publish)\n", strings.Join(d.Paths, ", "), args[1])
-			return nil
-		},
-	}
-	f := c.Flags()
-	f.StringArrayVar(&d.Paths, "path", nil, "target path pattern the role is trusted for (repeatable), e.g. 'acme-io16/*'")
-	f.StringVar(&d.KeysDir, "keys-dir", "", "directory of the role's private keys; default DIR/keys/ROLE")
-	f.IntVar(&d.Threshold, "threshold", 1, "signatures required (= keys generated if --keys-dir holds none)")
-	f.BoolVar(&d.Terminating, "terminating", false, "no later delegation is consulted for paths this role matches")
+	c.Flags().StringArrayVar(&keyFiles, "key-file", nil, "delegated role: its new public key (PEM or TUF key JSON file, or pkcs11: URI; repeatable)")
+	c.Flags().IntVar(&threshold, "threshold", 0, "delegated role: new threshold (default: unchanged)")
 	return c
 }
 
