@@ -109,7 +109,7 @@ func (r *Repo) signForBundle(p *bundlePlan, deadline time.Time) ([]byte, error) 
 		next.Signed.Version++
 		next.Signed.Expires = later(metadata.TARGETS)
 		dr := r.publishedDelegation(role)
-		if err := signWith(next, role, r.keys[role], dr.KeyIDs, dr.Threshold); err != nil {
+		if err := signWith(r, next, role, r.keys[role], dr.KeyIDs, dr.Threshold); err != nil {
 			return nil, err
 		}
 		data, err := next.ToBytes(true)

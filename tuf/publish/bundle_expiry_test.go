@@ -74,7 +74,7 @@ func TestExportExpires(t *testing.T) {
 	w := &world{now: time.Now().UTC()}
 	base := t.TempDir()
 	dir := filepath.Join(base, "repo")
-	r, err := publish.Init(dir, publish.Options{Now: w.Now})
+	r, err := publish.Init(dir, publish.Options{Keys: testKeys, Now: w.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestExportExpires(t *testing.T) {
 func TestExportExpiresResignsRoles(t *testing.T) {
 	w := &world{now: time.Now().UTC()}
 	base := t.TempDir()
-	r, err := publish.Init(filepath.Join(base, "repo"), publish.Options{Now: w.Now})
+	r, err := publish.Init(filepath.Join(base, "repo"), publish.Options{Keys: testKeys, Now: w.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestExportExpiresRefused(t *testing.T) {
 		want    string // in the error; "" = success with a warning
 	}{
 		{name: "root expires first", expires: 30 * day, want: "root expires at",
-			opts: publish.Options{Expiry: map[string]publish.Duration{"root": publish.Duration(10 * day)}}},
+			opts: publish.Options{Keys: testKeys, Expiry: map[string]publish.Duration{"root": publish.Duration(10 * day)}}},
 		{name: "snapshot key offline", expires: 30 * day, want: "snapshot expires at",
 			prepare: func(t *testing.T, dir, _ string) { moveAway(t, filepath.Join(dir, "keys", "snapshot")) }},
 		{name: "targets key offline", expires: 100 * day, want: "targets expires at",
@@ -334,6 +334,7 @@ func TestExportExpiresRefused(t *testing.T) {
 			base := t.TempDir()
 			dir, vendorKeys := filepath.Join(base, "repo"), filepath.Join(base, "vendor-keys")
 			tc.opts.Now = w.Now
+			tc.opts.Keys = testKeys
 			r, err := publish.Init(dir, tc.opts)
 			if err != nil {
 				t.Fatal(err)
@@ -349,7 +350,7 @@ func TestExportExpiresRefused(t *testing.T) {
 			if tc.prepare != nil {
 				tc.prepare(t, dir, vendorKeys)
 			}
-			if r, err = publish.OpenWithClock(dir, w.Now); err != nil {
+			if r, err = publish.OpenWith(dir, publish.Options{Keys: testKeys, Now: w.Now}); err != nil {
 				t.Fatal(err)
 			}
 			tsBefore, _ := os.ReadFile(filepath.Join(r.MetadataDir(), "timestamp.json"))
@@ -401,7 +402,7 @@ func TestParseBundleExpiry(t *testing.T) {
 }
 
 func TestRootFingerprints(t *testing.T) {
-	r, err := publish.Init(filepath.Join(t.TempDir(), "repo"), publish.Options{})
+	r, err := publish.Init(filepath.Join(t.TempDir(), "repo"), testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +467,7 @@ func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 func TestExportExpiresKeepsClock(t *testing.T) {
 	w := &world{now: time.Now().UTC()}
 	base := t.TempDir()
-	r, err := publish.Init(filepath.Join(base, "repo"), publish.Options{Now: w.Now})
+	r, err := publish.Init(filepath.Join(base, "repo"), publish.Options{Keys: testKeys, Now: w.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func TestCommitChecksStagedNames(t *testing.T) {
 	} {
 		t.Run(tc.role+" "+tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "repo")
-			r, err := publish.Init(dir, publish.Options{})
+			r, err := publish.Init(dir, testOptions())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +75,7 @@ func TestCommitChecksStagedNames(t *testing.T) {
 				from, file = "acme-io16/fw.bin", "acme.json"
 			}
 			editStaged(t, dir, file, from, tc.name)
-			r, err = publish.Open(dir)
+			r, err = publish.OpenWith(dir, testOptions())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +86,7 @@ func TestCommitChecksStagedNames(t *testing.T) {
 			if !strings.Contains(err.Error(), strconv.Quote(tc.name)) || !strings.Contains(err.Error(), "role "+tc.role) {
 				t.Errorf("Commit() = %v, want the name %q and role %s named", err, tc.name, tc.role)
 			}
-			r, err = publish.Open(dir)
+			r, err = publish.OpenWith(dir, testOptions())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +102,7 @@ func TestCommitChecksStagedNames(t *testing.T) {
 
 func TestExportConfined(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "repo")
-	r, err := publish.Init(dir, publish.Options{})
+	r, err := publish.Init(dir, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,12 +4,20 @@
 // A repository directory holds:
 //
 //	DIR/fieldgate-repo.json          options (expiries, hashes, key type, root key directory)
-//	DIR/keys/<role>/<keyid>.pem      private keys (PKCS #8 PEM, mode 0600); root keys may live
-//	                                 in a separate directory (Options.RootKeysDir), e.g. offline media
-//	DIR/keys/retired/                keys replaced by a rotation
+//	DIR/keys/<role>/<keyid>.pem      private keys (encrypted PKCS #8 PEM, mode 0600; plaintext only
+//	                                 with KeyAccess.InsecurePlaintextKeys) and <keyid>.pub, the
+//	                                 public key; root keys may live in a separate directory
+//	                                 (Options.RootKeysDir), e.g. offline media, or be held by
+//	                                 their holders alone (Options.RootPublicKeys)
+//	DIR/keys/retired/                keys replaced by a rotation, with Options.KeepRetired
+//	                                 (otherwise they are removed)
 //	DIR/keys/<role>/<keyid>.pem      keys of a delegated role (or the directory given to Delegate)
 //	DIR/staged/targets.json          unsigned working copy of the targets role (add/remove, delegations)
 //	DIR/staged/<role>.json           unsigned working copy of a delegated role
+//	DIR/staged/signing/<role>.json   next version of root, targets or a delegated role with the
+//	                                 signatures gathered so far (sign.go), published by Commit
+//	                                 once its thresholds are met
+//	DIR/signing-log.jsonl            the signing log: one JSON line per signing event (log.go)
 //	DIR/repository/metadata/         what clients read: every N.root.json (kept forever) and
 //	                                 root.json (latest), V.targets.json, V.<role>.json for
 //	                                 delegated roles, V.snapshot.json, timestamp.json

@@ -15,7 +15,7 @@ import (
 func TestExportPublishedTraversal(t *testing.T) {
 	base := t.TempDir()
 	dir := filepath.Join(base, "repo")
-	r, err := Init(dir, Options{})
+	r, err := Init(dir, Options{Keys: KeyAccess{InsecurePlaintextKeys: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

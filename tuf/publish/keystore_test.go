@@ -10,8 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fieldgate/fieldgate/tuf/publish"
 )
@@ -188,4 +190,184 @@ func mustID(t *testing.T, k ider) string {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// TestEncryptedRepositoryFlows runs the usual flows (init with offline
+// root keys, add, commit, rotate, timestamp, export with its own expiry)
+// with a passphrase, then searches the repository, the root keys directory
+// and the bundle for plaintext private keys: there must be none. The same
+// search finds the keys of a repository made with InsecurePlaintextKeys.
+func TestEncryptedRepositoryFlows(t *testing.T) {
+	base := t.TempDir()
+	dir, rootKeys, bundle := filepath.Join(base, "repo"), filepath.Join(base, "offline-root"), filepath.Join(base, "bundle")
+	asked := 0
+	ka := fixedPassphrase("repository passphrase", &asked)
+	opts := publish.Options{Keys: ka, RootKeysDir: rootKeys, Command: "init"}
+	r, err := publish.Init(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if asked != 4 {
+		t.Errorf("passphrase asked %d times for 4 new keys", asked)
+	}
+	if err := r.AddTargetBytes("fw.bin", []byte("fw"), meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	oldTargets := r.RootMetadata().Signed.Roles["targets"].KeyIDs[0]
+	for _, role := range []string{"targets", "root"} {
+		if err := r.Rotate(role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Timestamp(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ExportWith(bundle, publish.ExportOptions{Expires: 72 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir, rootKeys, bundle} {
+		found, err := publish.PlaintextKeys(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(found) != 0 {
+			t.Errorf("plaintext private keys after a normal run: %v", found)
+		}
+	}
+	pems, _ := filepath.Glob(filepath.Join(dir, "keys", "*", "*.pem"))
+	rootPems, _ := filepath.Glob(filepath.Join(rootKeys, "*.pem"))
+	if len(pems) != 3 || len(rootPems) != 1 {
+		t.Errorf("key files %v and root %v, want 3 and 1: the rotated-out keys are removed", pems, rootPems)
+	}
+	for _, p := range append(pems, rootPems...) {
+		if data, _ := os.ReadFile(p); !bytes.Contains(data, []byte("ENCRYPTED PRIVATE KEY")) {
+			t.Errorf("%s is not encrypted", p)
+		}
+		if _, err := os.Stat(publish.PublicKeyPath(p)); err != nil {
+			t.Errorf("no public key beside %s: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keys", "retired")); err == nil {
+		t.Error("DIR/keys/retired exists without KeepRetired")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keys", "targets", oldTargets+".pem")); err == nil {
+		t.Error("the rotated-out targets key is still there")
+	}
+
+	// Without the passphrase, or with a wrong one, nothing is signed.
+	md := r.MetadataDir()
+	before, _ := os.ReadFile(filepath.Join(md, "timestamp.json"))
+	for _, tc := range []struct {
+		ka   publish.KeyAccess
+		want string
+	}{
+		{publish.KeyAccess{}, publish.ErrNoPassphrase.Error()},
+		{publish.KeyAccess{InsecurePlaintextKeys: true}, publish.ErrNoPassphrase.Error()},
+		{fixedPassphrase("wrong", nil), "wrong passphrase"},
+	} {
+		r, err := publish.OpenWith(dir, publish.Options{Keys: tc.ka})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Timestamp(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Timestamp() = %v, want an error saying %q", err, tc.want)
+		}
+	}
+	if after, _ := os.ReadFile(filepath.Join(md, "timestamp.json")); !bytes.Equal(before, after) {
+		t.Error("timestamp.json changed without the passphrase")
+	}
+
+	// KeepRetired keeps the replaced key, still encrypted.
+	r, err = publish.OpenWith(dir, publish.Options{Keys: ka, KeepRetired: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := r.RootMetadata().Signed.Roles["snapshot"].KeyIDs[0]
+	if err := r.Rotate("snapshot"); err != nil {
+		t.Fatal(err)
+	}
+	kept := filepath.Join(dir, "keys", "retired", "snapshot-"+old+".pem")
+	if data, err := os.ReadFile(kept); err != nil || !bytes.Contains(data, []byte("ENCRYPTED")) {
+		t.Errorf("retired key %s: %v, want it kept encrypted", kept, err)
+	}
+
+	// The check can fail: a repository with plaintext keys is found out.
+	plain := filepath.Join(base, "plain")
+	if _, err := publish.Init(plain, publish.Options{Keys: publish.KeyAccess{InsecurePlaintextKeys: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if found, _ := publish.PlaintextKeys(plain); len(found) != 4 {
+		t.Errorf("PlaintextKeys(insecure repository) = %v, want its 4 key files", found)
+	}
+	seed := filepath.Join(plain, "keys", "seed")
+	os.WriteFile(seed, make([]byte, ed25519.SeedSize), 0o600)
+	if found, _ := publish.PlaintextKeys(plain); !slices.Contains(found, seed) {
+		t.Errorf("PlaintextKeys = %v, want the raw seed %s among them", found, seed)
+	}
+}
+
+// TestEncryptKeysMigration: a repository made with plaintext keys is
+// refused without --insecure-plaintext-keys, with the way out in the
+// message, and EncryptKeys (fieldgate-repo keys encrypt DIR) fixes it.
+func TestEncryptKeysMigration(t *testing.T) {
+	base := t.TempDir()
+	dir, rootKeys := filepath.Join(base, "repo"), filepath.Join(base, "root-keys")
+	plain := publish.KeyAccess{InsecurePlaintextKeys: true}
+	r, err := publish.Init(dir, publish.Options{Keys: plain, RootKeysDir: rootKeys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Delegate("acme", publish.Delegation{Paths: []string{"acme/*"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// Simulate a repository from before public key files existed.
+	pubs, _ := filepath.Glob(filepath.Join(dir, "keys", "*", "*.pub"))
+	for _, p := range pubs {
+		os.Remove(p)
+	}
+	ka := fixedPassphrase("migrated", nil)
+	r, err = publish.OpenWith(dir, publish.Options{Keys: ka})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Timestamp(); !errors.Is(err, publish.ErrPlaintextKey) || !strings.Contains(err.Error(), "fieldgate-repo keys encrypt DIR") {
+		t.Fatalf("Timestamp() with plaintext keys = %v, want ErrPlaintextKey naming keys encrypt", err)
+	}
+	done, err := publish.EncryptKeys(dir, ka)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(done) != 5 {
+		t.Errorf("EncryptKeys encrypted %v, want 5 keys (4 roles and acme)", done)
+	}
+	for _, d := range []string{dir, rootKeys} {
+		if found, _ := publish.PlaintextKeys(d); len(found) != 0 {
+			t.Errorf("plaintext keys after EncryptKeys: %v", found)
+		}
+	}
+	if again, err := publish.EncryptKeys(dir, ka); err != nil || len(again) != 0 {
+		t.Errorf("EncryptKeys again = %v, %v; want nothing to do", again, err)
+	}
+	r, err = publish.OpenWith(dir, publish.Options{Keys: ka})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AddTargetBytesTo("acme", "acme/fw.bin", []byte("fw"), meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Commit(); err != nil {
+		t.Fatalf("Commit() after EncryptKeys: %v", err)
+	}
+	if err := r.Rotate("root"); err != nil {
+		t.Fatalf("Rotate(root) after EncryptKeys: %v", err)
+	}
 }

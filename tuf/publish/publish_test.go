@@ -19,12 +19,12 @@ var meta = tuf.Meta{Hardware: []string{"hw"}, Version: "1.0"}
 func TestLifecycle(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "repo")
 	rootKeys := filepath.Join(t.TempDir(), "offline-root")
-	r, err := publish.Init(dir, publish.Options{RootKeysDir: rootKeys, Hashes: []string{"sha256", "sha512"},
+	r, err := publish.Init(dir, publish.Options{Keys: testKeys, RootKeysDir: rootKeys, Hashes: []string{"sha256", "sha512"},
 		Expiry: map[string]publish.Duration{"timestamp": publish.Duration(2 * time.Hour)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := publish.Init(dir, publish.Options{}); err == nil {
+	if _, err := publish.Init(dir, testOptions()); err == nil {
 		t.Error("Init() over an existing repository = nil, want an error")
 	}
 	if keys, _ := filepath.Glob(filepath.Join(rootKeys, "*.pem")); len(keys) != 1 {
@@ -51,7 +51,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Reopen from disk: options (sha512, expiry) persist.
-	r, err = publish.Open(dir)
+	r, err = publish.OpenWith(dir, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,11 +96,11 @@ func TestLifecycle(t *testing.T) {
 
 func TestStatusWarnsBeforeExpiry(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "repo")
-	if _, err := publish.Init(dir, publish.Options{}); err != nil {
+	if _, err := publish.Init(dir, testOptions()); err != nil {
 		t.Fatal(err)
 	}
 	later := func() time.Time { return time.Now().Add(20 * time.Hour) }
-	r, err := publish.OpenWithClock(dir, later)
+	r, err := publish.OpenWith(dir, publish.Options{Keys: testKeys, Now: later})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package publish
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
@@ -53,6 +54,27 @@ type Options struct {
 
 	// Now replaces time.Now (tests); not stored.
 	Now func() time.Time `json:"-"`
+
+	// The fields below are not stored: they come with each command.
+
+	// Keys says where passphrases come from and whether plaintext key
+	// files may be written and read. The zero value can neither write nor
+	// read a key file.
+	Keys KeyAccess `json:"-"`
+	// Signers are keys given for this command (fieldgate-repo --key REF,
+	// opened with OpenKey): each signs every role that lists its key, like
+	// a key file found in the repository's key directories.
+	Signers []crypto.Signer `json:"-"`
+	// RootPublicKeys (Init) are the root keys when their private keys are
+	// held outside the repository, each by its holder (GenerateKeyFile):
+	// root version 1 is then staged for them to sign (SignStaged) and
+	// published by Commit. Threshold["root"] of them must sign.
+	RootPublicKeys []*metadata.Key `json:"-"`
+	// KeepRetired moves private keys replaced by a rotation to
+	// DIR/keys/retired instead of removing them.
+	KeepRetired bool `json:"-"`
+	// Command names the command for the signing log (e.g. "commit").
+	Command string `json:"-"`
 }
 
 // Duration is a time.Duration that reads and writes JSON as "720h0m0s".
@@ -152,8 +174,14 @@ type Repo struct {
 	delegated       map[string]*metadata.Metadata[metadata.TargetsType]
 	stagedDelegated map[string]*metadata.Metadata[metadata.TargetsType]
 
-	keys   map[string][]*privateKey // role -> private keys available
-	resign map[string]bool          // roles whose keys changed
+	keys    map[string][]*privateKey // role -> private keys available
+	signers []*privateKey            // Options.Signers
+	resign  map[string]bool          // roles whose keys changed
+
+	// Staged for signatures (sign.go): the next root, and the next
+	// versions of targets and delegated roles, by role.
+	stagedRoot *metadata.Metadata[metadata.RootType]
+	signing    map[string]*metadata.Metadata[metadata.TargetsType]
 }
 
 const optionsFile = "fieldgate-repo.json"
@@ -184,13 +212,21 @@ func (r *Repo) expires(role string) time.Time {
 	return r.now().UTC().Add(time.Duration(r.opts.Expiry[role])).Truncate(time.Second)
 }
 
-func newRepo(dir string, opts Options, now func() time.Time) *Repo {
+func newRepo(dir string, opts Options, now func() time.Time) (*Repo, error) {
 	r := &Repo{dir: dir, opts: opts, now: now, keys: map[string][]*privateKey{}, resign: map[string]bool{},
-		delegated: map[string]*metadata.Metadata[metadata.TargetsType]{}, stagedDelegated: map[string]*metadata.Metadata[metadata.TargetsType]{}}
+		delegated: map[string]*metadata.Metadata[metadata.TargetsType]{}, stagedDelegated: map[string]*metadata.Metadata[metadata.TargetsType]{},
+		signing: map[string]*metadata.Metadata[metadata.TargetsType]{}}
 	if r.now == nil {
 		r.now = time.Now
 	}
-	return r
+	for _, s := range opts.Signers {
+		k, err := newPrivateKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("signer: %w", err)
+		}
+		r.signers = append(r.signers, k)
+	}
+	return r, nil
 }
 
 // Init creates a new signed repository in dir (which must not hold one):
@@ -203,7 +239,10 @@ func Init(dir string, opts Options) (*Repo, error) {
 	if _, err := os.Stat(filepath.Join(dir, optionsFile)); err == nil {
 		return nil, fmt.Errorf("init %s: a repository already exists there", dir)
 	}
-	r := newRepo(dir, opts, opts.Now)
+	r, err := newRepo(dir, opts, opts.Now)
+	if err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
 	for _, d := range []string{r.MetadataDir(), r.TargetsDir(), filepath.Join(dir, "staged")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("init %s: %w", dir, err)
@@ -212,6 +251,12 @@ func Init(dir string, opts Options) (*Repo, error) {
 	r.root = metadata.Root(r.expires(metadata.ROOT))
 	r.root.Signed.ConsistentSnapshot = true
 	for _, role := range topRoles {
+		if role == metadata.ROOT && len(opts.RootPublicKeys) > 0 {
+			if err := r.addRootPublicKeys(); err != nil {
+				return nil, fmt.Errorf("init %s: %w", dir, err)
+			}
+			continue
+		}
 		for range opts.Threshold[role] {
 			if _, err := r.newKey(role); err != nil {
 				return nil, fmt.Errorf("init %s: %w", dir, err)
@@ -222,7 +267,14 @@ func Init(dir string, opts Options) (*Repo, error) {
 	r.targets = metadata.Targets(r.expires(metadata.TARGETS))
 	r.snapshot = metadata.Snapshot(r.expires(metadata.SNAPSHOT))
 	r.timestamp = metadata.Timestamp(r.expires(metadata.TIMESTAMP))
-	if err := r.signRoot(nil); err != nil {
+	if len(opts.RootPublicKeys) > 0 {
+		// The root keys' holders sign version 1 (SignStaged); Commit
+		// publishes it.
+		r.stagedRoot = r.root
+		if err := writeSigning(r, metadata.ROOT, r.root); err != nil {
+			return nil, fmt.Errorf("init %s: %w", dir, err)
+		}
+	} else if err := r.signRoot(nil); err != nil {
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}
 	if err := r.writeTargets(); err != nil {
@@ -241,6 +293,25 @@ func Init(dir string, opts Options) (*Repo, error) {
 	return r, nil
 }
 
+// addRootPublicKeys lists Options.RootPublicKeys as the root keys.
+func (r *Repo) addRootPublicKeys() error {
+	ids, err := keyIDs(r.opts.RootPublicKeys)
+	if err != nil {
+		return fmt.Errorf("root keys: %w", err)
+	}
+	th := r.opts.Threshold[metadata.ROOT]
+	if th > len(ids) {
+		return fmt.Errorf("root threshold %d but %d root key(s) given", th, len(ids))
+	}
+	for _, k := range r.opts.RootPublicKeys {
+		if err := r.root.Signed.AddKey(k, metadata.ROOT); err != nil {
+			return err
+		}
+	}
+	r.root.Signed.Roles[metadata.ROOT].Threshold = th
+	return nil
+}
+
 // newKey generates a key for role, saves it and adds it to root (unsigned).
 func (r *Repo) newKey(role string) (*privateKey, error) {
 	priv, err := generateKey(r.opts.KeyType)
@@ -251,7 +322,7 @@ func (r *Repo) newKey(role string) (*privateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := saveKey(r.keyDir(role), k); err != nil {
+	if err := r.saveKey(r.keyDir(role), k); err != nil {
 		return nil, fmt.Errorf("save %s key: %w", role, err)
 	}
 	if err := r.root.Signed.AddKey(k.public, role); err != nil {
@@ -261,11 +332,19 @@ func (r *Repo) newKey(role string) (*privateKey, error) {
 	return k, nil
 }
 
-// Open loads the repository in dir. now may be nil (time.Now).
-func Open(dir string) (*Repo, error) { return OpenWithClock(dir, nil) }
+// Open loads the repository in dir. Without a KeyAccess it signs only with
+// Options.Signers: use OpenWith to sign with its key files.
+func Open(dir string) (*Repo, error) { return OpenWith(dir, Options{}) }
 
 // OpenWithClock is Open with a replacement for time.Now (tests).
 func OpenWithClock(dir string, now func() time.Time) (*Repo, error) {
+	return OpenWith(dir, Options{Now: now})
+}
+
+// OpenWith loads the repository in dir with the options of this command
+// (o's fields that are not stored: Now, Keys, Signers, KeepRetired,
+// Command); the others are read from DIR/fieldgate-repo.json.
+func OpenWith(dir string, o Options) (*Repo, error) {
 	data, err := os.ReadFile(filepath.Join(dir, optionsFile))
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
@@ -277,7 +356,11 @@ func OpenWithClock(dir string, now func() time.Time) (*Repo, error) {
 	if err := opts.fill(); err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
-	r := newRepo(dir, opts, now)
+	opts.Now, opts.Keys, opts.Signers, opts.KeepRetired, opts.Command = o.Now, o.Keys, o.Signers, o.KeepRetired, o.Command
+	r, err := newRepo(dir, opts, opts.Now)
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+	}
 	if err := r.load(); err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
@@ -286,12 +369,23 @@ func OpenWithClock(dir string, now func() time.Time) (*Repo, error) {
 
 func (r *Repo) load() error {
 	md := r.MetadataDir()
-	n, err := latestRootVersion(md)
-	if err != nil {
+	var err error
+	if r.stagedRoot, err = r.readStagedRoot(); err != nil {
 		return err
 	}
-	if r.root, err = metadata.Root().FromFile(filepath.Join(md, fmt.Sprintf("%d.root.json", n))); err != nil {
+	n, err := latestRootVersion(md)
+	switch {
+	case err != nil && r.stagedRoot != nil && r.stagedRoot.Signed.Version == 1:
+		r.root = r.stagedRoot // not yet signed by its key holders
+	case err != nil:
 		return err
+	default:
+		if r.root, err = metadata.Root().FromFile(filepath.Join(md, fmt.Sprintf("%d.root.json", n))); err != nil {
+			return err
+		}
+		if s := r.stagedRoot; s != nil && s.Signed.Version != n+1 {
+			return fmt.Errorf("staged root version %d does not follow the published root version %d (remove %s)", s.Signed.Version, n, r.signingFile(metadata.ROOT))
+		}
 	}
 	if r.timestamp, err = metadata.Timestamp().FromFile(filepath.Join(md, "timestamp.json")); err != nil {
 		return err
@@ -311,6 +405,9 @@ func (r *Repo) load() error {
 		r.staged = cloneTargets(r.targets)
 	}
 	if err := r.loadDelegated(); err != nil {
+		return err
+	}
+	if err := r.loadSigning(); err != nil {
 		return err
 	}
 	for _, role := range append(slices.Clone(topRoles), r.DelegatedRoles()...) {
@@ -383,7 +480,7 @@ func (r *Repo) signRoot(extra []*privateKey) error {
 	for _, k := range extra {
 		allowed = append(allowed, k.id)
 	}
-	if err := signWith(r.root, metadata.ROOT, keys, allowed, role.Threshold); err != nil {
+	if err := signWith(r, r.root, metadata.ROOT, keys, allowed, role.Threshold); err != nil {
 		return err
 	}
 	data, err := r.root.ToBytes(true)
@@ -404,7 +501,7 @@ func (r *Repo) signRole(role string, sign func([]*privateKey, []string, int) err
 
 func (r *Repo) writeTargets() error {
 	err := r.signRole(metadata.TARGETS, func(k []*privateKey, ids []string, th int) error {
-		return signWith(r.targets, metadata.TARGETS, k, ids, th)
+		return signWith(r, r.targets, metadata.TARGETS, k, ids, th)
 	})
 	if err != nil {
 		return err
@@ -444,7 +541,7 @@ func (r *Repo) writeSnapshot() (*metadata.MetaFiles, error) {
 		r.snapshot.Signed.Meta[role+".json"] = metadata.MetaFile(md.Signed.Version)
 	}
 	err := r.signRole(metadata.SNAPSHOT, func(k []*privateKey, ids []string, th int) error {
-		return signWith(r.snapshot, metadata.SNAPSHOT, k, ids, th)
+		return signWith(r, r.snapshot, metadata.SNAPSHOT, k, ids, th)
 	})
 	if err != nil {
 		return nil, err
@@ -465,7 +562,7 @@ func (r *Repo) writeSnapshot() (*metadata.MetaFiles, error) {
 
 func (r *Repo) writeTimestamp() error {
 	err := r.signRole(metadata.TIMESTAMP, func(k []*privateKey, ids []string, th int) error {
-		return signWith(r.timestamp, metadata.TIMESTAMP, k, ids, th)
+		return signWith(r, r.timestamp, metadata.TIMESTAMP, k, ids, th)
 	})
 	if err != nil {
 		return err
@@ -690,21 +787,63 @@ func (r *Repo) rolePending(role string) bool {
 // Every staged target name is checked first (staged/*.json are plain files
 // that may have been edited by hand): one that could leave a targets
 // directory fails the commit with the name, and nothing is signed.
+//
+// A root staged for signatures (sign.go) is published first, once the
+// root keys here bring it to both thresholds. Every role is signed with
+// the keys here, Options.Signers and the valid signatures staged with
+// SignStaged; a role below its threshold fails the commit before anything
+// is signed, naming the role and the counts (ErrBelowThreshold), and
+// nothing is published.
 func (r *Repo) Commit() error {
 	if err := r.checkStaged(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	root, rootSigned, err := r.prepareRoot()
+	if err != nil {
+		return fmt.Errorf("commit: %w; nothing published", err)
+	}
+	published := r.root
+	if root != nil {
+		r.root = root // sign the other roles with the keys it lists
+		for _, role := range topRoles[1:] {
+			if !sameSet(published.Signed.Roles[role].KeyIDs, root.Signed.Roles[role].KeyIDs) {
+				r.resign[role] = true
+			}
+		}
+	}
+	left := r.targets.Signed.Expires.Sub(r.now())
+	signTargets := r.rolePending(metadata.TARGETS) || left < time.Duration(r.opts.Expiry[metadata.TARGETS])/2
+	if err := r.checkThresholds(signTargets); err != nil {
+		r.root = published
+		return fmt.Errorf("commit: %w; nothing published", err)
+	}
 	if err := r.commitDelegated(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	left := r.targets.Signed.Expires.Sub(r.now())
-	if r.rolePending(metadata.TARGETS) || left < time.Duration(r.opts.Expiry[metadata.TARGETS])/2 {
-		staged := cloneTargets(r.staged)
-		r.targets.Signed.Targets = staged.Signed.Targets
-		r.targets.Signed.Delegations = staged.Signed.Delegations
-		r.targets.Signed.Version++
-		r.targets.Signed.Expires = r.expires(metadata.TARGETS)
-		if err := r.writeTargets(); err != nil {
+	if signTargets {
+		next, err := r.nextTargets(metadata.TARGETS)
+		if err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		if err := r.signNext(next, metadata.TARGETS); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		data, err := next.ToBytes(true)
+		if err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		if err := writeFileAtomic(filepath.Join(r.MetadataDir(), fmt.Sprintf("%d.targets.json", next.Signed.Version)), data, 0o644); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		r.targets = next
+		delete(r.signing, metadata.TARGETS)
+		if err := r.removeSigning(metadata.TARGETS); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+	}
+	if root != nil {
+		r.root = published
+		if err := r.publishRoot(root, rootSigned); err != nil {
 			return fmt.Errorf("commit: %w", err)
 		}
 	}
@@ -763,55 +902,24 @@ func (r *Repo) Timestamp() error {
 	return nil
 }
 
-// Rotate replaces every key of role with a new one and publishes root version
-// N+1, signed by the old and the new root keys (so that clients can verify the
-// chain). For roles other than root, the next Commit re-signs the role with
-// its new key. Old private keys move to DIR/keys/retired.
+// Rotate replaces every key of role with new ones generated here and
+// publishes root version N+1, signed by the old and the new root keys (so
+// that clients can verify the chain). For roles other than root, the next
+// Commit re-signs the role with its new key. The replaced private keys are
+// removed (moved to DIR/keys/retired with Options.KeepRetired). It refuses
+// when the root keys here cannot publish the new root; RotateWith stages
+// it for other key holders instead.
 func (r *Repo) Rotate(role string) error {
-	if !slices.Contains(topRoles, role) {
-		return fmt.Errorf("rotate %s: not a top-level role", role)
+	if rr := r.root.Signed.Roles[metadata.ROOT]; !haveKeys(slices.Concat(r.keys[metadata.ROOT], r.signers), rr.KeyIDs, rr.Threshold) {
+		return fmt.Errorf("rotate %s: %d of %d root keys available: %w", role,
+			len(r.available(r.keys[metadata.ROOT], rr.KeyIDs)), rr.Threshold, ErrMissingKeys)
 	}
-	old := r.keys[role]
-	oldRoot := slices.Clone(r.keys[metadata.ROOT])
-	if n := len(r.root.Signed.Roles[metadata.ROOT].KeyIDs); len(oldRoot) < r.root.Signed.Roles[metadata.ROOT].Threshold {
-		return fmt.Errorf("rotate %s: %d of %d root keys available: %w", role, len(oldRoot), n, ErrMissingKeys)
+	res, err := r.RotateWith(role, RotateOptions{})
+	if err != nil {
+		return err
 	}
-	threshold := r.root.Signed.Roles[role].Threshold
-	for _, id := range slices.Clone(r.root.Signed.Roles[role].KeyIDs) {
-		if err := r.root.Signed.RevokeKey(id, role); err != nil {
-			return fmt.Errorf("rotate %s: %w", role, err)
-		}
-	}
-	r.keys[role] = nil
-	for range threshold {
-		if _, err := r.newKey(role); err != nil {
-			return fmt.Errorf("rotate %s: %w", role, err)
-		}
-	}
-	r.root.Signed.Version++
-	r.root.Signed.Expires = r.expires(metadata.ROOT)
-	var extra []*privateKey
-	if role == metadata.ROOT {
-		extra = oldRoot
-	}
-	if err := r.signRoot(extra); err != nil {
-		return fmt.Errorf("rotate %s: %w", role, err)
-	}
-	retired := filepath.Join(r.dir, "keys", "retired")
-	if err := os.MkdirAll(retired, 0o700); err != nil {
-		return fmt.Errorf("rotate %s: %w", role, err)
-	}
-	for _, k := range old {
-		if k.path != "" {
-			if err := os.Rename(k.path, filepath.Join(retired, role+"-"+filepath.Base(k.path))); err != nil {
-				return fmt.Errorf("rotate %s: retire old key: %w", role, err)
-			}
-		}
-	}
-	if role != metadata.ROOT {
-		r.resign[role] = true
-		r.resign[metadata.SNAPSHOT] = true
-		r.resign[metadata.TIMESTAMP] = true
+	if !res.Published {
+		return fmt.Errorf("rotate %s: %s: %w", role, res.Staged, ErrMissingKeys)
 	}
 	return nil
 }

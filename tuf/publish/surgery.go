@@ -50,7 +50,7 @@ func Sign[T metadata.Roles](r *Repo, role string, md *metadata.Metadata[T]) erro
 	if !ok {
 		return fmt.Errorf("sign %s: not a top-level role", role)
 	}
-	return signWith(md, role, r.keys[role], rr.KeyIDs, rr.Threshold)
+	return signWith(r, md, role, r.keys[role], rr.KeyIDs, rr.Threshold)
 }
 
 // WriteMetadata writes md to DIR/repository/metadata/file as published
