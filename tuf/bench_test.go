@@ -72,7 +72,7 @@ type benchRepo struct {
 
 func newBenchRepo(tb testing.TB, size int64) *benchRepo {
 	dir := tb.TempDir()
-	pub, err := publish.Init(filepath.Join(dir, "repo"), publish.Options{})
+	pub, err := publish.Init(filepath.Join(dir, "repo"), publish.Options{Keys: publish.KeyAccess{InsecurePlaintextKeys: true}})
 	if err != nil {
 		tb.Fatal(err)
 	}

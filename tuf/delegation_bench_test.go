@@ -43,7 +43,7 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 // matter for the target acme-io16/fw.bin (listed by r40; r10 lists an older
 // one), the others hold one small target each.
 func manyRolesRepo(tb testing.TB) (*countingHandler, *httptest.Server, string) {
-	pub, err := publish.Init(filepath.Join(tb.TempDir(), "repo"), publish.Options{})
+	pub, err := publish.Init(filepath.Join(tb.TempDir(), "repo"), publish.Options{Keys: publish.KeyAccess{InsecurePlaintextKeys: true}})
 	if err != nil {
 		tb.Fatal(err)
 	}

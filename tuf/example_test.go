@@ -24,8 +24,10 @@ func Example() {
 	}
 	defer os.RemoveAll(dir)
 
-	// The vendor's side: a signed repository (fieldgate-repo does this).
-	repo, err := publish.Init(filepath.Join(dir, "repo"), publish.Options{})
+	// The vendor's side: a signed repository (fieldgate-repo does this,
+	// with every key encrypted under a passphrase; an example keeps them
+	// in plaintext, explicitly).
+	repo, err := publish.Init(filepath.Join(dir, "repo"), publish.Options{Keys: publish.KeyAccess{InsecurePlaintextKeys: true}})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -102,7 +104,7 @@ func ExampleClient_DownloadTargets() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	repo, err := publish.Init(filepath.Join(dir, "repo"), publish.Options{})
+	repo, err := publish.Init(filepath.Join(dir, "repo"), publish.Options{Keys: publish.KeyAccess{InsecurePlaintextKeys: true}})
 	if err != nil {
 		log.Fatal(err)
 	}

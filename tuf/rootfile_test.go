@@ -22,6 +22,7 @@ import (
 // of its first root.
 func newRoot(t *testing.T, opts publish.Options) (*publish.Repo, []byte) {
 	t.Helper()
+	opts.Keys = publish.KeyAccess{InsecurePlaintextKeys: true}
 	pub, err := publish.Init(filepath.Join(t.TempDir(), "repo"), opts)
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ type trustRepo struct {
 
 func newTrustRepo(t *testing.T, opts publish.Options) trustRepo {
 	t.Helper()
+	opts.Keys = publish.KeyAccess{InsecurePlaintextKeys: true}
 	pub, err := publish.Init(filepath.Join(t.TempDir(), "repo"), opts)
 	if err != nil {
 		t.Fatal(err)

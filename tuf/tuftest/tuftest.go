@@ -62,6 +62,7 @@ func New(t testing.TB, opts ...Option) *Repo {
 		opt(&o)
 	}
 	o.Now = r.Now
+	o.Keys = publish.KeyAccess{InsecurePlaintextKeys: true} // fixtures: no passphrases
 	pub, err := publish.Init(r.Dir, o)
 	if err != nil {
 		t.Fatalf("tuftest: %v", err)
@@ -286,7 +287,7 @@ func (r *Repo) WriteMetadata(file string, data []byte) {
 // Reopen reloads the publisher from disk after metadata surgery.
 func (r *Repo) Reopen() {
 	r.t.Helper()
-	pub, err := publish.OpenWithClock(r.Dir, r.Now)
+	pub, err := publish.OpenWith(r.Dir, publish.Options{Now: r.Now, Keys: publish.KeyAccess{InsecurePlaintextKeys: true}})
 	if err != nil {
 		r.t.Fatalf("tuftest: %v", err)
 	}

@@ -44,7 +44,7 @@ type Files struct {
 func Write(t testing.TB, dir string) Files {
 	t.Helper()
 	f := Files{Repo: filepath.Join(dir, "repo")}
-	pub, err := publish.Init(f.Repo, publish.Options{})
+	pub, err := publish.Init(f.Repo, publish.Options{Keys: publish.KeyAccess{InsecurePlaintextKeys: true}})
 	if err != nil {
 		t.Fatalf("configtest: %v", err)
 	}
