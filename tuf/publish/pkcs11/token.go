@@ -553,7 +553,7 @@ func Generate(uri, keyType string) (crypto.PublicKey, string, error) {
 				return nil, "", err
 			}
 			if len(objs) > 0 {
-				return nil, "", fmt.Errorf("token %q already holds an object %s: keys are never replaced, choose another object= or id=",
+				return nil, "", fmt.Errorf("token %q already holds %s: keys are never replaced, choose another object= or id=",
 					s.label, objectName(q.label, q.id))
 			}
 		}
@@ -570,6 +570,8 @@ func Generate(uri, keyType string) (crypto.PublicKey, string, error) {
 	public := append(common(p11.CKO_PUBLIC_KEY),
 		p11.NewAttribute(p11.CKA_EC_PARAMS, params),
 		p11.NewAttribute(p11.CKA_VERIFY, true),
+		p11.NewAttribute(p11.CKA_ENCRYPT, false),
+		p11.NewAttribute(p11.CKA_WRAP, false),
 		p11.NewAttribute(p11.CKA_PRIVATE, false),
 	)
 	private := append(common(p11.CKO_PRIVATE_KEY),
@@ -577,7 +579,9 @@ func Generate(uri, keyType string) (crypto.PublicKey, string, error) {
 		p11.NewAttribute(p11.CKA_PRIVATE, true),
 		p11.NewAttribute(p11.CKA_SENSITIVE, true),
 		p11.NewAttribute(p11.CKA_EXTRACTABLE, false),
+		// A signing key does nothing else.
 		p11.NewAttribute(p11.CKA_DECRYPT, false),
+		p11.NewAttribute(p11.CKA_UNWRAP, false),
 		p11.NewAttribute(p11.CKA_DERIVE, false),
 	)
 	pubH, _, err := s.mod.ctx.GenerateKeyPair(s.h, []*p11.Mechanism{p11.NewMechanism(mech, nil)}, public, private)

@@ -136,9 +136,11 @@ func TestInteropSoftHSMKeys(t *testing.T) {
 				}
 			}
 			attrs := keyAttrs(t, module, "fieldgate", label, p11.CKA_SENSITIVE, p11.CKA_EXTRACTABLE,
-				p11.CKA_ALWAYS_SENSITIVE, p11.CKA_NEVER_EXTRACTABLE, p11.CKA_TOKEN, p11.CKA_PRIVATE)
+				p11.CKA_ALWAYS_SENSITIVE, p11.CKA_NEVER_EXTRACTABLE, p11.CKA_TOKEN, p11.CKA_PRIVATE,
+				p11.CKA_SIGN, p11.CKA_DECRYPT, p11.CKA_UNWRAP, p11.CKA_DERIVE)
 			for a, want := range map[uint]bool{p11.CKA_SENSITIVE: true, p11.CKA_EXTRACTABLE: false,
-				p11.CKA_ALWAYS_SENSITIVE: true, p11.CKA_NEVER_EXTRACTABLE: true, p11.CKA_TOKEN: true, p11.CKA_PRIVATE: true} {
+				p11.CKA_ALWAYS_SENSITIVE: true, p11.CKA_NEVER_EXTRACTABLE: true, p11.CKA_TOKEN: true, p11.CKA_PRIVATE: true,
+				p11.CKA_SIGN: true, p11.CKA_DECRYPT: false, p11.CKA_UNWRAP: false, p11.CKA_DERIVE: false} {
 				if attrs[a] != want {
 					t.Errorf("private key attribute %#x = %v, want %v", a, attrs[a], want)
 				}
