@@ -17,8 +17,22 @@ ARCHES     := amd64 arm64 arm
 GCFLAGS    := -gcflags=all=-l -gcflags=runtime/...= -gcflags=crypto/internal/fips140/sha256= -gcflags=crypto/internal/fips140/sha512= -gcflags=crypto/internal/fips140/aes/...= -gcflags=internal/byteorder=
 # Binaries never use cgo; the race detector in `make test` needs it.
 GOBUILD    := CGO_ENABLED=0 go build -trimpath $(GCFLAGS)
+# The one exception: fieldgate-repo signs with keys in PKCS#11 tokens
+# (--key pkcs11:…) only when built with cgo, which links it against glibc.
+# make cross builds it so for amd64 and arm64 (replacing the pure-Go build
+# in dist/<arch>/); armv7 keeps the pure-Go one, which says PKCS#11 is not
+# compiled in. The C cross compilers are Debian's gcc-x86-64-linux-gnu (or
+# gcc on an amd64 host) and gcc-aarch64-linux-gnu.
+PKCS11_CC_amd64 ?= x86_64-linux-gnu-gcc
+PKCS11_CC_arm64 ?= aarch64-linux-gnu-gcc
+# Hardened as Debian builds C programs, which lintian checks: PIE, full
+# RELRO, fortified C with a stack protector; and the C toolchain's .comment
+# section removed (objcopy of the same cross binutils).
+PKCS11_CFLAGS  := -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+PKCS11_LDFLAGS := -linkmode=external -extldflags=-Wl,-z,relro,-z,now
+CGOBUILD   := CGO_ENABLED=1 CGO_CFLAGS='$(PKCS11_CFLAGS)' GOOS=linux go build -trimpath -buildmode=pie $(GCFLAGS)
 
-.PHONY: help build cross test test-short test-crash conformance interop bench demo deb deb-tools docs spdx footprint lint ci clean
+.PHONY: help build cross fieldgate-repo-pkcs11 test test-short test-crash conformance interop bench demo deb deb-tools docs spdx footprint lint ci clean
 
 help:
 	@echo "make build    build the binaries into dist/"
@@ -27,7 +41,8 @@ help:
 	@echo "make test-crash  kill -9 the daemon during jobs: at random, in chosen phases, densely; 100 runs of each"
 	@echo "make interop  only the tests against real peers (lrzsz, mosquitto, tftpd, sshd, pymodbus)"
 	@echo "make bench    benchmarks, with the peers measured side by side"
-	@echo "make cross    static binaries for linux/amd64, arm64 and armv7 into dist/<arch>/"
+	@echo "make cross    static binaries for linux/amd64, arm64 and armv7 into dist/<arch>/ (fieldgate-repo for amd64, arm64 with PKCS#11: cgo)"
+	@echo "make fieldgate-repo-pkcs11  only fieldgate-repo with PKCS#11 (cgo, glibc) for amd64 and arm64 into dist/<arch>/"
 	@echo "make deb      .deb packages fieldgate + fieldgate-tools for amd64, arm64, armhf into dist/"
 	@echo "make deb-tools  fetch nfpm (pinned in systemd/deb/tools/go.mod) once; make deb then needs no network"
 	@echo "make docs     regenerate what is generated from the code: man pages, docs/config.md, docs/schema, README's licence table"
@@ -44,7 +59,14 @@ cross:
 		echo "linux/$$arch"; \
 		GOOS=linux GOARCH=$$arch GOARM=7 $(GOBUILD) -ldflags '$(LDFLAGS)' -o dist/$$arch/ $(addprefix ./cmd/,$(BINARIES)) || exit 1; \
 	done
+	$(MAKE) --no-print-directory fieldgate-repo-pkcs11
 	@file dist/*/* 2>/dev/null || ls -l dist/*/
+
+fieldgate-repo-pkcs11:
+	GOARCH=amd64 CC=$(PKCS11_CC_amd64) $(CGOBUILD) -ldflags '$(LDFLAGS) $(PKCS11_LDFLAGS)' -o dist/amd64/ ./cmd/fieldgate-repo
+	$(PKCS11_CC_amd64:gcc=objcopy) --remove-section=.comment dist/amd64/fieldgate-repo
+	GOARCH=arm64 CC=$(PKCS11_CC_arm64) $(CGOBUILD) -ldflags '$(LDFLAGS) $(PKCS11_LDFLAGS)' -o dist/arm64/ ./cmd/fieldgate-repo
+	$(PKCS11_CC_arm64:gcc=objcopy) --remove-section=.comment dist/arm64/fieldgate-repo
 
 # Versions come from git tags: v0.1.0 gives 0.1.0, three commits later
 # 0.1.0+3.gHASH (build.sh). nfpm is a Go tool of its own module,

@@ -32,6 +32,7 @@ var owners = map[string]string{
 	"github.com/pkg/sftp":                  "devices",
 	"github.com/fxamacker/cbor":            "devices",
 	"github.com/VictoriaMetrics/metrics":   "daemon/metrics",
+	"github.com/miekg/pkcs11":              "tuf/publish/pkcs11",
 }
 
 func tree(pkg string) string { // "github.com/fieldgate/fieldgate/devices/xmodem" -> "devices/xmodem"
@@ -204,6 +205,8 @@ func TestViolationRules(t *testing.T) {
 		{m + "devices/xmodem", "periph.io/x/conn/v3/gpio", false},
 		{m + "cmd/fieldgated", "go.etcd.io/bbolt", false},
 		{m + "daemon", "github.com/VictoriaMetrics/metrics", false},
+		{m + "tuf/publish", "github.com/miekg/pkcs11", false},
+		{m + "cmd/fieldgate-repo", "github.com/miekg/pkcs11", false},
 		{m + "tuf", m + "devices", true},
 		// Drivers are siblings: none imports another, not even in tests.
 		{m + "devices/smp", m + "devices/xmodem", false},
@@ -237,6 +240,8 @@ func TestViolationRules(t *testing.T) {
 		{m + "daemon", m + "devices", false},
 		{m + "daemon", m + "devices/xmodem", false},
 		{m + "tuf/publish", m + "tuf", false},
+		{m + "tuf/publish/pkcs11", "github.com/miekg/pkcs11", false},
+		{m + "cmd/fieldgate-repo", m + "tuf/publish/pkcs11", false},
 		{m + "tuf", "github.com/theupdateframework/go-tuf/v2/metadata", false},
 		{m + "devices/xmodem", "go.bug.st/serial", false},
 		{m + "devices/xmodem", m + "devices", false},
@@ -265,6 +270,51 @@ func TestViolationRules(t *testing.T) {
 	for _, g := range good {
 		if why := violation(g.from, g.to, g.test); why != "" {
 			t.Errorf("violation(%s, %s, test %v) = %q, want none", tree(g.from), g.to, g.test, why)
+		}
+	}
+}
+
+// cgoPackages are the only packages, of this module and the libraries it
+// uses, that may have cgo files: fieldgate-repo's PKCS#11 signer, which
+// loads C modules, and its library. Everything else builds with
+// CGO_ENABLED=0, and fieldgated and fieldgatectl never link either.
+var cgoPackages = []string{module + "/tuf/publish/pkcs11", "github.com/miekg/pkcs11"}
+
+func TestCgoOnlyForPKCS11(t *testing.T) {
+	list := func(pkgs ...string) [][]string {
+		t.Helper()
+		cmd := exec.Command("go", append([]string{"list", "-deps", "-test", "-f",
+			`{{.ImportPath}}{{"\t"}}{{.Standard}}{{"\t"}}{{join .CgoFiles " "}}`}, pkgs...)...)
+		cmd.Env = append(cmd.Environ(), "CGO_ENABLED=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list: %v\n%s", err, out)
+		}
+		var rows [][]string
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			rows = append(rows, strings.Split(line, "\t"))
+		}
+		return rows
+	}
+	found := 0
+	for _, f := range list("./...") {
+		if len(f) != 3 || f[1] == "true" || f[2] == "" {
+			continue
+		}
+		pkg, _, _ := strings.Cut(f[0], " ") // "p [p.test]" for a test variant
+		if !slices.Contains(cgoPackages, pkg) {
+			t.Errorf("%s has cgo files (%s): only %s may", pkg, f[2], strings.Join(cgoPackages, ", "))
+			continue
+		}
+		found++
+	}
+	if found == 0 {
+		t.Errorf("no package has cgo files: the check checked nothing (want %s)", strings.Join(cgoPackages, ", "))
+	}
+	for _, f := range list("./cmd/fieldgated", "./cmd/fieldgatectl") {
+		pkg, _, _ := strings.Cut(f[0], " ")
+		if slices.Contains(cgoPackages, pkg) {
+			t.Errorf("fieldgated or fieldgatectl links %s: the gateway's binaries stay free of cgo", pkg)
 		}
 	}
 }

@@ -83,6 +83,36 @@ func crossBuild(t *testing.T, goarch, dir, version string, cmds ...string) {
 	}
 }
 
+// pkcs11CC is the C compiler `make fieldgate-repo-pkcs11` uses per
+// architecture (the Makefile's PKCS11_CC_<arch>) and its Debian package.
+var pkcs11CC = map[string][2]string{
+	"amd64": {"x86_64-linux-gnu-gcc", "gcc-x86-64-linux-gnu (or gcc on amd64)"},
+	"arm64": {"aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"},
+}
+
+// crossBuildPKCS11 builds fieldgate-repo for linux/goarch (amd64 or arm64)
+// with cgo, hardened and stripped as `make fieldgate-repo-pkcs11` does
+// (PKCS11_CFLAGS, PKCS11_LDFLAGS, objcopy), into dir: the build that signs
+// with PKCS#11 tokens and that the packages ship for those architectures.
+// lintian, in TestDebPackages, checks the hardening.
+func crossBuildPKCS11(t *testing.T, goarch, dir, version string) {
+	t.Helper()
+	cc := needPeer(t, pkcs11CC[goarch][0], pkcs11CC[goarch][1])
+	objcopy := needPeer(t, strings.TrimSuffix(pkcs11CC[goarch][0], "gcc")+"objcopy", pkcs11CC[goarch][1])
+	args := []string{"build", "-trimpath", "-buildmode=pie", "-o", dir + string(os.PathSeparator),
+		"-ldflags", "-s -w -X main.version=" + version + " -linkmode=external -extldflags=-Wl,-z,relro,-z,now"}
+	args = append(args, releaseGCFlags(t)...)
+	cmd := exec.Command("go", append(args, "../cmd/fieldgate-repo")...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "CC="+cc, "GOOS=linux", "GOARCH="+goarch,
+		"CGO_CFLAGS=-O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build fieldgate-repo with cgo for linux/%s: %v\n%s", goarch, err, out)
+	}
+	if out, err := exec.Command(objcopy, "--remove-section=.comment", filepath.Join(dir, "fieldgate-repo")).CombinedOutput(); err != nil {
+		t.Fatalf("objcopy: %v\n%s", err, out)
+	}
+}
+
 // debEntry is one line of `dpkg-deb -c`.
 type debEntry struct {
 	mode  string // e.g. "-rwxr-xr-x"
@@ -156,6 +186,9 @@ func buildArchDebs(t *testing.T, version string, arches ...string) map[string]de
 	pkgs := map[string]debs{}
 	for _, arch := range arches {
 		crossBuild(t, arch, filepath.Join(dist, arch), version, fieldgateBinaries...)
+		if _, ok := pkcs11CC[arch]; ok {
+			crossBuildPKCS11(t, arch, filepath.Join(dist, arch), version)
+		}
 		cmd := exec.Command("bash", "deb/build.sh", arch, version, dist)
 		cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=mod")
 		var stderr bytes.Buffer
@@ -202,13 +235,23 @@ func TestDebPackages(t *testing.T) {
 		{tools, "Package", "fieldgate-tools"},
 		{tools, "Version", "0.1.0+3.gabcdef0"},
 		{tools, "Architecture", "amd64"},
-		{tools, "Depends", ""},
 		{all["arm64"].main, "Architecture", "arm64"},
 		{all["arm"].main, "Architecture", "armhf"},
 		{all["arm"].tools, "Architecture", "armhf"},
+		// armhf's fieldgate-repo is pure Go, static: no dependency.
+		{all["arm"].tools, "Depends", ""},
 	} {
 		if got := debField(t, c.deb, c.field); got != c.want {
 			t.Errorf("%s field %s = %q, want %q", filepath.Base(c.deb), c.field, got, c.want)
+		}
+	}
+	// fieldgate-repo for amd64 and arm64 is built with cgo (PKCS#11) and
+	// links glibc: the package depends on a libc6 with the symbol versions
+	// the binary asks for (2.34 merged libpthread, which cgo's runtime uses).
+	libcDep := regexp.MustCompile(`^libc6 \(>= 2\.(3[4-9]|[4-9][0-9])\)$`)
+	for _, arch := range []string{"amd64", "arm64"} {
+		if got := debField(t, all[arch].tools, "Depends"); !libcDep.MatchString(got) {
+			t.Errorf("fieldgate-tools for %s: Depends %q, want libc6 (>= 2.34 or later)", arch, got)
 		}
 	}
 

@@ -92,6 +92,31 @@ for b in fieldgated fieldgatectl fieldgate-repo fieldgate-sim; do
 	fi
 done
 
+# Every binary is static (CGO_ENABLED=0) but fieldgate-repo for amd64 and
+# arm64, built with cgo for PKCS#11 (make fieldgate-repo-pkcs11) and so
+# linked against glibc: fieldgate-tools then depends on a libc6 that has
+# every symbol version the binary asks for.
+dynamic() { readelf --program-headers --wide "$1" | grep -q 'Requesting program interpreter'; }
+for b in fieldgated fieldgatectl fieldgate-repo fieldgate-sim; do
+	want=static
+	if [ "$b" = fieldgate-repo ] && [ "$arch" != arm ]; then want=dynamic; fi
+	have=static
+	if dynamic "$bindir/$b"; then have=dynamic; fi
+	if [ "$have" != "$want" ]; then
+		echo "build.sh: $bindir/$b is linked $have, want $want (make cross builds fieldgate-repo with cgo for amd64 and arm64, everything else without)" >&2
+		exit 1
+	fi
+done
+tools_depends=""
+if [ "$arch" != arm ]; then
+	glibc=$(readelf --version-info --wide "$bindir/fieldgate-repo" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/^GLIBC_//' | sort -uV | tail -1)
+	if [ -z "$glibc" ]; then
+		echo "build.sh: $bindir/fieldgate-repo asks for no GLIBC symbol version" >&2
+		exit 1
+	fi
+	tools_depends="libc6 (>= $glibc)"
+fi
+
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
 	SOURCE_DATE_EPOCH=$(git -C "$repo" log -1 --format=%ct 2>/dev/null || echo 0)
 fi
@@ -153,7 +178,7 @@ for pkg in fieldgate fieldgate-tools; do
 	deb=$abs_dist/${pkg}_${debver}_${deb_arch}.deb
 	(
 		cd "$stage"
-		FIELDGATE_DEB_ARCH=$nfpm_arch FIELDGATE_DEB_VERSION=$debver \
+		FIELDGATE_DEB_ARCH=$nfpm_arch FIELDGATE_DEB_VERSION=$debver FIELDGATE_TOOLS_DEPENDS=$tools_depends \
 			$nfpm package --config "$pkg.yaml" --packager deb --target "$deb" >&2
 	)
 	if [ "$(dpkg-deb -f "$deb" Architecture 2>/dev/null || echo "$deb_arch")" != "$deb_arch" ]; then
