@@ -3,7 +3,10 @@
 // firmware with fieldgate metadata, commit (sign targets, delegated roles,
 // snapshot, timestamp), refresh the timestamp from a cron job, rotate keys,
 // show status, export offline bundles, and serve a repository for
-// development.
+// development. Private keys are encrypted at rest (keys.go); keygen makes a
+// key for one holder, sign adds a holder's signature to staged metadata so
+// that threshold keys never meet on one disk, and log lists every signing
+// event.
 package main
 
 import (
@@ -52,6 +55,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "fieldgate-repo",
 		Short:         "Create, sign and serve fieldgate TUF repositories",
+		Long:          "fieldgate-repo creates, signs and serves fieldgate TUF repositories.\n\n" + keyFlagsHelp,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -60,6 +64,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.AddCommand(initCmd(), addCmd(), removeCmd(), commitCmd(), timestampCmd(),
 		rotateCmd(), statusCmd(), serveCmd(), exportCmd())
+	root.AddCommand(keygenCmd(), keysCmd(), signCmd(), logCmd())
+	addKeyFlags(root)
 	root.AddCommand(vendorCmds()...)
 	return root
 }
@@ -70,6 +76,7 @@ func initCmd() *cobra.Command {
 		hashes            []string
 		expiry            map[string]string
 		threshold         map[string]int
+		rootKeyFiles      []string
 	)
 	c := &cobra.Command{
 		Use:   "init DIR",
@@ -85,15 +92,35 @@ func initCmd() *cobra.Command {
 				}
 				opts.Expiry[role] = publish.Duration(d)
 			}
+			opts.Keys, opts.Command = keyAccess(cmd), "init"
+			if len(rootKeyFiles) > 0 {
+				if rootKeys != "" {
+					return errors.New("--root-keys and --root-key-file: the root keys are either generated here or held by their holders")
+				}
+				pubs, err := readDelegationKeys(rootKeyFiles, opts.Keys)
+				if err != nil {
+					return err
+				}
+				opts.RootPublicKeys = pubs
+			}
 			r, err := publish.Init(args[0], opts)
 			if err != nil {
 				return err
+			}
+			w := cmd.OutOrStdout()
+			if !r.RootPublished() {
+				fmt.Fprintf(w, "initialized repository in %s; root version 1 is staged for its key holders\n", r.Dir())
+				printStaged(w, r.StagedSignatures())
+				fmt.Fprintf(w, "Each root key holder signs it where their key is:\n"+
+					"  fieldgate-repo sign %s root --key THEIR-KEY.pem\n"+
+					"then commit publishes it and prints the root fingerprint for gateways:\n"+
+					"  fieldgate-repo commit %s\n", r.Dir(), r.Dir())
+				return nil
 			}
 			first, _, err := r.RootFingerprints()
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "initialized repository in %s\ntrusted root for gateways: %s\n", r.Dir(), r.RootPath())
 			printFingerprint(w, first)
 			fmt.Fprintf(w, "Hand %s to the gateway's installer and read the fingerprint to them\n"+
@@ -102,14 +129,20 @@ func initCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Long = "init creates DIR with new keys for every role, root version 1, empty targets, a\n" +
-		"snapshot and a timestamp, and prints the fingerprint of DIR/repository/metadata/1.root.json\n" +
-		"(" + fingerprintHelp + ")."
+	c.Long = "init creates DIR with new keys for every role (encrypted), root version 1, empty\n" +
+		"targets, a snapshot and a timestamp, and prints the fingerprint of\n" +
+		"DIR/repository/metadata/1.root.json (" + fingerprintHelp + ").\n\n" +
+		"Root keys held apart: each holder runs fieldgate-repo keygen --out ROOT.pem on their own\n" +
+		"machine and hands over ROOT.pub only; init --root-key-file A.pub --root-key-file B.pub\n" +
+		"--threshold root=2 lists them and stages root version 1, each holder adds their\n" +
+		"signature with sign DIR root --key ROOT.pem, and commit publishes it. No directory ever\n" +
+		"holds two root private keys."
 	c.Flags().StringVar(&rootKeys, "root-keys", "", "directory for the root keys (offline media); default DIR/keys/root")
 	c.Flags().StringVar(&keyType, "key-type", publish.KeyEd25519, "key type: ed25519 or ecdsa-p256")
 	c.Flags().StringSliceVar(&hashes, "hash", []string{"sha256"}, "hash algorithms listed for targets: sha256, sha512")
 	c.Flags().StringToStringVar(&expiry, "expiry", nil, "validity per role, e.g. root=8760h,targets=2160h,snapshot=168h,timestamp=24h")
 	c.Flags().StringToIntVar(&threshold, "threshold", nil, "signature threshold (= keys generated) per role, e.g. root=2")
+	c.Flags().StringArrayVar(&rootKeyFiles, "root-key-file", nil, "public key of a root key held by its holder (keygen's .pub, or a pkcs11: URI; repeatable): no root key is generated")
 	return c
 }
 
@@ -167,49 +200,79 @@ func removeCmd() *cobra.Command {
 }
 
 func commitCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "commit DIR",
-		Aliases: []string{"sign"},
-		Short:   "Sign and publish staged targets, a new snapshot and timestamp",
-		Args:    cobra.ExactArgs(1),
+	var refs []string
+	c := &cobra.Command{
+		Use:   "commit DIR",
+		Short: "Sign and publish staged changes (a root signed by its holders too), a new snapshot and timestamp",
+		Long: "commit publishes a root staged for signatures once its thresholds are met, then the\n" +
+			"staged targets and delegated roles, a new snapshot and timestamp. Every role is signed\n" +
+			"with the keys found in DIR, those given with --key and the signatures added with sign;\n" +
+			"a role below its threshold is named with its counts, and nothing is published.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := publish.Open(args[0])
+			r, closeKeys, err := openRepo(cmd, args[0], "commit", refs)
 			if err != nil {
 				return err
 			}
+			defer closeKeys()
+			rootBefore := r.RootPublished()
 			if err := r.Commit(); err != nil {
 				return err
 			}
-			return printStatus(cmd.OutOrStdout(), r.Status())
+			w := cmd.OutOrStdout()
+			if err := printStatus(w, r.Status()); err != nil {
+				return err
+			}
+			if !rootBefore {
+				first, _, err := r.RootFingerprints()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "root version 1 published: trusted root for gateways: %s\n", r.RootPath())
+				printFingerprint(w, first)
+			}
+			return nil
 		},
 	}
+	addKeyRefFlag(c, &refs, "key that signs, besides those in DIR")
+	return c
 }
 
 func timestampCmd() *cobra.Command {
-	return &cobra.Command{
+	var refs []string
+	c := &cobra.Command{
 		Use:   "timestamp DIR",
-		Short: "Re-sign the timestamp only (for a cron job with the online timestamp key)",
+		Short: "Re-sign the timestamp only (for a timer with the online timestamp key)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := publish.Open(args[0])
+			r, closeKeys, err := openRepo(cmd, args[0], "timestamp", refs)
 			if err != nil {
 				return err
 			}
+			defer closeKeys()
 			return r.Timestamp()
 		},
 	}
+	addKeyRefFlag(c, &refs, "timestamp key, if not in DIR")
+	return c
 }
 
 func rotateCmd() *cobra.Command {
 	var (
-		keyFiles  []string
-		threshold int
+		keyFiles, refs []string
+		threshold      int
 	)
 	c := &cobra.Command{
 		Use:   "rotate DIR ROLE",
 		Short: "Replace the keys of ROLE (root, targets, snapshot, timestamp or a delegated role)",
 		Long: "rotate replaces every key of ROLE and publishes root version N+1, signed by the\n" +
-			"old and new root keys. For other roles, run commit afterwards to re-sign them.\n\n" +
+			"old and new root keys; other top-level roles are re-signed with their new keys at once.\n" +
+			"New keys are generated in DIR (encrypted), or --key-file NEW.pub (repeatable) lists keys\n" +
+			"held elsewhere (keygen's .pub, a pkcs11: URI). When the root keys here (and --key) do not\n" +
+			"meet both root N's and root N+1's thresholds, root N+1 is staged: its holders add their\n" +
+			"signatures with sign DIR root --key KEY, then commit publishes it. The replaced private\n" +
+			"keys in DIR are removed (unlinked) once the new root is published, or moved to\n" +
+			"DIR/keys/retired with --keep-retired.\n\n" +
 			"For a delegated role, the top-level targets lists the new keys instead of the old\n" +
 			"(re-signed now): --key-file NEW.pub (repeatable) when the vendor holds the role's\n" +
 			"private keys, else new keys are generated in the role's keys directory.\n" +
@@ -217,33 +280,48 @@ func rotateCmd() *cobra.Command {
 			"refused from then on.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := publish.Open(args[0])
+			r, closeKeys, err := openRepo(cmd, args[0], "rotate "+args[1], refs)
 			if err != nil {
 				return err
 			}
+			defer closeKeys()
 			if slices.Contains(r.DelegatedRoles(), args[1]) {
 				return rotateDelegated(cmd, r, args[1], keyFiles, threshold)
 			}
-			if err := r.Rotate(args[1]); err != nil {
+			pubs, err := readDelegationKeys(keyFiles, keyAccess(cmd))
+			if err != nil {
 				return err
+			}
+			res, err := r.RotateWith(args[1], publish.RotateOptions{PublicKeys: pubs, Threshold: threshold})
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if !res.Published {
+				printStaged(w, []publish.StagedRole{res.Staged})
+				fmt.Fprintf(w, "root version %d is staged: each holder of a missing key runs\n"+
+					"  fieldgate-repo sign %s root --key THEIR-KEY\nthen: fieldgate-repo commit %s\n", res.Staged.Version, r.Dir(), r.Dir())
+				return nil
 			}
 			if args[1] != "root" {
 				if err := r.Commit(); err != nil {
 					return err
 				}
 			}
-			return printStatus(cmd.OutOrStdout(), r.Status())
+			return printStatus(w, r.Status())
 		},
 	}
-	c.Flags().StringArrayVar(&keyFiles, "key-file", nil, "delegated role: its new public key (PEM or TUF key JSON file, or pkcs11: URI; repeatable)")
-	c.Flags().IntVar(&threshold, "threshold", 0, "delegated role: new threshold (default: unchanged)")
+	c.Flags().StringArrayVar(&keyFiles, "key-file", nil, "the role's new public key, held elsewhere (PEM or TUF key JSON file, or pkcs11: URI; repeatable); default: generate new keys here")
+	c.Flags().IntVar(&threshold, "threshold", 0, "the role's new threshold (default: unchanged)")
+	c.Flags().Bool("keep-retired", false, "move the replaced private keys to DIR/keys/retired instead of removing them")
+	addKeyRefFlag(c, &refs, "root key that signs the new root, besides those in DIR")
 	return c
 }
 
 func exportCmd() *cobra.Command {
 	var (
-		names   []string
-		expires string
+		names, refs []string
+		expires     string
 	)
 	c := &cobra.Command{
 		Use:   "export DIR OUT [--target NAME…] [--expires 30d]",
@@ -274,10 +352,15 @@ func exportCmd() *cobra.Command {
 				}
 				opts.Expires = d
 			}
-			r, err := publish.Open(args[0])
+			command := "export"
+			if opts.Expires > 0 {
+				command = "export --expires"
+			}
+			r, closeKeys, err := openRepo(cmd, args[0], command, refs)
 			if err != nil {
 				return err
 			}
+			defer closeKeys()
 			info, err := r.ExportWith(args[1], opts)
 			if err != nil {
 				return err
@@ -304,6 +387,7 @@ func exportCmd() *cobra.Command {
 	}
 	c.Flags().StringArrayVar(&names, "target", nil, "target to include (repeatable); default all published targets")
 	c.Flags().StringVar(&expires, "expires", "", "sign a timestamp for this bundle valid this long (e.g. 30d, 12h; at most 365d)")
+	addKeyRefFlag(c, &refs, "key that signs the bundle's timestamp (and roles signed anew), besides those in DIR")
 	return c
 }
 
@@ -311,8 +395,10 @@ func statusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status DIR",
 		Short: "Show role versions, expiries, targets, warnings and the root fingerprints",
-		Long: "status shows each role's version, expiry and keys, the targets, staged changes and\n" +
-			"warnings, then the fingerprints of the first root (1.root.json) and, after a root\n" +
+		Long: "status shows each role's version, expiry and keys, the targets, staged changes, each\n" +
+			"role version staged for signatures with its valid signatures against every threshold it\n" +
+			"must meet, and warnings (unencrypted key files among them), then the fingerprints of\n" +
+			"the first root (1.root.json) and, after a root\n" +
 			"rotation, of the current root (" + fingerprintHelp + ").",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -323,6 +409,15 @@ func statusCmd() *cobra.Command {
 			w := cmd.OutOrStdout()
 			if err := printStatus(w, r.Status()); err != nil {
 				return err
+			}
+			printStaged(w, r.StagedSignatures())
+			if found, err := publish.PlaintextKeys(r.Dir()); err == nil && len(found) > 0 {
+				fmt.Fprintf(w, "warning: %d unencrypted private key file(s), e.g. %s: encrypt them with fieldgate-repo keys encrypt %s\n",
+					len(found), found[0], r.Dir())
+			}
+			if !r.RootPublished() {
+				fmt.Fprintln(w, "no root published yet: its key holders sign it (sign DIR root --key KEY), then commit")
+				return nil
 			}
 			first, current, err := r.RootFingerprints()
 			if err != nil {
