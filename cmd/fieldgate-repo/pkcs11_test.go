@@ -108,3 +108,68 @@ func TestInteropSoftHSMCommands(t *testing.T) {
 		t.Fatalf("gateway: Select() = %+v, %v (%s); want %s from role acme, signed in the token", tg, ok, why, name)
 	}
 }
+
+// TestInteropSoftHSMTargetsRole: the repository's targets role moves to a
+// key generated in a SoftHSM2 token (rotate --key-file pkcs11:…), commit
+// --key pkcs11:… signs targets in the token, no targets key file remains,
+// and a gateway that trusts the first root follows and installs the
+// target; without the token, commit is refused.
+func TestInteropSoftHSMTargetsRole(t *testing.T) {
+	module := pkcs11test.SoftHSM(t, "release")
+	w := t.TempDir()
+	pinFile := filepath.Join(w, "pin")
+	if err := os.WriteFile(pinFile, []byte(pkcs11test.PIN+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	uri := "pkcs11:token=release;object=targets-1?module-path=" + module + "&pin-source=file:" + pinFile
+	out := runCmd(t, "hsm", "keygen", "--key", uri)
+	m := regexp.MustCompile(`(?m)^generated \S+ key in the token: (pkcs11:\S+)\nkey id: ([0-9a-f]{64})$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("hsm keygen printed:\n%s", out)
+	}
+	ref, keyID := m[1], m[2]
+
+	dir := filepath.Join(w, "repo")
+	runCmd(t, "init", dir, "--insecure-plaintext-keys")
+	gw := vendorGateway(t, dir)
+	refreshed(t, gw)
+	runCmd(t, "rotate", dir, "targets", "--key-file", ref, "--key", ref, "--insecure-plaintext-keys")
+	if files, _ := filepath.Glob(filepath.Join(dir, "keys", "targets", "*.pem")); len(files) != 0 {
+		t.Errorf("targets key files left after the rotation to the token: %v", files)
+	}
+	fw := filepath.Join(w, "fw.bin")
+	data := []byte(strings.Repeat("release firmware ", 700))
+	if err := os.WriteFile(fw, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const name = "io16/fw-3.0.0.bin"
+	runCmd(t, "add", dir, fw, "--name", name, "--hardware", "io16", "--version", "3.0.0", "--insecure-plaintext-keys")
+	runCmd(t, "commit", dir, "--key", ref, "--insecure-plaintext-keys")
+
+	r, err := publish.OpenWith(dir, publish.Options{Keys: publish.KeyAccess{InsecurePlaintextKeys: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sigs := r.TargetsMetadata().Signatures; len(sigs) != 1 || sigs[0].KeyID != keyID {
+		t.Errorf("targets signatures %+v, want one by the token's key %s", sigs, keyID)
+	}
+	snap := refreshed(t, gw)
+	tg, ok, why := tuf.Select(snap.Targets, "io16", "2.0.0", 0)
+	if !ok || tg.Name != name {
+		t.Fatalf("gateway: Select() = %+v, %v (%s); want %s", tg, ok, why, name)
+	}
+	path, err := gw.Fetch(t.Context(), tg, nil)
+	if err != nil {
+		t.Fatalf("gateway: Fetch() = %v", err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != string(data) {
+		t.Error("fetched target differs from the published file")
+	}
+
+	runCmd(t, "remove", dir, name, "--insecure-plaintext-keys")
+	if err := runCmdErr("commit", dir, "--insecure-plaintext-keys"); err == nil || !strings.Contains(err.Error(), "targets") {
+		t.Errorf("commit without the token's key = %v, want a refusal naming targets", err)
+	} else {
+		t.Logf("commit without the token: %v", err)
+	}
+}
