@@ -26,8 +26,9 @@ const passphraseEnv = "FIELDGATE_REPO_PASSPHRASE"
 
 // keyFlagsHelp explains key handling in the root command's help.
 const keyFlagsHelp = "Every private key fieldgate-repo writes is encrypted PKCS #8 (scrypt, AES-256-CBC;\n" +
-	"openssl pkey reads it) under a passphrase. The passphrase comes from --passphrase-fd N\n" +
-	"(its first line), else $" + passphraseEnv + " (least safe), else a prompt on the\n" +
+	"openssl pkey reads it) under a passphrase. The passphrase comes from --passphrase-fd N or\n" +
+	"--passphrase-file FILE (the first line; a systemd credential), else $" + passphraseEnv + "\n" +
+	"(least safe), else a prompt on the\n" +
 	"terminal (twice for a new key; Enter reuses the one just typed). Unencrypted keys are\n" +
 	"written and read only with --insecure-plaintext-keys; keys encrypt DIR encrypts those of\n" +
 	"an existing repository."
@@ -37,6 +38,7 @@ const keyFlagsHelp = "Every private key fieldgate-repo writes is encrypted PKCS 
 func addKeyFlags(root *cobra.Command) {
 	f := root.PersistentFlags()
 	f.Int("passphrase-fd", -1, "read the key passphrase from this open file descriptor (its first line), e.g. --passphrase-fd 3 3<FILE")
+	f.String("passphrase-file", "", "read the key passphrase from this file (its first line), e.g. a systemd credential: %d/NAME")
 	f.Bool("insecure-plaintext-keys", false, "write new private keys unencrypted and read unencrypted ones (throwaway and test repositories)")
 }
 
@@ -46,6 +48,9 @@ func keyAccess(cmd *cobra.Command) publish.KeyAccess {
 	p := &passphrases{fd: -1, prompt: cmd.ErrOrStderr()}
 	if f := cmd.Flag("passphrase-fd"); f != nil {
 		fmt.Sscan(f.Value.String(), &p.fd)
+	}
+	if f := cmd.Flag("passphrase-file"); f != nil {
+		p.file = f.Value.String()
 	}
 	if v, ok := os.LookupEnv(passphraseEnv); ok {
 		p.env, p.haveEnv = []byte(v), true
@@ -64,7 +69,8 @@ func keyAccess(cmd *cobra.Command) publish.KeyAccess {
 // given: a file descriptor, the environment, a terminal.
 type passphrases struct {
 	fd      int
-	fromFD  []byte
+	file    string
+	fromFD  []byte // from fd or file
 	readFD  bool
 	env     []byte
 	haveEnv bool
@@ -89,12 +95,26 @@ func (p *passphrases) get(key string, confirm bool) ([]byte, error) {
 			p.fromFD, p.readFD = bytes.TrimRight(line, "\r\n"), true
 		}
 		return p.fromFD, nil
+	case p.file != "":
+		if !p.readFD {
+			f, err := os.Open(p.file)
+			if err != nil {
+				return nil, fmt.Errorf("--passphrase-file: %w", err)
+			}
+			line, err := bufio.NewReader(io.LimitReader(f, 4096)).ReadBytes('\n')
+			f.Close()
+			if err != nil && !errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("--passphrase-file %s: %w", p.file, err)
+			}
+			p.fromFD, p.readFD = bytes.TrimRight(line, "\r\n"), true
+		}
+		return p.fromFD, nil
 	case p.haveEnv:
 		return p.env, nil
 	case p.tty != nil:
 		return p.ask(key, confirm)
 	}
-	return nil, fmt.Errorf("no passphrase for %s: run fieldgate-repo on a terminal, or give --passphrase-fd N or $%s", key, passphraseEnv)
+	return nil, fmt.Errorf("no passphrase for %s: run fieldgate-repo on a terminal, or give --passphrase-fd N, --passphrase-file FILE or $%s", key, passphraseEnv)
 }
 
 func (p *passphrases) ask(key string, confirm bool) ([]byte, error) {
@@ -214,8 +234,9 @@ func keygenCmd() *cobra.Command {
 func keysCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "keys",
-		Short: "Key files of a repository: encrypt plaintext ones",
+		Short: "Key files of a repository: encrypt plaintext ones, change a role's passphrase",
 	}
+	c.AddCommand(keysPasswdCmd())
 	c.AddCommand(&cobra.Command{
 		Use:   "encrypt DIR",
 		Short: "Encrypt every plaintext private key file of the repository DIR in place",
@@ -341,4 +362,38 @@ func logCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func keysPasswdCmd() *cobra.Command {
+	var newFD int
+	var newFile string
+	c := &cobra.Command{
+		Use:   "passwd DIR ROLE [--new-passphrase-file FILE | --new-passphrase-fd N]",
+		Short: "Encrypt the key files of ROLE with a new passphrase",
+		Long: "passwd re-encrypts the private key files of ROLE in DIR (read with the current\n" +
+			"passphrase, from the usual sources) with a new passphrase from --new-passphrase-file,\n" +
+			"--new-passphrase-fd or the terminal (asked twice). Give the online timestamp key a\n" +
+			"passphrase of its own this way: the timer's service is given that one (a systemd\n" +
+			"credential) and can unlock no other key.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			from := keyAccess(cmd)
+			p := &passphrases{fd: newFD, file: newFile, prompt: cmd.ErrOrStderr()}
+			if newFD < 0 && newFile == "" {
+				if !term.IsTerminal(int(os.Stdin.Fd())) {
+					return errors.New("the new passphrase: give --new-passphrase-file or --new-passphrase-fd, or run on a terminal")
+				}
+				p.tty = os.Stdin
+			}
+			done, err := publish.ChangePassphrase(args[0], args[1], from, publish.KeyAccess{Passphrase: p.get})
+			w := cmd.OutOrStdout()
+			for _, f := range done {
+				fmt.Fprintf(w, "new passphrase: %s\n", f)
+			}
+			return err
+		},
+	}
+	c.Flags().IntVar(&newFD, "new-passphrase-fd", -1, "read the new passphrase from this open file descriptor (its first line)")
+	c.Flags().StringVar(&newFile, "new-passphrase-file", "", "read the new passphrase from this file (its first line)")
+	return c
 }

@@ -294,3 +294,24 @@ func TestLogReportsTruncatedLine(t *testing.T) {
 		t.Errorf("log output:\n%s\nwant 4 init events and line 5 reported cut short", out)
 	}
 }
+
+// TestTimestampKeyOwnPassphrase: keys passwd gives the timestamp key its
+// own passphrase; timestamp --passphrase-file (the timer's credential)
+// signs with it, and it unlocks no other key.
+func TestTimestampKeyOwnPassphrase(t *testing.T) {
+	w := t.TempDir()
+	repo, cred := filepath.Join(w, "repo"), filepath.Join(w, "credential")
+	os.WriteFile(cred, []byte("online passphrase"), 0o600) // no newline, as systemd-creds may store it
+	mustRunAs(t, "offline passphrase", "init", repo)
+	out := mustRunAs(t, "offline passphrase", "keys", "passwd", repo, "timestamp", "--new-passphrase-file", cred)
+	if strings.Count(out, "new passphrase: ") != 1 {
+		t.Errorf("keys passwd printed:\n%s", out)
+	}
+	mustRunAs(t, "", "timestamp", repo, "--passphrase-file", cred)
+	if _, err := runAs(t, "", "commit", repo, "--passphrase-file", cred); err == nil || !strings.Contains(err.Error(), "wrong passphrase") {
+		t.Errorf("commit with the timestamp key's passphrase = %v, want refused", err)
+	}
+	if _, err := runAs(t, "offline passphrase", "timestamp", repo); err == nil {
+		t.Error("timestamp with the offline passphrase succeeded after keys passwd")
+	}
+}

@@ -192,15 +192,10 @@ func contains(list []string, s string) bool {
 // files it encrypted. Encrypted files are left as they are. The plaintext
 // is replaced by rename; see retireKeys on what a file system keeps.
 func EncryptKeys(dir string, ka KeyAccess) ([]string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, optionsFile))
+	opts, err := readOptions(dir)
 	if err != nil {
 		return nil, fmt.Errorf("encrypt keys: %w", err)
 	}
-	var opts Options
-	if err := json.Unmarshal(data, &opts); err != nil {
-		return nil, fmt.Errorf("encrypt keys: %s: %w", optionsFile, err)
-	}
-	ka.InsecurePlaintextKeys = false
 	dirs := []string{filepath.Join(dir, "keys")}
 	if opts.RootKeysDir != "" {
 		dirs = append(dirs, opts.RootKeysDir)
@@ -208,6 +203,51 @@ func EncryptKeys(dir string, ka KeyAccess) ([]string, error) {
 	for _, d := range opts.KeysDirs {
 		dirs = append(dirs, d)
 	}
+	ka.InsecurePlaintextKeys = false
+	done, err := reencrypt(dirs, true, KeyAccess{InsecurePlaintextKeys: true}, ka)
+	if err != nil {
+		return done, fmt.Errorf("encrypt keys: %w", err)
+	}
+	return done, nil
+}
+
+// ChangePassphrase re-encrypts the key files of role (in its key
+// directory) with the passphrase of to, reading them with from (a
+// plaintext one only with from.InsecurePlaintextKeys). It returns the files
+// it rewrote. The online timestamp key gets a passphrase of its own this
+// way, which the host's timer can be given without unlocking the others.
+func ChangePassphrase(dir, role string, from, to KeyAccess) ([]string, error) {
+	opts, err := readOptions(dir)
+	if err != nil {
+		return nil, fmt.Errorf("change passphrase: %w", err)
+	}
+	to.InsecurePlaintextKeys = false
+	keyDir := (&Repo{dir: dir, opts: opts}).keyDir(role)
+	if _, err := os.Stat(keyDir); err != nil {
+		return nil, fmt.Errorf("change passphrase of %s keys: %w", role, err)
+	}
+	done, err := reencrypt([]string{keyDir}, false, from, to)
+	if err != nil {
+		return done, fmt.Errorf("change passphrase of %s keys: %w", role, err)
+	}
+	return done, nil
+}
+
+func readOptions(dir string) (Options, error) {
+	var opts Options
+	data, err := os.ReadFile(filepath.Join(dir, optionsFile))
+	if err != nil {
+		return opts, err
+	}
+	if err := json.Unmarshal(data, &opts); err != nil {
+		return opts, fmt.Errorf("%s: %w", optionsFile, err)
+	}
+	return opts, nil
+}
+
+// reencrypt rewrites every *.pem key file under dirs (only plaintext ones
+// if onlyPlaintext) read with from, encrypted with to, and its .pub file.
+func reencrypt(dirs []string, onlyPlaintext bool, from, to KeyAccess) ([]string, error) {
 	var done []string
 	seen := map[string]bool{}
 	for _, d := range dirs {
@@ -226,14 +266,14 @@ func EncryptKeys(dir string, ka KeyAccess) ([]string, error) {
 			if err != nil {
 				return err
 			}
-			if block, _ := pem.Decode(raw); block == nil || block.Type != pemPlaintext {
+			if block, _ := pem.Decode(raw); onlyPlaintext && (block == nil || block.Type != pemPlaintext) {
 				return nil
 			}
-			priv, err := decodeKey(raw, path, "key "+path, KeyAccess{InsecurePlaintextKeys: true})
+			priv, err := decodeKey(raw, path, "key "+path, from)
 			if err != nil {
 				return err
 			}
-			enc, err := encodeKey(priv, "key "+path, ka)
+			enc, err := encodeKey(priv, "key "+path, to)
 			if err != nil {
 				return err
 			}
@@ -247,7 +287,7 @@ func EncryptKeys(dir string, ka KeyAccess) ([]string, error) {
 			return nil
 		})
 		if err != nil {
-			return done, fmt.Errorf("encrypt keys: %w", err)
+			return done, err
 		}
 	}
 	return done, nil

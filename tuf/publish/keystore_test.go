@@ -371,3 +371,36 @@ func TestEncryptKeysMigration(t *testing.T) {
 		t.Fatalf("Rotate(root) after EncryptKeys: %v", err)
 	}
 }
+
+// TestChangePassphrase gives the online timestamp key a passphrase of its
+// own: with it alone the timestamp can be signed and nothing else.
+func TestChangePassphrase(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	main, online := fixedPassphrase("offline one", nil), fixedPassphrase("online one", nil)
+	if _, err := publish.Init(dir, publish.Options{Keys: main}); err != nil {
+		t.Fatal(err)
+	}
+	done, err := publish.ChangePassphrase(dir, "timestamp", main, online)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(done) != 1 {
+		t.Fatalf("ChangePassphrase rewrote %v, want the one timestamp key", done)
+	}
+	if _, err := publish.ChangePassphrase(dir, "timestamp", main, online); err == nil || !strings.Contains(err.Error(), "wrong passphrase") {
+		t.Errorf("ChangePassphrase with the old passphrase again = %v, want wrong passphrase", err)
+	}
+	r, err := publish.OpenWith(dir, publish.Options{Keys: online})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Timestamp(); err != nil {
+		t.Errorf("Timestamp() with the timestamp key's own passphrase: %v", err)
+	}
+	if err := r.Commit(); err == nil || !strings.Contains(err.Error(), "wrong passphrase") {
+		t.Errorf("Commit() with only the timestamp key's passphrase = %v, want refused", err)
+	}
+	if found, _ := publish.PlaintextKeys(dir); len(found) != 0 {
+		t.Errorf("plaintext keys: %v", found)
+	}
+}

@@ -498,7 +498,8 @@ func (r *Repo) prepareRoot() (*metadata.Metadata[metadata.RootType], []string, e
 
 // ErrBelowThreshold means staged metadata has fewer valid signatures than
 // a threshold it must meet: Commit refuses and publishes nothing.
-var ErrBelowThreshold = errors.New("below threshold")
+// It wraps ErrMissingKeys.
+var ErrBelowThreshold = fmt.Errorf("below threshold: %w", ErrMissingKeys)
 
 // checkThresholds refuses, before anything is signed or written, a Commit
 // that could not reach the threshold of a role it must sign: targets and
