@@ -325,7 +325,7 @@ func TestInteropSystemdBoot(t *testing.T) {
 
 		c.must(t, "fieldgate-repo", "add", "/srv/fieldgate-repo", "/srv/fieldgate-self/fieldgated",
 			"--name", "fieldgated/fieldgated-"+bootTrialVersion, "--hardware", bootGatewayHardware, "--version", bootTrialVersion)
-		c.must(t, "fieldgate-repo", "commit", "/srv/fieldgate-repo")
+		c.must(t, "fieldgate-repo", "commit", "/srv/fieldgate-repo", "--insecure-plaintext-keys")
 		c.must(t, "fieldgatectl", "--socket", bootSocket, "refresh")
 
 		// The trial runs in the main process systemd watches: same PID,
@@ -416,7 +416,7 @@ func TestInteropSystemdBoot(t *testing.T) {
 
 		c.must(t, "fieldgate-repo", "add", "/srv/fieldgate-repo", "/srv/fieldgate-self-good/fieldgated",
 			"--name", "fieldgated/fieldgated-"+bootGoodVersion, "--hardware", bootGatewayHardware, "--version", bootGoodVersion)
-		c.must(t, "fieldgate-repo", "commit", "/srv/fieldgate-repo")
+		c.must(t, "fieldgate-repo", "commit", "/srv/fieldgate-repo", "--insecure-plaintext-keys")
 		c.must(t, "fieldgatectl", "--socket", bootSocket, "refresh")
 
 		var exe string

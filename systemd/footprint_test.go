@@ -127,10 +127,11 @@ func newFootprintRig(t *testing.T) *footprintRig {
 }
 
 // initRepo creates a signed, empty fieldgate repository in dir with the
-// fieldgate-repo in bin.
+// fieldgate-repo in bin; a test repository, so its keys stay unencrypted
+// (--insecure-plaintext-keys, also needed by every later command that signs).
 func initRepo(t *testing.T, bin, dir string) {
 	t.Helper()
-	for _, args := range [][]string{{"init", dir}, {"commit", dir}} {
+	for _, args := range [][]string{{"init", dir, "--insecure-plaintext-keys"}, {"commit", dir, "--insecure-plaintext-keys"}} {
 		if out, err := exec.Command(filepath.Join(bin, "fieldgate-repo"), args...).CombinedOutput(); err != nil {
 			t.Fatalf("fieldgate-repo %s: %v\n%s", strings.Join(args, " "), err, out)
 		}

@@ -158,7 +158,10 @@ var guideVersions = []string{"3.0.0", "3.1.0", "3.1.1"}
 // broker (mosquitto with TLS and client certificates) and its CA, and an
 // empty /media/usb. Its one substitution is ROOT_SHA256, the fingerprint
 // the publisher reads out by phone, taken from what fieldgate-repo
-// printed. After each `fieldgatectl approve` it waits until the PLC
+// printed. It types the publisher's passphrase: every block gets it on
+// stdin (the guide's read), and fieldgate-repo, which asks for it on a
+// terminal and has none here, finds it in $FIELDGATE_REPO_PASSPHRASE as a
+// script without a terminal would give it. After each `fieldgatectl approve` it waits until the PLC
 // reports the version just published; at the end fieldgatectl status
 // must show it at 3.1.1, through the offline bundle, with the broker
 // connected over TLS. Last, every device entry of section 3 is checked
@@ -245,6 +248,18 @@ func TestInteropOperatorGuide(t *testing.T) {
 	}
 
 	t.Run("device-entries", func(t *testing.T) { c.checkDeviceEntries(t, mainConfig, devices) })
+	t.Run("no-plaintext-keys", func(t *testing.T) {
+		// Every private key the guide's commands wrote is encrypted: no
+		// PEM private key block but ENCRYPTED ones (grep exits 1).
+		out, err := c.script(`grep -rlE -- '-----BEGIN ((RSA|EC|DSA|OPENSSH) )?PRIVATE KEY-----' /srv/tuf /media/root-keys | grep . && exit 1
+grep -rl -- '-----BEGIN ENCRYPTED PRIVATE KEY-----' /srv/tuf /media/root-keys`)
+		if err != nil {
+			t.Errorf("after the guide, plaintext private keys (or no encrypted ones) under /srv/tuf and /media/root-keys: %v\n%s", err, out)
+		}
+		if strings.Count(out, ".pem") != 4 {
+			t.Errorf("encrypted key files after the guide:\n%s\nwant the 4 role keys (the root key on /media/root-keys)", out)
+		}
+	})
 
 	t.Logf("whole guide: %v", time.Since(began).Round(100*time.Millisecond))
 }
@@ -461,16 +476,23 @@ func (ca *guideCA) issue(t *testing.T, name string) (certPEM, keyPEM []byte) {
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k})
 }
 
+// guidePassphrase is what the publisher types when the guide's commands
+// ask for a key passphrase.
+const guidePassphrase = "guide: publisher host keys"
+
 // script runs a shell script of the guide in the container as root, from
-// /root, with bash -e and pipefail; it gives up after 5 minutes.
+// /root, with bash -e and pipefail, the publisher's passphrase on stdin and
+// in $FIELDGATE_REPO_PASSPHRASE (see TestInteropOperatorGuide); it gives up
+// after 5 minutes.
 func (c *container) script(s string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "nsenter", "--target", strconv.Itoa(c.leader), "--all", "--",
 		"bash", "-e", "-o", "pipefail", "-c", "cd /root\n"+s)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C",
-		"DEBIAN_FRONTEND=noninteractive", "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0", "TERM=dumb"}
-	cmd.Stdin = nil
+		"DEBIAN_FRONTEND=noninteractive", "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0", "TERM=dumb",
+		"FIELDGATE_REPO_PASSPHRASE=" + guidePassphrase}
+	cmd.Stdin = strings.NewReader(guidePassphrase + "\n")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

@@ -58,7 +58,7 @@ func testQEMU(t *testing.T, goarch, emulator string) {
 			t.Fatal(err)
 		}
 		repo := filepath.Join(t.TempDir(), "repo")
-		run(t, "fieldgate-repo", "init", repo)
+		run(t, "fieldgate-repo", "init", repo, "--insecure-plaintext-keys")
 		example := filepath.Join(t.TempDir(), "example.yaml")
 		root := filepath.Join(repo, "repository", "metadata", "1.root.json")
 		if err := os.WriteFile(example, bytes.Replace(raw, []byte("/etc/fieldgate/root.json"), []byte(root), 1), 0o644); err != nil {

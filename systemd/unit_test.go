@@ -4,6 +4,7 @@ package systemd
 
 import (
 	"bufio"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -200,7 +201,8 @@ func TestTimestampTimerVerify(t *testing.T) {
 // TestTimestampTimerSettings: the timer re-signs well inside the default
 // 24-hour timestamp expiry, catches up after downtime and spreads its start;
 // the service runs `fieldgate-repo timestamp` on the instance's directory
-// and may write only the published metadata there.
+// with the timestamp key's passphrase from an encrypted credential, and may
+// write only the published metadata and the signing log there.
 func TestTimestampTimerSettings(t *testing.T) {
 	timer := readUnit(t, "fieldgate-repo-timestamp@.timer")
 	svc := readUnit(t, "fieldgate-repo-timestamp@.service")
@@ -213,8 +215,9 @@ func TestTimestampTimerSettings(t *testing.T) {
 		{timer, "RandomizedDelaySec", "15min"},
 		{timer, "WantedBy", "timers.target"},
 		{svc, "Type", "oneshot"},
-		{svc, "ExecStart", "/usr/bin/fieldgate-repo timestamp %f"},
-		{svc, "ReadWritePaths", "%f/repository/metadata"},
+		{svc, "ExecStart", "/usr/bin/fieldgate-repo timestamp --passphrase-file %d/fieldgate-repo-timestamp %f"},
+		{svc, "LoadCredentialEncrypted", "fieldgate-repo-timestamp:/etc/credstore.encrypted/fieldgate-repo-timestamp@%i"},
+		{svc, "ReadWritePaths", "%f/repository/metadata -%f/signing-log.jsonl"},
 		{svc, "ProtectSystem", "strict"},
 		{svc, "PrivateNetwork", "yes"},
 		{svc, "CapabilityBoundingSet", ""},
@@ -428,9 +431,12 @@ func readDB(t *testing.T, path string) map[string][]string {
 }
 
 // TestTimestampServiceWrites runs what the service runs, `fieldgate-repo
-// timestamp DIR`, on a repository made by `fieldgate-repo init`, and checks
-// that it signs a new timestamp and changes nothing outside
-// DIR/repository/metadata, the only path the sandbox leaves writable.
+// timestamp --passphrase-file CREDENTIAL DIR`, on a repository made by
+// `fieldgate-repo init` whose timestamp key got its own passphrase with
+// `keys passwd` (the credential's), and checks that it signs a new
+// timestamp, logs it, and changes nothing outside DIR/repository/metadata
+// and DIR/signing-log.jsonl, the only paths the sandbox leaves writable; the
+// other keys' passphrase is not the credential's.
 func TestTimestampServiceWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds fieldgate-repo")
@@ -438,16 +444,34 @@ func TestTimestampServiceWrites(t *testing.T) {
 	bin := t.TempDir()
 	crossBuild(t, runtime.GOARCH, bin, "test", "fieldgate-repo")
 	repo := filepath.Join(t.TempDir(), "tuf")
-	run := func(args ...string) {
+	offline, cred := filepath.Join(t.TempDir(), "offline"), filepath.Join(t.TempDir(), "fieldgate-repo-timestamp")
+	os.WriteFile(offline, []byte("offline passphrase\n"), 0o600)
+	os.WriteFile(cred, []byte("online passphrase"), 0o600)
+	run := func(args ...string) error {
 		t.Helper()
-		if out, err := exec.Command(filepath.Join(bin, "fieldgate-repo"), args...).CombinedOutput(); err != nil {
-			t.Fatalf("fieldgate-repo %s: %v\n%s", strings.Join(args, " "), err, out)
+		out, err := exec.Command(filepath.Join(bin, "fieldgate-repo"), args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("fieldgate-repo %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	for _, args := range [][]string{
+		{"init", repo, "--passphrase-file", offline},
+		{"keys", "passwd", repo, "timestamp", "--passphrase-file", offline, "--new-passphrase-file", cred},
+	} {
+		if err := run(args...); err != nil {
+			t.Fatal(err)
 		}
 	}
-	run("init", repo)
 	before := snapshotTree(t, repo)
-	run("timestamp", repo) // ExecStart=/usr/bin/fieldgate-repo timestamp %f
+	// ExecStart=/usr/bin/fieldgate-repo timestamp --passphrase-file %d/fieldgate-repo-timestamp %f
+	if err := run("timestamp", "--passphrase-file", cred, repo); err != nil {
+		t.Fatal(err)
+	}
 	after := snapshotTree(t, repo)
+	if err := run("commit", "--passphrase-file", cred, repo); err == nil {
+		t.Error("the timestamp key's credential unlocked the snapshot key too")
+	}
 
 	var changed []string
 	for p, h := range after {
@@ -461,12 +485,12 @@ func TestTimestampServiceWrites(t *testing.T) {
 		}
 	}
 	slices.Sort(changed)
-	if !slices.Contains(changed, "repository/metadata/timestamp.json") {
-		t.Errorf("fieldgate-repo timestamp changed %q, want repository/metadata/timestamp.json among them", changed)
+	if !slices.Contains(changed, "repository/metadata/timestamp.json") || !slices.Contains(changed, "signing-log.jsonl") {
+		t.Errorf("fieldgate-repo timestamp changed %q, want repository/metadata/timestamp.json and signing-log.jsonl among them", changed)
 	}
 	for _, p := range changed {
-		if !strings.HasPrefix(p, "repository/metadata/") {
-			t.Errorf("fieldgate-repo timestamp changed %s, outside ReadWritePaths=%%f/repository/metadata", p)
+		if !strings.HasPrefix(p, "repository/metadata/") && p != "signing-log.jsonl" {
+			t.Errorf("fieldgate-repo timestamp changed %s, outside ReadWritePaths=%%f/repository/metadata -%%f/signing-log.jsonl", p)
 		}
 	}
 }

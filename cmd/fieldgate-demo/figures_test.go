@@ -165,10 +165,10 @@ func setupFigures(ctx context.Context, o Options) (*Env, error) {
 	repo, img := filepath.Join(work, "repo"), filepath.Join(work, "fw-"+to+".bin")
 	for _, s := range [][]string{
 		{"fieldgate-sim", "mkimage", "--hw", hw, "--version", to, "--size", strconv.Itoa(imageSize), "-o", img},
-		{"fieldgate-repo", "init", repo},
+		{"fieldgate-repo", "init", repo, "--insecure-plaintext-keys"},
 		{"fieldgate-repo", "add", repo, img, "--name", hw + "/fw-" + to + ".bin", "--hardware", hw, "--version", to,
 			"--security-counter", "5", "--protocol", "modbus-tcp", "--severity", "medium"},
-		{"fieldgate-repo", "commit", repo},
+		{"fieldgate-repo", "commit", repo, "--insecure-plaintext-keys"},
 	} {
 		if err := runTool(ctx, o, o.Out, s...); err != nil {
 			return e, err

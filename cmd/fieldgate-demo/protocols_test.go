@@ -98,7 +98,7 @@ func setupEveryProtocol(ctx context.Context, o Options, devs []protoDevice, faul
 		}
 	}
 	repo := filepath.Join(work, "repo")
-	if err := runTool(ctx, o, o.Out, "fieldgate-repo", "init", repo); err != nil {
+	if err := runTool(ctx, o, o.Out, "fieldgate-repo", "init", repo, "--insecure-plaintext-keys"); err != nil {
 		return e, err
 	}
 	for _, d := range devs {
@@ -118,7 +118,7 @@ func setupEveryProtocol(ctx context.Context, o Options, devs []protoDevice, faul
 			}
 		}
 	}
-	if err := runTool(ctx, o, o.Out, "fieldgate-repo", "commit", repo); err != nil {
+	if err := runTool(ctx, o, o.Out, "fieldgate-repo", "commit", repo, "--insecure-plaintext-keys"); err != nil {
 		return e, err
 	}
 	repoAddr, err := e.serveRepo(repo)

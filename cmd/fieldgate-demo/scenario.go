@@ -238,17 +238,19 @@ func Setup(ctx context.Context, o Options) (*Env, error) {
 	case -1:
 		baud = 0
 	}
-	say("signing a repository with fieldgate-repo (ed25519 keys, consistent snapshots)")
+	// A throwaway repository in the demo's work directory: its keys stay
+	// unencrypted, which fieldgate-repo allows only when told so.
+	say("signing a repository with fieldgate-repo (ed25519 keys, consistent snapshots; throwaway keys, unencrypted)")
 	repo := filepath.Join(work, "repo")
 	img := filepath.Join(work, "fw-"+newVersion+".bin")
 	target := "acme-io16/fw-" + newVersion + ".bin"
 	steps := [][]string{
 		{"fieldgate-sim", "mkimage", "--hw", hardware, "--version", newVersion, "--size", fmt.Sprint(imageSize), "-o", img},
-		{"fieldgate-repo", "init", repo},
+		{"fieldgate-repo", "init", repo, "--insecure-plaintext-keys"},
 		{"fieldgate-repo", "add", repo, img, "--name", target, "--hardware", hardware, "--version", newVersion,
 			"--security-counter", "3", "--protocol", "xmodem", "--severity", "high", "--advisory", "CVE-2026-1234",
 			"--notes", "Fixes Modbus stack overflow"},
-		{"fieldgate-repo", "commit", repo},
+		{"fieldgate-repo", "commit", repo, "--insecure-plaintext-keys"},
 	}
 	for _, s := range steps {
 		if err := runTool(ctx, o, o.Out, s...); err != nil {
@@ -265,7 +267,7 @@ func Setup(ctx context.Context, o Options) (*Env, error) {
 	var repoAddr string
 	if o.Offline {
 		say("exporting an offline bundle (no repository server: the gateway has no uplink)")
-		if err := runTool(ctx, o, o.Out, "fieldgate-repo", "export", repo, filepath.Join(work, "bundle")); err != nil {
+		if err := runTool(ctx, o, o.Out, "fieldgate-repo", "export", repo, filepath.Join(work, "bundle"), "--insecure-plaintext-keys"); err != nil {
 			return e, err
 		}
 		if repoAddr, err = freeAddr(); err != nil { // nothing listens there
