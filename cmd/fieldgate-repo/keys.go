@@ -266,9 +266,9 @@ func keysCmd() *cobra.Command {
 }
 
 func signCmd() *cobra.Command {
-	var refs []string
+	var refs, from []string
 	c := &cobra.Command{
-		Use:   "sign DIR ROLE --key KEY [--key KEY…]",
+		Use:   "sign DIR ROLE (--key KEY | --from COPY/staged/signing/ROLE.json)…",
 		Short: "Add a signature to the staged next version of ROLE (root, targets or a delegated role)",
 		Long: "sign adds one signature per --key to the next version of ROLE staged in\n" +
 			"DIR/staged/signing/ROLE.json, staging it first if needed (for root: the next version\n" +
@@ -276,31 +276,52 @@ func signCmd() *cobra.Command {
 			"how many valid signatures it has against each threshold it must meet. commit publishes\n" +
 			"it once they are met. Each key holder runs sign where their key is (on a copy of DIR, or\n" +
 			"DIR on shared or removable storage): a private key never has to move. A root version N+1\n" +
-			"needs a threshold of root N's keys and one of its own.",
+			"needs a threshold of root N's keys and one of its own.\n\n" +
+			"Holders who each sign their own copy of DIR send back COPY/staged/signing/ROLE.json;\n" +
+			"--from FILE adds its signatures here after checking that it signs exactly the version\n" +
+			"staged here and that each signature verifies with a key of the role.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(refs) == 0 {
-				return errors.New("--key is required")
+			if len(refs)+len(from) == 0 {
+				return errors.New("--key or --from is required")
 			}
-			r, closeKeys, err := openRepo(cmd, args[0], "sign", nil)
+			name := "sign"
+			if len(from) > 0 {
+				name = "sign --from"
+			}
+			r, closeKeys, err := openRepo(cmd, args[0], name, nil)
 			if err != nil {
 				return err
 			}
 			defer closeKeys()
-			signers, closeSigners, err := openKeys(refs, keyAccess(cmd))
-			if err != nil {
-				return err
+			var st publish.StagedRole
+			for _, f := range from {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				var added []string
+				if st, added, err = r.MergeStaged(args[1], data); err != nil {
+					return fmt.Errorf("--from %s: %w", f, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "added %d signature(s) from %s\n", len(added), f)
 			}
-			defer closeSigners()
-			st, err := r.SignStaged(args[1], signers...)
-			if err != nil {
-				return err
+			if len(refs) > 0 {
+				signers, closeSigners, err := openKeys(refs, keyAccess(cmd))
+				if err != nil {
+					return err
+				}
+				defer closeSigners()
+				if st, err = r.SignStaged(args[1], signers...); err != nil {
+					return err
+				}
 			}
 			printStaged(cmd.OutOrStdout(), []publish.StagedRole{st})
 			return nil
 		},
 	}
 	addKeyRefFlag(c, &refs, "key to sign with")
+	c.Flags().StringArrayVar(&from, "from", nil, "a copy of the staged ROLE.json signed on another host: add its signatures (repeatable)")
 	return c
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -313,5 +314,47 @@ func TestTimestampKeyOwnPassphrase(t *testing.T) {
 	}
 	if _, err := runAs(t, "offline passphrase", "timestamp", repo); err == nil {
 		t.Error("timestamp with the offline passphrase succeeded after keys passwd")
+	}
+}
+
+// TestSignOnCopies: the two root key holders never meet the repository
+// host: each signs a copy of DIR on their own machine and sends back the
+// staged root.json, whose signatures sign --from adds after checking them.
+func TestSignOnCopies(t *testing.T) {
+	w := t.TempDir()
+	repo := filepath.Join(w, "repo")
+	key := func(who string) string { return filepath.Join(w, who, "root.pem") }
+	for _, who := range []string{"alice", "bob"} {
+		mustRunAs(t, who, "keygen", "--out", key(who))
+	}
+	mustRunAs(t, "repo", "init", repo, "--threshold", "root=2",
+		"--root-key-file", filepath.Join(w, "alice", "root.pub"), "--root-key-file", filepath.Join(w, "bob", "root.pub"))
+	staged := func(dir string) string { return filepath.Join(dir, "staged", "signing", "root.json") }
+	for _, who := range []string{"alice", "bob"} {
+		cp := filepath.Join(w, who, "copy")
+		if out, err := exec.Command("cp", "-a", repo, cp).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v\n%s", err, out)
+		}
+		mustRunAs(t, who, "sign", cp, "root", "--key", key(who))
+	}
+	// A copy whose content differs (here: another expiry) is refused.
+	data, _ := os.ReadFile(staged(filepath.Join(w, "alice", "copy")))
+	bad := filepath.Join(w, "bad.json")
+	changed := regexp.MustCompile(`"expires": "\d{4}`).ReplaceAll(data, []byte(`"expires": "2999`))
+	if bytes.Equal(changed, data) {
+		t.Fatal("the test's change to the copy changed nothing")
+	}
+	os.WriteFile(bad, changed, 0o644)
+	if _, err := runAs(t, "repo", "sign", repo, "root", "--from", bad); err == nil || !strings.Contains(err.Error(), "differs") {
+		t.Errorf("sign --from a copy with other content = %v, want refused", err)
+	}
+	out := mustRunAs(t, "repo", "sign", repo, "root", "--from", staged(filepath.Join(w, "alice", "copy")),
+		"--from", staged(filepath.Join(w, "bob", "copy")))
+	if !strings.Contains(out, "2 of 2 valid signatures") || !strings.Contains(out, "ready") {
+		t.Errorf("sign --from both copies printed:\n%s", out)
+	}
+	mustRunAs(t, "repo", "commit", repo)
+	if snap := refreshFrom(t, repo, filepath.Join(repo, "repository", "metadata", "1.root.json")); snap.Versions["root"] != 1 {
+		t.Errorf("gateway: %v", snap.Versions)
 	}
 }

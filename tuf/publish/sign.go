@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,8 +22,10 @@ import (
 // expiry, content), in DIR/staged/signing/ROLE.json with the signatures
 // gathered so far: each key holder adds one with SignStaged (fieldgate-repo
 // sign DIR ROLE --key REF) on the host that holds the key, or from a
-// pkcs11: token, and Commit publishes it once its threshold is met, adding
-// the signatures of keys found here. No private key ever has to move.
+// pkcs11: token, or on a copy of the repository whose staged file comes
+// back (MergeStaged), and Commit publishes it once its threshold is met,
+// adding the signatures of keys found here. No private key ever has to
+// move.
 //
 // A new root is staged by Init with Options.RootPublicKeys (version 1,
 // whose keys are all held outside the repository), by RotateWith when the
@@ -764,4 +767,106 @@ func (r *Repo) RotateWith(role string, o RotateOptions) (RotateResult, error) {
 		return RotateResult{}, fmt.Errorf("rotate %s: %w", role, err)
 	}
 	return RotateResult{Staged: st}, nil
+}
+
+// MergeStaged adds to the staged next version of role (root, targets or a
+// delegated role) the valid signatures in data: the same version signed on
+// another host, a key holder's copy of DIR/staged/signing/ROLE.json. Its
+// signed content must be identical to what is staged here (for targets and
+// delegated roles with nothing staged yet: to the staged changes, as the
+// next version). Signatures by keys the role does not list, or that do not
+// verify, are refused. It returns the counts and the key ids added.
+func (r *Repo) MergeStaged(role string, data []byte) (StagedRole, []string, error) {
+	switch role {
+	case metadata.SNAPSHOT, metadata.TIMESTAMP:
+		return StagedRole{}, nil, fmt.Errorf("sign %s: snapshot and timestamp are signed by commit and timestamp", role)
+	case metadata.ROOT:
+		in, err := metadata.Root().FromBytes(data)
+		if err != nil {
+			return StagedRole{}, nil, fmt.Errorf("sign %s: %w", role, err)
+		}
+		md := r.stagedRoot
+		if md == nil {
+			return StagedRole{}, nil, fmt.Errorf("sign root: no root is staged here to add signatures to (stage it first: rotate, or sign with a key)")
+		}
+		keys := maps.Clone(md.Signed.Keys)
+		if prev := r.previousRoot(); prev != nil {
+			maps.Copy(keys, prev.Signed.Keys)
+		}
+		added, err := mergeSignatures(r, md, in, role, keys, r.rootSigners(md))
+		if err != nil {
+			return StagedRole{}, nil, err
+		}
+		if err := writeSigning(r, role, md); err != nil {
+			return StagedRole{}, nil, fmt.Errorf("sign %s: %w", role, err)
+		}
+		return StagedRole{Role: role, Version: md.Signed.Version, Expires: md.Signed.Expires, Counts: r.rootCounts(md)}, added, nil
+	}
+	in, err := metadata.Targets().FromBytes(data)
+	if err != nil {
+		return StagedRole{}, nil, fmt.Errorf("sign %s: %w", role, err)
+	}
+	keyMap, ids, threshold, err := r.roleKeys(role)
+	if err != nil {
+		return StagedRole{}, nil, fmt.Errorf("sign %s: %w", role, err)
+	}
+	md, err := r.nextTargets(role)
+	if err != nil {
+		return StagedRole{}, nil, fmt.Errorf("sign %s: %w", role, err)
+	}
+	if r.signing[role] == nil {
+		// Nothing staged here yet: take the copy's version and expiry if it
+		// signs exactly the staged changes.
+		md.Signed.Version, md.Signed.Expires = in.Signed.Version, in.Signed.Expires
+		if want, _ := r.nextTargets(role); in.Signed.Version != want.Signed.Version {
+			return StagedRole{}, nil, fmt.Errorf("sign %s: the copy is version %d, the next version here is %d", role, in.Signed.Version, want.Signed.Version)
+		}
+	}
+	keepValid(md, keyMap, ids)
+	added, err := mergeSignatures(r, md, in, role, keyMap, ids)
+	if err != nil {
+		return StagedRole{}, nil, err
+	}
+	if err := writeSigning(r, role, md); err != nil {
+		return StagedRole{}, nil, fmt.Errorf("sign %s: %w", role, err)
+	}
+	r.signing[role] = md
+	return StagedRole{Role: role, Version: md.Signed.Version, Expires: md.Signed.Expires,
+		Counts: []SignatureCount{countOf(md, r.delegatorName(role), keyMap, ids, threshold)}}, added, nil
+}
+
+// mergeSignatures adds to md each signature of in that md lacks, once it
+// is checked to be a valid signature by a key of allowed over md's exact
+// signed content, and logs them.
+func mergeSignatures[T metadata.Roles](r *Repo, md, in *metadata.Metadata[T], role string, keys map[string]*metadata.Key, allowed []string) ([]string, error) {
+	a, err := json.Marshal(md.Signed)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(in.Signed)
+	if err != nil {
+		return nil, err
+	}
+	version, _ := versionOf(md)
+	if !bytes.Equal(a, b) {
+		other, _ := versionOf(in)
+		return nil, fmt.Errorf("sign %s: the copy's version %d differs from the version %d staged here (signed content not identical): sign the same staged file", role, other, version)
+	}
+	var added []string
+	for _, s := range in.Signatures {
+		if slices.ContainsFunc(md.Signatures, func(have metadata.Signature) bool { return have.KeyID == s.KeyID }) {
+			continue
+		}
+		if !contains(allowed, s.KeyID) {
+			return nil, fmt.Errorf("sign %s: the copy carries a signature by key %s, not a key of %s version %d", role, s.KeyID, role, version)
+		}
+		probe := clone(md)
+		probe.Signatures = []metadata.Signature{s}
+		if len(verifiedBy(probe, keys, []string{s.KeyID})) != 1 {
+			return nil, fmt.Errorf("sign %s: the copy's signature by key %s does not verify", role, s.KeyID)
+		}
+		md.Signatures = append(md.Signatures, s)
+		added = append(added, s.KeyID)
+	}
+	return added, logSigned(r, md, role, added, false)
 }

@@ -317,3 +317,62 @@ func TestSignersFromKeyRefs(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMergeStagedTargets: a targets key holder signs a copy of the
+// repository; the operator adds that signature (MergeStaged) and commits.
+// A copy of other content, or a signature by a key targets does not list,
+// is refused.
+func TestMergeStagedTargets(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	r, err := publish.Init(dir, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	erin := newHolder(t, "erin")
+	if _, err := r.RotateWith("targets", publish.RotateOptions{PublicKeys: []*metadata.Key{erin.public(t)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AddTargetBytes("fw.bin", []byte("fw"), meta); err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), "copy")
+	if err := os.CopyFS(cp, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	erin.sign(t, cp, "targets")
+	signed, err := os.ReadFile(filepath.Join(cp, "staged", "signing", "targets.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The operator changed the staged targets meanwhile: refused.
+	r, _ = publish.OpenWith(dir, testOptions())
+	if err := r.AddTargetBytes("late.bin", []byte("late"), meta); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.MergeStaged("targets", signed); err == nil || !strings.Contains(err.Error(), "differs") {
+		t.Errorf("MergeStaged after a change = %v, want refused", err)
+	}
+	if err := r.Remove("late.bin"); err != nil {
+		t.Fatal(err)
+	}
+	forged := []byte(strings.Replace(string(signed), `"keyid": "`+mustID(t, erin.public(t)), `"keyid": "`+strings.Repeat("a", 64), 1))
+	if string(forged) == string(signed) {
+		t.Fatal("the test's forgery changed nothing")
+	}
+	if _, _, err := r.MergeStaged("targets", forged); err == nil || !strings.Contains(err.Error(), "not a key of targets") {
+		t.Errorf("MergeStaged with a signature by an unlisted key = %v, want refused", err)
+	}
+	st, added, err := r.MergeStaged("targets", signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Ready() || len(added) != 1 || added[0] != mustID(t, erin.public(t)) {
+		t.Fatalf("MergeStaged = %v, added %v", st, added)
+	}
+	if err := r.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if snap, err := holdersGateway(t, r).Refresh(context.Background()); err != nil || len(snap.Targets) != 1 {
+		t.Fatalf("gateway: %v %v", snap, err)
+	}
+}
