@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/creack/pty"
+
 	"github.com/fieldgate/fieldgate/tuf"
 	"github.com/fieldgate/fieldgate/tuf/publish"
 )
@@ -356,5 +358,43 @@ func TestSignOnCopies(t *testing.T) {
 	mustRunAs(t, "repo", "commit", repo)
 	if snap := refreshFrom(t, repo, filepath.Join(repo, "repository", "metadata", "1.root.json")); snap.Versions["root"] != 1 {
 		t.Errorf("gateway: %v", snap.Versions)
+	}
+}
+
+// TestPassphrasePrompt types at the terminal prompt (a pty): a new key's
+// passphrase is asked twice and refused when the two differ; Enter then
+// reuses the one typed before.
+func TestPassphrasePrompt(t *testing.T) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer ptmx.Close()
+	defer tty.Close()
+	var prompts bytes.Buffer
+	p := &passphrases{fd: -1, tty: tty, prompt: &prompts}
+	typeLine := func(s string) {
+		if _, err := io.WriteString(ptmx, s+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go io.Copy(io.Discard, ptmx) // the terminal's echo of newlines
+	typeLine("first")
+	typeLine("other")
+	if _, err := p.get("new root key", true); err == nil || !strings.Contains(err.Error(), "differ") {
+		t.Errorf("two different passphrases for a new key = %v, want refused", err)
+	}
+	typeLine("first")
+	typeLine("first")
+	if got, err := p.get("new root key", true); err != nil || string(got) != "first" {
+		t.Errorf("new key = %q, %v; want first", got, err)
+	}
+	typeLine("")
+	if got, err := p.get("targets key", false); err != nil || string(got) != "first" {
+		t.Errorf("Enter = %q, %v; want the one typed before", got, err)
+	}
+	if s := prompts.String(); !strings.Contains(s, "New passphrase for new root key: ") || !strings.Contains(s, "Again: ") ||
+		!strings.Contains(s, "Passphrase for targets key (Enter: the one just typed): ") {
+		t.Errorf("prompts:\n%s", s)
 	}
 }
