@@ -398,3 +398,27 @@ func TestPassphrasePrompt(t *testing.T) {
 		t.Errorf("prompts:\n%s", s)
 	}
 }
+
+// TestLogImportedVendorRole: the vendor's signatures on an imported role
+// are in the operator's signing log when commit publishes them.
+func TestLogImportedVendorRole(t *testing.T) {
+	w := t.TempDir()
+	repo, vdir, fw := filepath.Join(w, "repo"), filepath.Join(w, "vendor", "acme"), filepath.Join(w, "fw.bin")
+	os.WriteFile(fw, []byte("vendor firmware"), 0o644)
+	mustRunAs(t, "vendor", "vendor", "init", vdir, "acme", "--new-key", filepath.Join(w, "vendor", "acme.pem"), "--path", "acme/*")
+	mustRunAs(t, "vendor", "vendor", "add", vdir, fw, "--name", "acme/fw.bin", "--hardware", "h", "--version", "1.0")
+	mustRunAs(t, "vendor", "vendor", "sign", vdir)
+	mustRunAs(t, "operator", "init", repo)
+	mustRunAs(t, "operator", "delegate", repo, "acme", "--path", "acme/*", "--key-file", filepath.Join(vdir, "acme.pub"))
+	mustRunAs(t, "operator", "import-role", repo, filepath.Join(vdir, "out"))
+	mustRunAs(t, "operator", "commit", repo)
+	pub, err := publish.PublicKey(filepath.Join(vdir, "acme.pub"), publish.KeyAccess{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := pub.ID()
+	out := mustRunAs(t, "", "log", repo)
+	if !regexp.MustCompile(`commit \(imported acme\)\s+acme\s+1\s+` + id).MatchString(out) {
+		t.Errorf("log lacks the imported role acme v1 signed by %s:\n%s", id, out)
+	}
+}
