@@ -51,7 +51,7 @@ func (r *Repo) planBundle(deadline time.Time, signing map[string]bool) (*bundleP
 		}
 		dr := r.publishedDelegation(role)
 		switch {
-		case dr != nil && haveKeys(r.keys[role], dr.KeyIDs, dr.Threshold):
+		case dr != nil && haveKeys(slices.Concat(r.keys[role], r.signers), dr.KeyIDs, dr.Threshold):
 			p.delegated = append(p.delegated, role)
 		case signing[role]:
 			block(role, exp, "its keys are not here to sign it anew (sign it with its keys, or leave its targets out)")
@@ -214,7 +214,7 @@ func (r *Repo) publishedDelegation(role string) *metadata.DelegatedRole {
 // role to meet its threshold in the current root.
 func (r *Repo) haveRoleKeys(role string) bool {
 	rr := r.root.Signed.Roles[role]
-	return rr != nil && haveKeys(r.keys[role], rr.KeyIDs, rr.Threshold)
+	return rr != nil && haveKeys(slices.Concat(r.keys[role], r.signers), rr.KeyIDs, rr.Threshold)
 }
 
 // haveKeys reports whether keys hold at least threshold of the allowed ids.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fieldgate/fieldgate/tuf"
 	"github.com/fieldgate/fieldgate/tuf/publish"
@@ -315,6 +316,14 @@ func TestSignersFromKeyRefs(t *testing.T) {
 	}
 	if _, err := holdersGateway(t, r).Refresh(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	// export --expires signs the bundle's timestamp with the given key too.
+	if _, err := r.ExportWith(filepath.Join(t.TempDir(), "bundle"), publish.ExportOptions{Expires: 48 * time.Hour}); err != nil {
+		t.Errorf("ExportWith(--expires) with the timestamp key given: %v", err)
+	}
+	r, _ = publish.OpenWith(dir, testOptions())
+	if _, err := r.ExportWith(filepath.Join(t.TempDir(), "bundle"), publish.ExportOptions{Expires: 48 * time.Hour}); !errors.Is(err, publish.ErrBundleExpiry) {
+		t.Errorf("ExportWith(--expires) without the timestamp key = %v, want ErrBundleExpiry", err)
 	}
 }
 
