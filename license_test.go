@@ -384,10 +384,17 @@ var noticeFileRE = regexp.MustCompile(`(?i)^(notice|copyright)([.-].*)?$`)
 func linkedModules(t *testing.T) []*linkedModule {
 	t.Helper()
 	seen := map[string]*linkedModule{}
-	for _, arch := range []string{"amd64", "arm64", "arm"} {
-		cmd := exec.Command("go", "list", "-deps", "-f", "{{with .Module}}{{.Path}}\t{{.Version}}\t{{.Dir}}\t{{with .Replace}}{{.Dir}}{{end}}{{end}}",
-			"./cmd/fieldgated", "./cmd/fieldgatectl", "./cmd/fieldgate-repo", "./cmd/fieldgate-sim")
-		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+arch, "GOARM=7", "CGO_ENABLED=0")
+	// fieldgate-repo for amd64 and arm64 is built with cgo too (PKCS#11,
+	// make fieldgate-repo-pkcs11), which links its PKCS#11 library.
+	builds := []struct{ arch, cgo string }{{"amd64", "0"}, {"arm64", "0"}, {"arm", "0"}, {"amd64", "1"}, {"arm64", "1"}}
+	for _, b := range builds {
+		arch := b.arch
+		pkgs := []string{"./cmd/fieldgated", "./cmd/fieldgatectl", "./cmd/fieldgate-repo", "./cmd/fieldgate-sim"}
+		if b.cgo == "1" {
+			pkgs = []string{"./cmd/fieldgate-repo"}
+		}
+		cmd := exec.Command("go", append([]string{"list", "-deps", "-f", "{{with .Module}}{{.Path}}\t{{.Version}}\t{{.Dir}}\t{{with .Replace}}{{.Dir}}{{end}}{{end}}"}, pkgs...)...)
+		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+arch, "GOARM=7", "CGO_ENABLED="+b.cgo)
 		out, err := cmd.Output()
 		if err != nil {
 			t.Fatalf("go list -deps for linux/%s: %v", arch, err)

@@ -67,6 +67,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(keygenCmd(), keysCmd(), signCmd(), logCmd())
 	addKeyFlags(root)
 	root.AddCommand(vendorCmds()...)
+	wirePKCS11(root)
 	return root
 }
 

@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/fieldgate/fieldgate/tuf"
 	"github.com/fieldgate/fieldgate/tuf/publish"
@@ -41,18 +39,9 @@ func vendorCmds() []*cobra.Command {
 }
 
 // vendorKeyAccess says how the vendor's key files are read and written:
-// encrypted with the passphrase in $FIELDGATE_REPO_PASSPHRASE, or
-// plaintext with --insecure-plaintext-keys.
-func vendorKeyAccess(cmd *cobra.Command) publish.KeyAccess {
-	var ka publish.KeyAccess
-	if f := cmd.Flags().Lookup("insecure-plaintext-keys"); f != nil && f.Value.String() == "true" {
-		ka.InsecurePlaintextKeys = true
-	}
-	if p, ok := os.LookupEnv("FIELDGATE_REPO_PASSPHRASE"); ok {
-		ka.Passphrase = func(string, bool) ([]byte, error) { return []byte(p), nil }
-	}
-	return ka
-}
+// keyAccess (keys.go): --passphrase-fd, $FIELDGATE_REPO_PASSPHRASE or the
+// terminal, plaintext only with --insecure-plaintext-keys.
+func vendorKeyAccess(cmd *cobra.Command) publish.KeyAccess { return keyAccess(cmd) }
 
 func addKeyAccessFlags(c *cobra.Command) {
 	if c.Flags().Lookup("insecure-plaintext-keys") == nil && c.InheritedFlags().Lookup("insecure-plaintext-keys") == nil {
@@ -90,7 +79,7 @@ func delegateCmd() *cobra.Command {
 				return err
 			}
 			d.Keys = pubs
-			r, err := publish.Open(args[0])
+			r, err := publish.OpenWith(args[0], publish.Options{Keys: vendorKeyAccess(cmd), Command: "delegate"})
 			if err != nil {
 				return err
 			}
@@ -118,8 +107,8 @@ func delegateCmd() *cobra.Command {
 }
 
 // readDelegationKeys reads public keys given with --key-file.
-func readDelegationKeys(refs []string, ka publish.KeyAccess) ([]*metadata.Key, error) {
-	var out []*metadata.Key
+func readDelegationKeys(refs []string, ka publish.KeyAccess) ([]*publish.Key, error) {
+	var out []*publish.Key
 	for _, ref := range refs {
 		k, err := publish.DelegationKey(ref, ka)
 		if err != nil {
@@ -130,7 +119,7 @@ func readDelegationKeys(refs []string, ka publish.KeyAccess) ([]*metadata.Key, e
 	return out, nil
 }
 
-func ids(keys []*metadata.Key) []string {
+func ids(keys []*publish.Key) []string {
 	var out []string
 	for _, k := range keys {
 		id, _ := k.ID()
@@ -193,7 +182,7 @@ func vendorInitCmd() *cobra.Command {
 			if len(keys) == 0 {
 				return errors.New("give the role's key: --key KEY|pkcs11:… or --new-key FILE")
 			}
-			var pubs []*metadata.Key
+			var pubs []*publish.Key
 			for _, ref := range keys {
 				k, err := signingPublicKey(ref, ka)
 				if err != nil {
@@ -228,7 +217,7 @@ func vendorInitCmd() *cobra.Command {
 
 // signingPublicKey returns the public key of a signing key reference,
 // opening the key only when no public key is found beside a key file.
-func signingPublicKey(ref string, ka publish.KeyAccess) (*metadata.Key, error) {
+func signingPublicKey(ref string, ka publish.KeyAccess) (*publish.Key, error) {
 	if !publish.IsPKCS11(ref) {
 		if k, err := publish.PublicKey(publish.PublicKeyPath(ref), publish.KeyAccess{}); err == nil {
 			return k, nil
@@ -253,7 +242,7 @@ func absRefs(refs []string) []string {
 
 // writePublicKeys writes the first key as a PEM public key file, and the
 // others, if any, beside it as FILE.2, FILE.3 …
-func writePublicKeys(path string, keys []*metadata.Key) error {
+func writePublicKeys(path string, keys []*publish.Key) error {
 	for i, k := range keys {
 		pub, err := k.ToPublicKey()
 		if err != nil {
@@ -365,7 +354,7 @@ func vendorSignCmd() *cobra.Command {
 			ka := vendorKeyAccess(cmd)
 			w := cmd.OutOrStdout()
 			if len(keys) > 0 {
-				var pubs []*metadata.Key
+				var pubs []*publish.Key
 				for _, ref := range keys {
 					k, err := signingPublicKey(ref, ka)
 					if err != nil {
@@ -428,7 +417,7 @@ func vendorStatusCmd() *cobra.Command {
 func printVendor(w io.Writer, v *publish.Vendor) error {
 	fmt.Fprintf(w, "role %s, last version signed %d\n", v.Role(), v.Version())
 	for i, ref := range v.Keys() {
-		fmt.Fprintf(w, "key %s: %s\n", v.KeyIDs()[i], ref)
+		fmt.Fprintf(w, "key %s: %s\n", v.KeyIDs()[i], publish.RedactKeyRef(ref))
 	}
 	fmt.Fprintf(w, "targets (%d):\n", len(v.Targets()))
 	for _, t := range v.Targets() {
@@ -450,7 +439,7 @@ func importRoleCmd() *cobra.Command {
 			"vendor's metadata unchanged, with a new snapshot and timestamp.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := publish.Open(args[0])
+			r, err := publish.OpenWith(args[0], publish.Options{Keys: vendorKeyAccess(cmd), Command: "import-role"})
 			if err != nil {
 				return err
 			}

@@ -138,6 +138,7 @@ func TestVendorFlow(t *testing.T) {
 	// Signed with the new key: accepted, and the gateway follows.
 	t.Setenv("FIELDGATE_REPO_PASSPHRASE", "another passphrase")
 	runCmd(t, "vendor", "sign", vdir, "--key", newKey)
+	t.Setenv("FIELDGATE_REPO_PASSPHRASE", "correct horse battery staple") // the operator's keys again
 	runCmd(t, "import-role", dir, filepath.Join(vdir, "out"))
 	runCmd(t, "commit", dir)
 	snap = refreshed(t, gw)

@@ -138,7 +138,11 @@ func (r *Repo) Delegate(role string, d Delegation) error {
 			return fmt.Errorf("delegate %s: %w", role, err)
 		}
 		for _, k := range keys {
-			pubs = append(pubs, k.public)
+			pub, err := r.publicKey(k, role)
+			if err != nil {
+				return fmt.Errorf("delegate %s: %w", role, err)
+			}
+			pubs = append(pubs, pub)
 		}
 	}
 	ids, err := keyIDs(pubs)
@@ -210,7 +214,11 @@ func (r *Repo) redelegate(role string, existing *metadata.DelegatedRole, d Deleg
 			return fmt.Errorf("delegate %s: %w", role, err)
 		}
 		for _, k := range keys {
-			pubs = append(pubs, k.public)
+			pub, err := r.publicKey(k, role)
+			if err != nil {
+				return fmt.Errorf("delegate %s: %w", role, err)
+			}
+			pubs = append(pubs, pub)
 		}
 	}
 	ids, err := keyIDs(pubs)
@@ -263,7 +271,7 @@ func (r *Repo) localKeys(role, dir string, n int) ([]*privateKey, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := saveKey(dir, k); err != nil {
+		if err := r.saveKey(dir, k); err != nil {
 			return nil, fmt.Errorf("save %s key: %w", role, err)
 		}
 		keys = append(keys, k)
@@ -327,11 +335,11 @@ func (r *Repo) RotateDelegated(role string, pubs []*metadata.Key, threshold int)
 			if err != nil {
 				return fmt.Errorf("rotate %s: %w", role, err)
 			}
-			if err := saveKey(r.keyDir(role), k); err != nil {
+			if err := r.saveKey(r.keyDir(role), k); err != nil {
 				return fmt.Errorf("rotate %s: save key: %w", role, err)
 			}
 			keys = append(keys, k)
-			pubs = append(pubs, k.public)
+			pubs = append(pubs, k.public) // just generated: known
 		}
 	}
 	ids, err := keyIDs(pubs)
@@ -524,7 +532,7 @@ func (r *Repo) commitDelegated() error {
 		}
 		published := r.delegated[role]
 		dr := r.delegation(role)
-		if !haveKeys(r.keys[role], dr.KeyIDs, 1) {
+		if len(r.available(r.keys[role], dr.KeyIDs)) == 0 && r.signing[role] == nil {
 			switch {
 			case published == nil:
 				return fmt.Errorf("role %s: its keys are held elsewhere and no metadata signed with them was imported: "+
@@ -535,16 +543,14 @@ func (r *Repo) commitDelegated() error {
 			}
 			continue // its expiry is the vendor's to extend; Status warns
 		}
-		if published != nil && !r.rolePending(role) && published.Signed.Expires.Sub(r.now()) >= validity/2 {
+		if published != nil && !r.rolePending(role) && r.signing[role] == nil && published.Signed.Expires.Sub(r.now()) >= validity/2 {
 			continue
 		}
-		next := cloneTargets(r.stagedDelegated[role])
-		next.Signed.Version = 1
-		if published != nil {
-			next.Signed.Version = published.Signed.Version + 1
+		next, err := r.nextTargets(role)
+		if err != nil {
+			return err
 		}
-		next.Signed.Expires = r.expires(metadata.TARGETS)
-		if err := signWith(next, role, r.keys[role], dr.KeyIDs, dr.Threshold); err != nil {
+		if err := r.signNext(next, role); err != nil {
 			return err
 		}
 		data, err := next.ToBytes(true)
@@ -557,6 +563,10 @@ func (r *Repo) commitDelegated() error {
 		}
 		r.delegated[role] = next
 		delete(r.resign, role)
+		delete(r.signing, role)
+		if err := r.removeSigning(role); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -80,7 +81,16 @@ var OpenPKCS11 func(uri string) (crypto.Signer, io.Closer, error)
 var ErrNoPKCS11 = errors.New("PKCS#11 is not compiled into this fieldgate-repo: build it with cgo (make fieldgate-repo-pkcs11)")
 
 // IsPKCS11 reports whether ref is a pkcs11: URI rather than a file path.
-func IsPKCS11(ref string) bool { return strings.HasPrefix(ref, "pkcs11:") }
+func IsPKCS11(ref string) bool {
+	return len(ref) >= 7 && strings.EqualFold(ref[:7], "pkcs11:") // RFC 3986: schemes are case-insensitive
+}
+
+// pinValueRE matches an RFC 7512 pin-value attribute and its value.
+var pinValueRE = regexp.MustCompile(`(?i)(pin-value=)[^&;]*`)
+
+// RedactKeyRef returns a pkcs11: URI fit for messages and logs: a PIN given
+// in it (pin-value=) is replaced by "…". pin-source names a file and stays.
+func RedactKeyRef(ref string) string { return pinValueRE.ReplaceAllString(ref, "${1}…") }
 
 // OpenKey resolves a key reference, the one way every signing key is
 // obtained: a path to a private key file (encrypted PKCS #8, or plaintext
@@ -90,11 +100,11 @@ func IsPKCS11(ref string) bool { return strings.HasPrefix(ref, "pkcs11:") }
 func OpenKey(ref string, ka KeyAccess) (crypto.Signer, io.Closer, error) {
 	if IsPKCS11(ref) {
 		if OpenPKCS11 == nil {
-			return nil, nil, fmt.Errorf("key %s: %w", ref, ErrNoPKCS11)
+			return nil, nil, fmt.Errorf("key %s: %w", RedactKeyRef(ref), ErrNoPKCS11)
 		}
 		s, c, err := OpenPKCS11(ref)
 		if err != nil {
-			return nil, nil, fmt.Errorf("key %s: %w", ref, err)
+			return nil, nil, fmt.Errorf("key %s: %w", RedactKeyRef(ref), err)
 		}
 		if c == nil {
 			c = nopCloser{}
@@ -111,6 +121,10 @@ func OpenKey(ref string, ka KeyAccess) (crypto.Signer, io.Closer, error) {
 type nopCloser struct{}
 
 func (nopCloser) Close() error { return nil }
+
+// Key is a TUF public key as roles list it. Commands handle keys through
+// this name, so that only the tuf tree imports go-tuf (arch_test.go).
+type Key = metadata.Key
 
 // PublicKey returns the TUF public key of ref: a PEM public key file
 // ("PUBLIC KEY", as keygen writes beside a private key), a private key file
@@ -140,7 +154,7 @@ func PublicKey(ref string, ka KeyAccess) (*metadata.Key, error) {
 	defer c.Close()
 	k, err := metadata.KeyFromPublicKey(s.Public())
 	if err != nil {
-		return nil, fmt.Errorf("public key %s: %w", ref, err)
+		return nil, fmt.Errorf("public key %s: %w", RedactKeyRef(ref), err)
 	}
 	return k, nil
 }

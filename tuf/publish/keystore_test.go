@@ -404,3 +404,22 @@ func TestChangePassphrase(t *testing.T) {
 		t.Errorf("plaintext keys: %v", found)
 	}
 }
+
+// A PIN written into a pkcs11: URI never reaches a message.
+func TestOpenKeyRedactsPIN(t *testing.T) {
+	saved := publish.OpenPKCS11
+	t.Cleanup(func() { publish.OpenPKCS11 = saved })
+	publish.OpenPKCS11 = func(string) (crypto.Signer, io.Closer, error) { return nil, nil, errors.New("no such token") }
+	for _, ref := range []string{
+		"pkcs11:token=t;object=k?pin-value=s3cret&module-path=/m.so",
+		"PKCS11:token=t;object=k?module-path=/m.so&PIN-VALUE=s3cret",
+	} {
+		if !publish.IsPKCS11(ref) {
+			t.Errorf("IsPKCS11(%q) = false", ref)
+		}
+		_, _, err := publish.OpenKey(ref, publish.KeyAccess{})
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "no such token") {
+			t.Errorf("OpenKey(%q) = %v, want the token's error without the PIN", ref, err)
+		}
+	}
+}

@@ -799,6 +799,15 @@ func (r *Repo) publishImported(role string, data []byte) error {
 	if err := writeFileAtomic(filepath.Join(r.MetadataDir(), file), data, 0o644); err != nil {
 		return err
 	}
+	// The signing log records the vendor's signatures as published here:
+	// the keys of the delegation whose signatures verify.
+	if dr := r.delegation(role); dr != nil {
+		ids := verifiedBy(md, r.staged.Signed.Delegations.Keys, dr.KeyIDs)
+		if err := r.LogSigning(SigningEvent{Command: r.opts.Command + " (imported " + role + ")", Role: role,
+			Version: md.Signed.Version, Expires: md.Signed.Expires, KeyIDs: ids, Published: true}); err != nil {
+			return err
+		}
+	}
 	r.delegated[role] = md
 	r.stagedDelegated[role] = cloneTargets(md)
 	if err := r.saveStagedRole(role); err != nil {

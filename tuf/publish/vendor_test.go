@@ -532,4 +532,4 @@ func TestParsePublicKey(t *testing.T) {
 }
 
 // vendorTestOptions are the operator repository's options in these tests.
-func vendorTestOptions() publish.Options { return publish.Options{} }
+func vendorTestOptions() publish.Options { return testOptions() }
