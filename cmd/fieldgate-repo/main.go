@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/fieldgate/fieldgate/systemd"
 	"github.com/fieldgate/fieldgate/tuf"
@@ -174,15 +175,21 @@ func addCmd() *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&name, "name", "", "target name (path in the repository), e.g. acme-io16/fw-2.4.1.bin")
 	f.StringVar(&role, "role", "targets", "role that signs the target: targets, or a delegated role (see delegate)")
+	targetMetaFlags(f, &meta)
+	return c
+}
+
+// targetMetaFlags declares the flags of a target's fieldgate metadata, for
+// add and vendor add.
+func targetMetaFlags(f *pflag.FlagSet, meta *tuf.Meta) {
 	f.StringSliceVar(&meta.Hardware, "hardware", nil, "hardware id(s) the image is for (comma-separated or repeated)")
 	f.StringVar(&meta.Version, "version", "", "image version, e.g. 2.4.1")
 	f.Uint64Var(&meta.SecurityCounter, "security-counter", 0, "anti-rollback security counter")
-	f.StringVar(&meta.Protocol, "protocol", "", "transfer protocol family, e.g. xmodem, tftp, smp, sftp")
+	f.StringVar(&meta.Protocol, "protocol", "", "protocol the image is made for (informational), e.g. xmodem, modbus-tcp, tftp, smp-udp, ssh")
 	f.StringVar(&meta.Severity, "severity", "", "none, low, medium, high or critical")
 	f.StringSliceVar(&meta.Advisories, "advisory", nil, "advisory fixed (repeatable), e.g. CVE-2026-1234")
 	f.BoolVar(&meta.RequiresReboot, "requires-reboot", false, "activation reboots the device")
 	f.StringVar(&meta.Notes, "notes", "", "release notes (short)")
-	return c
 }
 
 func removeCmd() *cobra.Command {

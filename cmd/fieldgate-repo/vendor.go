@@ -299,14 +299,7 @@ func vendorAddCmd() *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&name, "name", "", "target name (path in the repository), e.g. acme-io16/fw-2.5.0.bin")
 	f.StringVar(&custom, "custom", "", `TUF custom field as JSON: {"fieldgate": {"hardware": [...], "version": "..."}}`)
-	f.StringSliceVar(&meta.Hardware, "hardware", nil, "hardware id(s) the image is for (comma-separated or repeated)")
-	f.StringVar(&meta.Version, "version", "", "image version, e.g. 2.5.0")
-	f.Uint64Var(&meta.SecurityCounter, "security-counter", 0, "anti-rollback security counter")
-	f.StringVar(&meta.Protocol, "protocol", "", "transfer protocol family, e.g. xmodem, tftp, smp, sftp")
-	f.StringVar(&meta.Severity, "severity", "", "none, low, medium, high or critical")
-	f.StringSliceVar(&meta.Advisories, "advisory", nil, "advisory fixed (repeatable), e.g. CVE-2026-1234")
-	f.BoolVar(&meta.RequiresReboot, "requires-reboot", false, "activation reboots the device")
-	f.StringVar(&meta.Notes, "notes", "", "release notes (short)")
+	targetMetaFlags(f, &meta)
 	return c
 }
 
