@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # fieldgate — an index of the go commands everyone can read.
-# Go 1.26, no CGO. `make help` lists the targets.
+# Go 1.26, no CGO but in fieldgate-repo's PKCS#11 signer. `make help` lists the targets.
 
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BUILD_TIME ?= $(shell git log -1 --format=%cI 2>/dev/null)
@@ -15,7 +15,8 @@ ARCHES     := amd64 arm64 arm
 # full inlining); BENCHMARKS.md has the measured cost. systemd's tests
 # read this line and build with the same flags.
 GCFLAGS    := -gcflags=all=-l -gcflags=runtime/...= -gcflags=crypto/internal/fips140/sha256= -gcflags=crypto/internal/fips140/sha512= -gcflags=crypto/internal/fips140/aes/...= -gcflags=internal/byteorder=
-# Binaries never use cgo; the race detector in `make test` needs it.
+# Binaries are built without cgo (but fieldgate-repo-pkcs11, below); the race
+# detector in `make test` needs it.
 GOBUILD    := CGO_ENABLED=0 go build -trimpath $(GCFLAGS)
 # The one exception: fieldgate-repo signs with keys in PKCS#11 tokens
 # (--key pkcs11:…) only when built with cgo, which links it against glibc.
