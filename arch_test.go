@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package fieldgate_test
 
 // This test keeps the architecture easy to see: dependencies point one way,

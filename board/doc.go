@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package board is the gateway's local human interface: debounced button
 // presses in, LED blink codes out. It is the only package that imports
 // periph.io.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package daemon is fieldgated's update cycle: it keeps the inventory of
 // field devices, refreshes the verified list of targets, turns a newer
 // target for a device into a job, and drives each job through one explicit

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package daemon
 
 // Self-update: the gateway's own software is a TUF target like any other,

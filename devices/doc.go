@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package devices is the contract between the daemon and the field devices
 // behind the gateway: what a device can do (Capabilities), what it says about
 // itself (Identity), and the steps of an update (Backup, Transfer, Activate,

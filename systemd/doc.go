@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package systemd integrates fieldgated with systemd: a client for the
 // sd_notify protocol (readiness, status, stopping, watchdog) written in pure
 // Go, and the unit file and sysusers.d/tmpfiles.d/udev snippets that the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package tuf is fieldgate's verified source of updates.
 //
 // It refreshes TUF metadata with go-tuf (root → timestamp → snapshot →

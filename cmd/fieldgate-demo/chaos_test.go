@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 // The chaos tests kill fieldgated with SIGKILL at chosen moments of a real

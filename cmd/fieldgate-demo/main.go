@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command fieldgate-demo runs the whole update path on one machine with
 // the real binaries: it builds a signed repository with fieldgate-repo,
 // serves it, starts simulated serial devices with fieldgate-sim, runs

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 // Property: MQTT tells the truth. What a central consumer reads from the

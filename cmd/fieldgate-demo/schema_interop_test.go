@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 // The JSON Schemas in docs/schema hold for what a real gateway publishes:

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command fieldgate-sim runs simulated field devices that speak the real
 // protocols over real transports (pty serial lines, loopback sockets), with
 // persistent firmware state and fault injection, and writes simulated

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command fieldgatectl controls a running fieldgated over its local Unix
 // socket: status, inventory and jobs; and diagnoses TUF repositories.
 package main

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 // fieldgatectl remote: signed commands to gateways over MQTT, and a live

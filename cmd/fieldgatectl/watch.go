@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 // fieldgatectl status --watch (alias: fieldgatectl watch): a live view of

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 // These tests run the real fieldgated binary with its embedded broker and

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // The gateway's CPU allotment does not change while it runs; without this
 // the runtime re-reads the cgroup's CPU limit every second it is awake.
 //

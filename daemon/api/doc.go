@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package api is fieldgate's wire schema: the JSON documents the daemon
 // publishes over MQTT (gateway status, devices, jobs, events; see
 // docs/mqtt.md) and serves on the local control socket (the same

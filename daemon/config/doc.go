@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package config is fieldgated's configuration: the schema, loading through
 // viper (one YAML file plus a few FIELDGATE_* environment overrides), strict
 // decoding (an unknown or misspelt key is an error naming the key and its

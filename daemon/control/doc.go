@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package control is the daemon's local control socket: an HTTP server on
 // a Unix socket for fieldgatectl, and its client. The socket is the only
 // thing fieldgated listens on by default; its file mode restricts it to the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package mqtt is fieldgate's link to the central broker: the MQTT session that
 // drains the durable outbox, the topic tree, signed command intake, an
 // embedded broker for stand-alone sites and the demo, and small client helpers

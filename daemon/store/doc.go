@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package store is fieldgated's durable state in one bbolt file: device
 // records (installed version, known-good state, anti-rollback floor), jobs
 // and their per-device phases, the report outbox with the latest retained

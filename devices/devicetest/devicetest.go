@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package devicetest provides an in-memory field device for tests of code
 // that drives devices.Device: it keeps an installed image and a staged one,
 // boots images whose bytes say which version they are, and has knobs for the

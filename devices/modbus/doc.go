@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package modbus is the driver for field devices updated over Modbus TCP
 // ("modbus-tcp") and Modbus RTU on a serial line ("modbus-rtu"): PLCs, RTUs
 // and I/O modules that take a firmware image as file records.

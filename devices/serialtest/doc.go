@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package serialtest is a serial-line test bench, in the spirit of
 // net/http/httptest: pseudo-terminals in raw mode that a driver opens like a
 // real serial port, and a Line that relays bytes between two ends at the

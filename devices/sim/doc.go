@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package sim holds the simulated field devices behind fieldgate-sim. Each
 // kind speaks its real protocol over a real transport (a pseudo-terminal for
 // serial kinds, UDP/TCP on loopback for network kinds), keeps its firmware

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package sim
 
 // Spec describes one simulated device, as read from fieldgate-sim's

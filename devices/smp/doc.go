@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package smp drives Zephyr/MCUboot devices through the Simple Management
 // Protocol (SMP, the wire protocol of MCUmgr) over UDP (one packet per
 // datagram, port 1337) and over a serial console (the base64/CRC-16 line

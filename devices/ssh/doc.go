@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package ssh is the "ssh" driver for Linux-based field devices (HMIs,
 // IPCs, RTUs running Linux) reached over SSH with SFTP.
 //

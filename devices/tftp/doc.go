@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package tftp is the TFTP protocol (RFC 1350 with options RFC 2347
 // blksize/tsize/timeout, RFC 2348, RFC 2349 and windowsize RFC 7440) and
 // two device drivers built on it:

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package xmodem implements XMODEM-1K (with CRC-16, falling back to 128-byte
 // checksum blocks when the receiver asks for them) and single-file YMODEM,
 // both as sender and receiver, and a devices.Driver for MCU bootloaders that

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package xmodem
 
 // OpenSerial is the driver's go.bug.st/serial port, for the benchmark.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package atomicfile writes files so that a power cut leaves either the
 // old content or the new one: a temporary file in the same directory,
 // fsync, rename, fsync the directory. Every durable file fieldgate writes

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package manpage builds the reference pages that ship with fieldgate
 // (man pages and their Markdown twins) from the code they describe: the
 // commands' flag sets, the configuration schema, the drivers' options.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package publish builds and signs fieldgate TUF repositories: the library
 // behind fieldgate-repo and the test fixtures of tuftest.
 //

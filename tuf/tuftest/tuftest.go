@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package tuftest provides signed TUF repositories served by httptest, for
 // tests of the tuf client and of everything built on it.
 //

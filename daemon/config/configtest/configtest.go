@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package configtest writes valid files for every key of fieldgated's
 // configuration that names one (the trusted root, certificates, keys, the
 // embedded broker's password file), for tests of `--check-config` and of

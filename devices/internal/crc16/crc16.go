@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package crc16
 
 // XMODEM returns the CRC-16/XMODEM of b (poly 0x1021, init 0, no

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package pdu
 
 // CRC16 is CRC-16/Modbus (reflected polynomial 0xA001, init 0xFFFF) over b.

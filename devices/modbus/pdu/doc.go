@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package pdu encodes and decodes the Modbus bytes that
 // github.com/simonvetter/modbus does not cover: Read File Record (0x14),
 // Write File Record (0x15) and Read Device Identification (0x2B/0x0E), the

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """A pymodbus 3.0 peer for fieldgate's Modbus interop tests and benchmarks.
 
 serve: a Modbus device (TCP, or RTU on a serial port) implementing

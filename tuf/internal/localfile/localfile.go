@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package localfile reads files below a directory the way untrusted local
 // media (an offline bundle on a USB stick) and a repository being published
 // must be read: regular files only, no symbolic link followed below the
