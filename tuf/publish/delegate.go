@@ -1,10 +1,11 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package publish
 
 import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -307,9 +308,10 @@ func sameSet(a, b []string) bool {
 // ones and signs the role's next metadata with them); without, threshold
 // new keys are generated in the role's keys directory, which the role must
 // use already. threshold 0 keeps the current one. The old keys are removed
-// from the delegation (private keys under DIR/keys move to DIR/keys/retired),
-// so metadata they sign no longer verifies; imported metadata waiting for
-// Commit is discarded.
+// from the delegation, so metadata they sign no longer verifies (their
+// private keys under DIR/keys are removed, or moved to DIR/keys/retired
+// with Options.KeepRetired); imported metadata waiting for Commit is
+// discarded.
 func (r *Repo) RotateDelegated(role string, pubs []*metadata.Key, threshold int) error {
 	dr := r.delegation(role)
 	if dr == nil {
@@ -387,22 +389,23 @@ func (r *Repo) replaceKeys(role string, keys []*privateKey, pubs []*metadata.Key
 			delete(del.Keys, id)
 		}
 	}
-	retired := filepath.Join(r.dir, "keys", "retired")
+	var retire []*privateKey
 	for _, k := range r.keys[role] {
 		if !slices.Contains(old, k.id) || slices.Contains(ids, k.id) || k.path == "" {
 			continue
 		}
-		// Only keys the repository keeps under DIR/keys move; a directory
-		// given with --keys-dir belongs to whoever gave it.
+		// Only keys the repository keeps under DIR/keys are retired; a
+		// directory given with --keys-dir belongs to whoever gave it.
 		if rel, err := filepath.Rel(filepath.Join(r.dir, "keys"), k.path); err != nil || strings.HasPrefix(rel, "..") {
 			continue
 		}
-		if err := os.MkdirAll(retired, 0o700); err != nil {
-			return err
-		}
-		if err := os.Rename(k.path, filepath.Join(retired, role+"-"+filepath.Base(k.path))); err != nil {
-			return fmt.Errorf("retire old key: %w", err)
-		}
+		retire = append(retire, k)
+	}
+	// The same rule as rotate: the replaced keys are removed, or moved to
+	// DIR/keys/retired with Options.KeepRetired (retireKeys).
+	r.keys[role] = retire
+	if err := r.retireKeys(role, nil); err != nil {
+		return err
 	}
 	r.keys[role] = keys
 	if keysDir != "" {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package publish
 
 import (
@@ -28,11 +30,16 @@ type Status struct {
 	Added      []string          // staged, not yet committed
 	Removed    []string
 	Warnings   []string
+	Notes      []string // how roles are signed when it is not here
 }
+
+var topLevelRoles = []string{metadata.ROOT, metadata.TARGETS, metadata.SNAPSHOT, metadata.TIMESTAMP}
 
 // Status reports versions and expiries of every role (delegated roles
 // included) and warns about roles that expired or will within a quarter of
-// their validity, and about uncommitted changes.
+// their validity, about uncommitted changes and about roles this Repo
+// lacks keys for, except delegated roles whose keys are all elsewhere:
+// their vendors sign them (a note says so).
 func (r *Repo) Status() Status {
 	now := r.now()
 	s := Status{TargetRole: map[string]string{}}
@@ -48,7 +55,13 @@ func (r *Repo) Status() Status {
 		case left < validity/4:
 			s.Warnings = append(s.Warnings, fmt.Sprintf("%s expires in %s (at %s)", rs.Role, left.Round(time.Minute), rs.Expires.Format(time.RFC3339)))
 		}
-		if rs.KeysHere < rs.Threshold && rs.Role != metadata.ROOT {
+		switch {
+		case rs.Role == metadata.ROOT || rs.KeysHere >= rs.Threshold:
+		case rs.KeysHere == 0 && !slices.Contains(topLevelRoles, rs.Role):
+			// A delegated role whose keys are all elsewhere: its vendor
+			// signs it and the operator takes it in with import-role.
+			s.Notes = append(s.Notes, fmt.Sprintf("%s: signed by its vendor (import-role)", rs.Role))
+		default:
 			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: only %d of %d signing keys available here", rs.Role, rs.KeysHere, rs.Threshold))
 		}
 	}
