@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command fieldgate-repo creates, signs and serves fieldgate TUF
 // repositories: init keys and roles, delegate paths to vendor roles, add
 // firmware with fieldgate metadata, commit (sign targets, delegated roles,
@@ -485,6 +487,9 @@ func printStatus(w io.Writer, s publish.Status) error {
 	}
 	for _, t := range s.Removed {
 		fmt.Fprintf(w, "  staged: - %s\n", t)
+	}
+	for _, m := range s.Notes {
+		fmt.Fprintf(w, "note: %s\n", m)
 	}
 	for _, m := range s.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", m)

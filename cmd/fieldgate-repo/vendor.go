@@ -167,8 +167,9 @@ func vendorInitCmd() *cobra.Command {
 		Short: "Create a vendor directory for ROLE, with the role's signing key",
 		Long: "init creates VDIR for signing ROLE. --key names an existing key (an encrypted key\n" +
 			"file, or a pkcs11: URI whose key never leaves the token; repeatable when the role\n" +
-			"needs several signatures); --new-key FILE generates one (encrypted with the\n" +
-			"passphrase in $FIELDGATE_REPO_PASSPHRASE). The public key is written to\n" +
+			"needs several signatures); --new-key FILE generates one, encrypted with a\n" +
+			"passphrase asked on the terminal, or from --passphrase-fd, --passphrase-file\n" +
+			"or $FIELDGATE_REPO_PASSPHRASE. The public key is written to\n" +
 			"VDIR/ROLE.pub: hand it to the repository's operator, who delegates paths to the\n" +
 			"role with delegate DIR ROLE --path … --key-file ROLE.pub.",
 		Args: cobra.ExactArgs(2),
