@@ -135,15 +135,8 @@ func (r *Repo) Delegate(role string, d Delegation) error {
 			dir = r.keyDir(role)
 		}
 		var err error
-		if keys, err = r.localKeys(role, dir, d.Threshold); err != nil {
+		if keys, pubs, err = r.localKeys(role, dir, d.Threshold); err != nil {
 			return fmt.Errorf("delegate %s: %w", role, err)
-		}
-		for _, k := range keys {
-			pub, err := r.publicKey(k, role)
-			if err != nil {
-				return fmt.Errorf("delegate %s: %w", role, err)
-			}
-			pubs = append(pubs, pub)
 		}
 	}
 	ids, err := keyIDs(pubs)
@@ -211,16 +204,11 @@ func (r *Repo) redelegate(role string, existing *metadata.DelegatedRole, d Deleg
 		if d.ReplaceKeys {
 			gen = threshold
 		}
-		if keys, err = r.localKeys(role, d.KeysDir, gen); err != nil {
+		var local []*metadata.Key
+		if keys, local, err = r.localKeys(role, d.KeysDir, gen); err != nil {
 			return fmt.Errorf("delegate %s: %w", role, err)
 		}
-		for _, k := range keys {
-			pub, err := r.publicKey(k, role)
-			if err != nil {
-				return fmt.Errorf("delegate %s: %w", role, err)
-			}
-			pubs = append(pubs, pub)
-		}
+		pubs = append(pubs, local...)
 	}
 	ids, err := keyIDs(pubs)
 	if err != nil {
@@ -256,28 +244,36 @@ func (r *Repo) redelegate(role string, existing *metadata.DelegatedRole, d Deleg
 	return nil
 }
 
-// localKeys returns the keys in dir, generating keys of the repository's
-// type there until there are at least n.
-func (r *Repo) localKeys(role, dir string, n int) ([]*privateKey, error) {
+// localKeys returns the keys in dir and their public keys, generating keys
+// of the repository's type there until there are at least n.
+func (r *Repo) localKeys(role, dir string, n int) ([]*privateKey, []*metadata.Key, error) {
 	keys, err := loadKeys(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+		return nil, nil, err
 	}
 	for len(keys) < n {
 		priv, err := generateKey(r.opts.KeyType)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		k, err := newPrivateKey(priv)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := r.saveKey(dir, k); err != nil {
-			return nil, fmt.Errorf("save %s key: %w", role, err)
+			return nil, nil, fmt.Errorf("save %s key: %w", role, err)
 		}
 		keys = append(keys, k)
 	}
-	return keys, nil
+	pubs := make([]*metadata.Key, 0, len(keys))
+	for _, k := range keys {
+		pub, err := r.publicKey(k, role)
+		if err != nil {
+			return nil, nil, err
+		}
+		pubs = append(pubs, pub)
+	}
+	return keys, pubs, nil
 }
 
 func keyIDs(keys []*metadata.Key) ([]string, error) {
