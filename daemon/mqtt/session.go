@@ -144,12 +144,23 @@ func (s *Session) Run(ctx context.Context) error {
 		return fmt.Errorf("mqtt session: %w", err)
 	}
 	s.log.Info("mqtt session starting", "config", s.cfg)
+	Redial(ctx, s.log, "mqtt", s.backoffMin, s.backoffMax, s.session, nil)
+	return nil
+}
+
+// Redial runs connect until ctx ends, waiting between runs with backoff
+// from min to max (reset once a connection came up). connect reports
+// whether the connection came up and why it ended. A failure logs a
+// warning, one that quiet says is expected an info line, and a repeated
+// one a debug line, so an outage does not flood the log. The MQTT session
+// and the Sparkplug node reconnect through it.
+func Redial(ctx context.Context, log *slog.Logger, what string, min, max time.Duration, connect func(context.Context) (bool, error), quiet func(error) bool) {
 	attempt := 0
 	var lastErr string
 	for {
-		up, err := s.session(ctx)
+		up, err := connect(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		if up {
 			attempt = 0
@@ -157,20 +168,22 @@ func (s *Session) Run(ctx context.Context) error {
 		if err == nil {
 			err = errors.New("connection ended")
 		}
-		delay := backoff(s.backoffMin, s.backoffMax, attempt, rand.Float64())
+		delay := backoff(min, max, attempt, rand.Float64())
 		attempt++
-		// Log a repeated failure once, then at DEBUG, so an outage does not flood the log.
 		level := slog.LevelWarn
-		if err.Error() == lastErr {
+		switch {
+		case err.Error() == lastErr:
 			level = slog.LevelDebug
+		case quiet != nil && quiet(err):
+			level = slog.LevelInfo
 		}
 		lastErr = err.Error()
-		s.log.Log(ctx, level, "mqtt disconnected, retrying", "err", err, "retry_in", delay.Round(time.Millisecond))
+		log.Log(ctx, level, what+" disconnected, retrying", "err", err, "retry_in", delay.Round(time.Millisecond))
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil
+			return
 		case <-t.C:
 		}
 	}

@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/fieldgate/fieldgate/daemon/mqtt"
@@ -25,43 +23,11 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.log.Info("sparkplug edge node starting", "group", n.cfg.GroupID, "edge_node", n.cfg.EdgeNodeID,
 		"primary_host", n.cfg.PrimaryHostID, "client_id", n.cfg.MQTT.ClientID)
-	attempt := 0
-	last := ""
-	for {
-		up, err := n.connection(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if up {
-			attempt = 0
-		}
-		if err == nil {
-			err = errors.New("connection ended")
-		}
-		delay := backoff(attempt, rand.Float64())
-		attempt++
-		level := slog.LevelWarn
-		if err.Error() == last || errors.Is(err, errHostOffline) {
-			level = slog.LevelInfo
-		}
-		last = err.Error()
-		n.log.Log(ctx, level, "sparkplug disconnected, retrying", "err", err, "retry_in", delay.Round(time.Millisecond))
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-// backoff returns the delay before reconnect attempt k: 500ms doubling to
-// 30s, half of it random.
-func backoff(k int, r float64) time.Duration {
-	d := 500 * time.Millisecond << min(k, 6)
-	d = min(d, 30*time.Second)
-	return d/2 + time.Duration(r*float64(d/2))
+	// 500ms doubling to 30s, half of it random; a primary host that went
+	// offline is expected, not a warning.
+	mqtt.Redial(ctx, n.log, "sparkplug", 500*time.Millisecond, 30*time.Second, n.connection,
+		func(err error) bool { return errors.Is(err, errHostOffline) })
+	return nil
 }
 
 // connection runs one connection; it reports whether it came up and why
