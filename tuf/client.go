@@ -61,6 +61,7 @@ type Client struct {
 	log  *slog.Logger
 	http *http.Client
 	now  func() time.Time
+	cond *conditional // validators of timestamp.json, for conditional requests
 
 	// st is shared by every Client derived with WithSource: they use the
 	// same metadata cache, time floor and blob store.
@@ -96,7 +97,8 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	if err := os.MkdirAll(cfg.MetadataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("tuf client: %w", err)
 	}
-	c := &Client{cfg: cfg, log: log, http: newHTTPClient(), now: cfg.Now, st: &state{inflight: map[string]chan struct{}{}}}
+	c := &Client{cfg: cfg, log: log, http: newHTTPClient(), now: cfg.Now, st: &state{inflight: map[string]chan struct{}{}},
+		cond: newConditional(cfg.MetadataURL, cfg.MetadataDir)}
 	// A repository in a local directory is read like a bundle: regular
 	// files only, no link followed, no open that can block.
 	c.http.Transport = newLocalTransport(c.http.Transport, cfg.MetadataURL, cfg.TargetsURL)
@@ -342,7 +344,7 @@ func (c *Client) newUpdater(ctx context.Context, ref time.Time) (*updater.Update
 		cfg.LocalMetadataDir = c.cfg.MetadataDir
 		cfg.LocalTargetsDir = c.cfg.MetadataDir // unused: targets go through Fetch
 		cfg.RemoteTargetsURL = c.cfg.TargetsURL
-		cfg.Fetcher = &httpFetcher{ctx: ctx, client: c.http, timeout: c.cfg.HTTPTimeout}
+		cfg.Fetcher = &httpFetcher{ctx: ctx, client: c.http, timeout: c.cfg.HTTPTimeout, cond: c.cond}
 		up, err := updater.New(cfg)
 		if err != nil {
 			c.log.Warn("tuf refresh: trusted root unusable, trying the next one", "root", names[i], "err", err)
