@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,6 +72,7 @@ type Deps struct {
 	Version   string
 	Log       *slog.Logger
 	Now       func() time.Time // nil: time.Now
+	Rand      func() float64   // uniform in [0, 1), for refresh jitter; nil: math/rand/v2
 }
 
 // Daemon is the update cycle. Create it with New and call Run once.
@@ -88,6 +90,7 @@ type Daemon struct {
 	version  string
 	log      *slog.Logger
 	now      func() time.Time
+	rand     func() float64
 
 	m           *machine           // the job state machine
 	windows     map[string]*Window // by window name
@@ -119,9 +122,12 @@ func New(d Deps) (*Daemon, error) {
 	if d.Meter == nil {
 		d.Meter = noMeter{}
 	}
+	if d.Rand == nil {
+		d.Rand = rand.Float64
+	}
 	dm := &Daemon{
 		cfg: d.Config, st: d.Store, src: d.Source, importer: d.Importer, devs: d.Devices, ind: d.Indicator, buttons: d.Buttons,
-		broker: d.Broker, meter: d.Meter, runners: d.Runners, version: d.Version, log: d.Log, now: d.Now,
+		broker: d.Broker, meter: d.Meter, runners: d.Runners, version: d.Version, log: d.Log, now: d.Now, rand: d.Rand,
 		windows: map[string]*Window{}, groups: map[string]config.Group{}, devCfg: map[string]config.Device{},
 		wake:    make(chan struct{}, 1),
 		health:  newHealth(d.Now),
@@ -206,7 +212,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 	d.pulse.beat() // from now on the watchdog asks whether the loop turns
 	d.inventory(ctx)
 	d.confirmSelf()
-	refresh := time.NewTimer(0)
+	refresh := time.NewTimer(startDelay(d.cfg.Gateway.RefreshInterval, d.rand()))
 	inventory := time.NewTicker(d.cfg.Gateway.InventoryInterval)
 	tick := time.NewTicker(5 * time.Second) // windows open on minute boundaries; events kick the loop sooner
 	importTick := time.NewTicker(5 * time.Second)
@@ -230,7 +236,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 			if d.refresh(ctx) {
 				return d.restart()
 			}
-			refresh.Reset(d.cfg.Gateway.RefreshInterval)
+			refresh.Reset(jittered(d.cfg.Gateway.RefreshInterval, d.rand()))
 		case <-d.wake:
 			if d.refresh(ctx) {
 				return d.restart()
@@ -251,6 +257,29 @@ func (d *Daemon) loop(ctx context.Context) error {
 		}
 		d.m.runJobs(ctx)
 	}
+}
+
+// refreshJitter is the fraction by which each refresh interval is moved,
+// uniformly either way, and maxStartSpread bounds the delay of the first
+// refresh after a start: gateways restarted together (a site's power, a
+// fleet-wide self-update) spread their first requests over up to a tenth of
+// the interval (at most maxStartSpread), and their phases drift further
+// apart on every turn instead of polling the repository in lockstep.
+const (
+	refreshJitter  = 0.1
+	maxStartSpread = 10 * time.Second
+)
+
+// jittered returns interval moved by up to ±refreshJitter of itself; u is
+// uniform in [0, 1).
+func jittered(interval time.Duration, u float64) time.Duration {
+	return interval + time.Duration((2*u-1)*refreshJitter*float64(interval))
+}
+
+// startDelay returns the delay of the first refresh after a start: uniform
+// in [0, min(interval/10, maxStartSpread)); u is uniform in [0, 1).
+func startDelay(interval time.Duration, u float64) time.Duration {
+	return time.Duration(u * float64(min(interval/10, maxStartSpread)))
 }
 
 // restart stops the loop to hand over to a newly installed fieldgated.
