@@ -8,25 +8,20 @@ package main
 // Debian packages: mosquitto, mosquitto-clients.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fieldgate/fieldgate/daemon/api"
-	"github.com/fieldgate/fieldgate/daemon/mqtt/mqtttest"
 )
 
 // retainedView is the retained tree as a fresh subscriber reads it.
@@ -136,65 +131,6 @@ func converged(t *testing.T, ctx context.Context, m *mosquitto, env *Env, settle
 	return st, diffs
 }
 
-// eventCollector keeps every event payload a subscriber receives.
-type eventCollector struct {
-	mu       sync.Mutex
-	payloads []string
-}
-
-func (c *eventCollector) all() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.payloads)
-}
-
-// collectEvents subscribes to the events topic until the test ends and
-// waits until the subscription is in place.
-func collectEvents(t *testing.T, ctx context.Context, m *mosquitto) *eventCollector {
-	t.Helper()
-	bin := mqtttest.NeedPeer(t, "mosquitto_sub", "mosquitto-clients")
-	pub := mqtttest.NeedPeer(t, "mosquitto_pub", "mosquitto-clients")
-	probe := "fieldgate-property/probe"
-	sub := exec.Command(bin, "-h", "127.0.0.1", "-p", strconv.Itoa(m.Port()), "-q", "1", "-v", "-t", gwPrefix+"/events", "-t", probe)
-	stdout, err := sub.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &eventCollector{}
-	probed := make(chan struct{})
-	var once sync.Once
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			topic, payload, _ := strings.Cut(sc.Text(), " ")
-			if topic == probe {
-				once.Do(func() { close(probed) })
-				continue
-			}
-			c.mu.Lock()
-			c.payloads = append(c.payloads, payload)
-			c.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { sub.Process.Kill(); sub.Wait(); <-done })
-	for {
-		exec.Command(pub, "-h", "127.0.0.1", "-p", strconv.Itoa(m.Port()), "-t", probe, "-m", "probe").Run()
-		select {
-		case <-probed:
-			return c
-		case <-ctx.Done():
-			t.Fatal("mosquitto_sub never subscribed")
-		case <-time.After(100 * time.Millisecond): // waiting for a peer process; not a timing assertion
-		}
-	}
-}
-
 var numberInString = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 
 // eventProblems checks event payloads: no field carries an empty string
@@ -276,7 +212,7 @@ func TestPropertyMQTTTellsTheTruth(t *testing.T) {
 			t.Logf("work dir: %s", env.Work)
 		}
 	}()
-	events := collectEvents(t, ctx, m)
+	events := subscribe(t, ctx, m, gwPrefix+"/events")
 	if err := env.StartDaemon(); err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +288,7 @@ func TestPropertyMQTTTellsTheTruth(t *testing.T) {
 	check("after resume")
 
 	// Events: JSON types kept, fields that do not apply omitted.
-	payloads := events.all()
+	payloads := events.payloads()
 	problems, floors := eventProblems(payloads)
 	if len(payloads) == 0 {
 		t.Error("no events received on " + gwPrefix + "/events")

@@ -10,7 +10,6 @@ package main
 // mosquitto-clients, python3-jsonschema.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -18,14 +17,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fieldgate/fieldgate/daemon/api"
-	"github.com/fieldgate/fieldgate/daemon/mqtt/mqtttest"
 )
 
 // validatorScript validates JSON lines [schema file, topic, payload]
@@ -62,63 +58,12 @@ func needJSONSchema(t *testing.T) string {
 	return py
 }
 
-// captured is one message a subscriber received.
-type captured struct{ topic, payload string }
-
 // captureAll subscribes to everything under the gateway's prefix and
 // keeps every message until stop is called; it returns once the
 // subscription is in place.
 func captureAll(t *testing.T, ctx context.Context, m *mosquitto) (stop func() []captured) {
 	t.Helper()
-	bin := mqtttest.NeedPeer(t, "mosquitto_sub", "mosquitto-clients")
-	pub := mqtttest.NeedPeer(t, "mosquitto_pub", "mosquitto-clients")
-	probe := gwPrefix + "/cmd/schema-probe/probe" // a topic the gateway ignores
-	sub := exec.Command(bin, "-h", "127.0.0.1", "-p", strconv.Itoa(m.Port()), "-q", "1", "-v", "-t", gwPrefix+"/#")
-	stdout, err := sub.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var msgs []captured
-	probed := make(chan struct{})
-	var once sync.Once
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			topic, payload, _ := strings.Cut(sc.Text(), " ")
-			if topic == probe {
-				once.Do(func() { close(probed) })
-				continue
-			}
-			mu.Lock()
-			msgs = append(msgs, captured{topic, payload})
-			mu.Unlock()
-		}
-	}()
-	var stopped sync.Once
-	stop = func() []captured {
-		stopped.Do(func() { sub.Process.Kill(); sub.Wait(); <-done })
-		mu.Lock()
-		defer mu.Unlock()
-		return msgs
-	}
-	t.Cleanup(func() { stop() })
-	for {
-		exec.Command(pub, "-h", "127.0.0.1", "-p", strconv.Itoa(m.Port()), "-t", probe, "-m", "probe").Run()
-		select {
-		case <-probed:
-			return stop
-		case <-ctx.Done():
-			t.Fatal("mosquitto_sub never subscribed")
-		case <-time.After(100 * time.Millisecond): // waiting for a peer process; not a timing assertion
-		}
-	}
+	return subscribe(t, ctx, m, gwPrefix+"/#").stop
 }
 
 // schemaOf names the schema of a topic under the gateway's prefix.
