@@ -12,9 +12,13 @@ ARCHES     := amd64 arm64 arm
 # hash and cipher cores. Everything else (config, MQTT, JSON, TLS
 # handshakes, protobuf that go-tuf's signature library drags in) is built
 # with -l, which keeps fieldgated for armv7 under 12 MiB (13.3 MiB with
-# full inlining); BENCHMARKS.md has the measured cost. systemd's tests
-# read this line and build with the same flags.
-GCFLAGS    := -gcflags=all=-l -gcflags=runtime/...= -gcflags=crypto/internal/fips140/sha256= -gcflags=crypto/internal/fips140/sha512= -gcflags=crypto/internal/fips140/aes/...= -gcflags=internal/byteorder=
+# full inlining); BENCHMARKS.md has the measured cost. They are also
+# built without net/http's bundled HTTP/2 (the nethttpomithttp2 tag, 440 KB
+# of fieldgated for armv7): the control socket and the metrics listener are
+# plain HTTP, where HTTP/2 is never spoken, and a repository is fetched
+# over HTTP/1.1 (keep-alive, ETag, Range), which every web server and CDN
+# serves. systemd's tests read this line and build with the same flags.
+GCFLAGS    := -tags=nethttpomithttp2 -gcflags=all=-l -gcflags=runtime/...= -gcflags=crypto/internal/fips140/sha256= -gcflags=crypto/internal/fips140/sha512= -gcflags=crypto/internal/fips140/aes/...= -gcflags=internal/byteorder=
 # Binaries are built without cgo (but fieldgate-repo-pkcs11, below); the race
 # detector in `make test` needs it.
 GOBUILD    := CGO_ENABLED=0 go build -trimpath $(GCFLAGS)

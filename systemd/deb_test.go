@@ -57,10 +57,11 @@ func releaseGCFlags(t *testing.T) []string {
 }
 
 // TestReleaseFlags: release builds inline only in the runtime and the hash
-// and cipher cores, as BENCHMARKS.md measured them.
+// and cipher cores, and leave out net/http's HTTP/2, as BENCHMARKS.md
+// measured them.
 func TestReleaseFlags(t *testing.T) {
 	got := releaseGCFlags(t)
-	for _, want := range []string{"-gcflags=all=-l", "-gcflags=runtime/...=", "-gcflags=crypto/internal/fips140/sha256="} {
+	for _, want := range []string{"-tags=nethttpomithttp2", "-gcflags=all=-l", "-gcflags=runtime/...=", "-gcflags=crypto/internal/fips140/sha256="} {
 		if !slices.Contains(got, want) {
 			t.Errorf("Makefile GCFLAGS = %q, want it to contain %q", got, want)
 		}
