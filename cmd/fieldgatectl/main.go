@@ -101,6 +101,7 @@ func newRoot(stdout io.Writer) *cobra.Command {
 	root.AddCommand(status, watchCmd)
 	root.AddCommand(controlCommands(&socket, stdout)...)
 	root.AddCommand(remoteCommand(stdout))
+	root.AddCommand(fleetCommand(stdout))
 	root.AddCommand(tufCommand())
 	root.AddCommand(trustCommand())
 	return root
