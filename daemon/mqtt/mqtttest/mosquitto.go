@@ -44,6 +44,9 @@ type MosquittoOptions struct {
 	// StartTimeout bounds each wait for the broker to listen, in
 	// StartMosquitto and Start; 0 means 10 s.
 	StartTimeout time.Duration
+	// Config is appended to the generated mosquitto.conf, e.g. a bridge
+	// (connection …); it may use everything mosquitto.conf(5) allows.
+	Config string
 }
 
 // MosquittoTLS is the broker side of a TLS listener: PEM file paths and
@@ -111,6 +114,7 @@ log_type warning
 		conf += fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate %t\n",
 			c.CAFile, c.CertFile, c.KeyFile, c.RequireCertificate)
 	}
+	conf += opts.Config
 	m.conf = filepath.Join(m.dir, "mosquitto.conf")
 	if err := os.WriteFile(m.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
