@@ -44,11 +44,13 @@ var (
 	ErrBadSignature     = errors.New("bad signature")
 	ErrCommandExpired   = errors.New("command expired")
 	ErrWrongGateway     = errors.New("command for another gateway")
+	ErrBroadcastAction  = errors.New("action not allowed on the broadcast topic")
 )
 
 // RejectReason returns the stable reason string for a ParseCommand error:
 // "too-large", "malformed", "unsigned", "unknown-key", "bad-signature",
-// "expired", "wrong-gateway", or "invalid" for anything else.
+// "expired", "wrong-gateway", "broadcast-action", or "invalid" for
+// anything else.
 func RejectReason(err error) string {
 	for _, r := range []struct {
 		err    error
@@ -61,6 +63,7 @@ func RejectReason(err error) string {
 		{ErrBadSignature, "bad-signature"},
 		{ErrCommandExpired, "expired"},
 		{ErrWrongGateway, "wrong-gateway"},
+		{ErrBroadcastAction, "broadcast-action"},
 	} {
 		if errors.Is(err, r.err) {
 			return r.reason
@@ -195,6 +198,24 @@ func (c Config) ParseCommand(payload []byte, keys map[string]ed25519.PublicKey, 
 	cmd, err := ParseCommand(payload, keys, now)
 	if err == nil && cmd.Gateway != c.Prefix {
 		return cmd, fmt.Errorf("command %s: %w %q", cmd.ID, ErrWrongGateway, cmd.Gateway)
+	}
+	return cmd, err
+}
+
+// ParseBroadcast is the package ParseCommand for a request on the
+// broadcast topic (Config.BroadcastFilter): the command must be addressed
+// to the broadcast prefix (Gateway == c.Broadcast), and its action must be
+// ActionRefresh, the only one a broadcast may carry. A hint that reaches
+// every gateway at once can only make them ask for metadata a little
+// earlier; anything that changes a device stays addressed to one gateway.
+func (c Config) ParseBroadcast(payload []byte, keys map[string]ed25519.PublicKey, now time.Time) (Command, error) {
+	cmd, err := ParseCommand(payload, keys, now)
+	switch {
+	case err != nil:
+	case c.Broadcast == "" || cmd.Gateway != c.Broadcast:
+		err = fmt.Errorf("command %s: %w %q, not the broadcast prefix %q", cmd.ID, ErrWrongGateway, cmd.Gateway, c.Broadcast)
+	case cmd.Action != ActionRefresh:
+		err = fmt.Errorf("command %s: %w: %s (only %s)", cmd.ID, ErrBroadcastAction, cmd.Action, ActionRefresh)
 	}
 	return cmd, err
 }

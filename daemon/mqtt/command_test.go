@@ -149,15 +149,69 @@ func TestSignCommandValidates(t *testing.T) {
 	}
 }
 
+// TestParseBroadcast: on the broadcast topic only a signed refresh for the
+// broadcast prefix passes; everything ParseCommand refuses stays refused.
+func TestParseBroadcast(t *testing.T) {
+	cfg := mqtt.Config{Prefix: testPrefix, Broadcast: mqtt.DefaultBroadcastPrefix}
+	hint := mqtt.Command{ID: "h-1", Action: mqtt.ActionRefresh, Gateway: mqtt.DefaultBroadcastPrefix, Expires: testNow.Add(time.Hour)}
+	c, err := cfg.ParseBroadcast(sign(t, hint, "ops-1", testPriv), testKeys, testNow)
+	if err != nil || c.ID != "h-1" || c.Action != mqtt.ActionRefresh || c.Key != "ops-1" {
+		t.Fatalf("ParseBroadcast(signed refresh hint) = %+v, %v; want it accepted", c, err)
+	}
+	if _, err := cfg.ParseCommand(sign(t, hint, "ops-1", testPriv), testKeys, testNow); mqtt.RejectReason(err) != "wrong-gateway" {
+		t.Errorf("ParseCommand(hint) on the gateway's own topic = %v, want wrong-gateway", err)
+	}
+	stop := hint
+	stop.Action = mqtt.ActionStop
+	approveAll := approve()
+	approveAll.Gateway = mqtt.DefaultBroadcastPrefix
+	expired := hint
+	expired.Expires = testNow.Add(-time.Second)
+	site := hint
+	site.Gateway = "fieldgate/v1/site1/broadcast"
+	own := hint
+	own.Gateway = testPrefix
+	for _, tt := range []struct {
+		name    string
+		payload []byte
+		cfg     mqtt.Config
+		want    string
+	}{
+		{"stop", sign(t, stop, "ops-1", testPriv), cfg, "broadcast-action"},
+		{"approve", sign(t, approveAll, "ops-1", testPriv), cfg, "broadcast-action"},
+		{"bad signature", sign(t, hint, "ops-1", otherPriv), cfg, "bad-signature"},
+		{"unknown key", sign(t, hint, "mallory", otherPriv), cfg, "unknown-key"},
+		{"expired", sign(t, expired, "ops-1", testPriv), cfg, "expired"},
+		{"another broadcast prefix", sign(t, site, "ops-1", testPriv), cfg, "wrong-gateway"},
+		{"the gateway's own prefix", sign(t, own, "ops-1", testPriv), cfg, "wrong-gateway"},
+		{"no broadcast configured", sign(t, hint, "ops-1", testPriv), mqtt.Config{Prefix: testPrefix}, "wrong-gateway"},
+		{"tampered action", edit(t, sign(t, hint, "ops-1", testPriv), func(m map[string]any) { m["action"] = "stop" }), cfg, "bad-signature"},
+	} {
+		c, err := tt.cfg.ParseBroadcast(tt.payload, testKeys, testNow)
+		if got := mqtt.RejectReason(err); err == nil || got != tt.want {
+			t.Errorf("ParseBroadcast(%s) = %+v, %v (%s); want rejected as %s", tt.name, c, err, got, tt.want)
+		}
+	}
+}
+
 func FuzzParseCommand(f *testing.F) {
 	good, _ := mqtt.SignCommand(approve(), "ops-1", testPriv)
 	f.Add(good)
+	hint, _ := mqtt.SignCommand(mqtt.Command{ID: "h", Action: mqtt.ActionRefresh, Gateway: mqtt.DefaultBroadcastPrefix, Expires: testNow.Add(time.Hour)}, "ops-1", testPriv)
+	f.Add(hint)
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"id":"x","action":"refresh","gateway":"g","expires":"2026-05-01T12:30:00Z","args":{},"key":"ops-1","sig":""}`))
 	f.Add([]byte(`{"id":"x","action":"defer","gateway":"g","expires":"2026-05-01T12:30:00Z","args":{"job":"j","window":"2026-05-01T12:30:00Z/2026-05-01T12:00:00Z"}}`))
 	f.Add([]byte(`[1,2,3]`))
 	f.Add([]byte("\xff\xfe"))
+	broadcast := mqtt.Config{Prefix: testPrefix, Broadcast: mqtt.DefaultBroadcastPrefix}
 	f.Fuzz(func(t *testing.T, payload []byte) {
+		if h, err := broadcast.ParseBroadcast(payload, testKeys, testNow); err == nil &&
+			(h.Action != mqtt.ActionRefresh || h.Gateway != broadcast.Broadcast || h.Key != "ops-1") {
+			t.Fatalf("ParseBroadcast accepted %+v", h)
+		} else if err != nil && mqtt.RejectReason(err) == "invalid" {
+			t.Fatalf("ParseBroadcast error %v has no reason", err)
+		}
 		c, err := mqtt.ParseCommand(payload, testKeys, testNow)
 		if err != nil {
 			if mqtt.RejectReason(err) == "invalid" {

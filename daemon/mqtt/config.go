@@ -17,6 +17,9 @@ import (
 // DefaultListen is the embedded broker's listen address when Config.Listen is empty.
 const DefaultListen = "127.0.0.1:1883"
 
+// DefaultBroadcastPrefix is the fleet-wide broadcast prefix (mqtt.broadcast_prefix).
+const DefaultBroadcastPrefix = "fieldgate/v1/broadcast"
+
 // Config configures a Session (and the client helpers Watch and Publish).
 // The zero value is not usable: Broker (or an embedded broker's URL), ClientID
 // and Prefix must be set. Config logs with its password redacted.
@@ -44,6 +47,11 @@ type Config struct {
 	// "fieldgate/v1/site1/gw1". It must not contain wildcards or a
 	// leading/trailing slash.
 	Prefix string
+	// Broadcast is the prefix of the topic tree that signed refresh hints
+	// to many gateways at once arrive under (Broadcast/cmd/{id}), e.g.
+	// DefaultBroadcastPrefix or "fieldgate/v1/site1/broadcast". Empty: the
+	// Session subscribes to no broadcast. It is validated like Prefix.
+	Broadcast string
 	// Site and Gateway name the gateway in the status payloads the
 	// Session publishes itself (the last will among them), so that a
 	// dashboard reading only the will knows which gateway went away.
@@ -117,6 +125,54 @@ func (c Config) CommandID(topic string) (string, bool) {
 	return rest, true
 }
 
+// BroadcastFilter returns the subscription filter for broadcast command
+// requests ("" if Broadcast is empty).
+func (c Config) BroadcastFilter() string {
+	if c.Broadcast == "" {
+		return ""
+	}
+	return c.Broadcast + "/" + TopicCmd + "/+"
+}
+
+// BroadcastID returns the command id of a broadcast request topic, and
+// false if topic is not one.
+func (c Config) BroadcastID(topic string) (string, bool) {
+	if c.Broadcast == "" {
+		return "", false
+	}
+	return Config{Prefix: c.Broadcast}.CommandID(topic)
+}
+
+// CheckPrefix reports why p cannot be a topic prefix (the gateway's or a
+// broadcast prefix), or nil: it must be non-empty, without wildcards, NUL,
+// empty levels or a leading $.
+func CheckPrefix(p string) error {
+	switch {
+	case p == "":
+		return errors.New("topic prefix is empty")
+	case strings.ContainsAny(p, "+#\x00"):
+		return fmt.Errorf("topic prefix %q contains a wildcard or NUL", p)
+	case strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Contains(p, "//"):
+		return fmt.Errorf("topic prefix %q has an empty level", p)
+	case strings.HasPrefix(p, "$"):
+		return fmt.Errorf("topic prefix %q starts with $ (reserved for brokers)", p)
+	}
+	return nil
+}
+
+// CheckBroadcast reports why broadcast cannot serve as the broadcast
+// prefix of a gateway with prefix, or nil: it must be a valid prefix, and
+// its command requests must not be the gateway's own topics.
+func CheckBroadcast(broadcast, prefix string) error {
+	if err := CheckPrefix(broadcast); err != nil {
+		return err
+	}
+	if broadcast == prefix || strings.HasPrefix(prefix+"/", broadcast+"/"+TopicCmd+"/") {
+		return fmt.Errorf("broadcast prefix %q overlaps the gateway's topic prefix %q", broadcast, prefix)
+	}
+	return nil
+}
+
 // Validate reports every problem with c as one error (nil if none). An empty
 // Broker is valid (embedded broker); file paths are not opened here.
 func (c Config) Validate() error {
@@ -131,15 +187,12 @@ func (c Config) Validate() error {
 	} else if len(c.ClientID) > 256 || strings.ContainsAny(c.ClientID, "/+#\x00") {
 		errs = append(errs, fmt.Errorf("client id %q: must be at most 256 bytes without / + # or NUL", c.ClientID))
 	}
-	switch {
-	case c.Prefix == "":
-		errs = append(errs, errors.New("topic prefix is empty"))
-	case strings.ContainsAny(c.Prefix, "+#\x00"):
-		errs = append(errs, fmt.Errorf("topic prefix %q contains a wildcard or NUL", c.Prefix))
-	case strings.HasPrefix(c.Prefix, "/") || strings.HasSuffix(c.Prefix, "/") || strings.Contains(c.Prefix, "//"):
-		errs = append(errs, fmt.Errorf("topic prefix %q has an empty level", c.Prefix))
-	case strings.HasPrefix(c.Prefix, "$"):
-		errs = append(errs, fmt.Errorf("topic prefix %q starts with $ (reserved for brokers)", c.Prefix))
+	if err := CheckPrefix(c.Prefix); err != nil {
+		errs = append(errs, err)
+	} else if c.Broadcast != "" {
+		if err := CheckBroadcast(c.Broadcast, c.Prefix); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		errs = append(errs, errors.New("client certificate and key must be given together"))

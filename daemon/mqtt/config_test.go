@@ -58,6 +58,23 @@ func TestTopics(t *testing.T) {
 			t.Errorf("CommandID(%q) = %q, %v, want %q", topic, got, ok, want)
 		}
 	}
+	if f := c.BroadcastFilter(); f != "" {
+		t.Errorf("BroadcastFilter() without a broadcast prefix = %q, want none", f)
+	}
+	c.Broadcast = "fieldgate/v1/site1/broadcast"
+	if f := c.BroadcastFilter(); f != "fieldgate/v1/site1/broadcast/cmd/+" {
+		t.Errorf("BroadcastFilter() = %q, want fieldgate/v1/site1/broadcast/cmd/+", f)
+	}
+	for topic, want := range map[string]string{
+		"fieldgate/v1/site1/broadcast/cmd/h1":        "h1",
+		"fieldgate/v1/site1/broadcast/cmd/h1/result": "",
+		"fieldgate/v1/site1/gw1/cmd/h1":              "",
+		"fieldgate/v1/broadcast/cmd/h1":              "",
+	} {
+		if got, ok := c.BroadcastID(topic); got != want || ok != (want != "") {
+			t.Errorf("BroadcastID(%q) = %q, %v, want %q", topic, got, ok, want)
+		}
+	}
 }
 
 func TestValidate(t *testing.T) {
@@ -76,6 +93,11 @@ func TestValidate(t *testing.T) {
 		{"slash prefix", func(c *Config) { c.Prefix = "/a" }, "empty level"},
 		{"cert without key", func(c *Config) { c.CertFile = "c.pem" }, "together"},
 		{"password only", func(c *Config) { c.Password = "x" }, "without username"},
+		{"broadcast", func(c *Config) { c.Broadcast = DefaultBroadcastPrefix }, ""},
+		{"site broadcast", func(c *Config) { c.Broadcast = "fieldgate/v1/s/broadcast" }, ""},
+		{"wildcard broadcast", func(c *Config) { c.Broadcast = "fieldgate/#" }, "wildcard"},
+		{"broadcast is the prefix", func(c *Config) { c.Broadcast = c.Prefix }, "overlaps"},
+		{"broadcast over the prefix", func(c *Config) { c.Broadcast, c.Prefix = "a/b", "a/b/cmd/gw" }, "overlaps"},
 	}
 	for _, tt := range tests {
 		c := good

@@ -48,9 +48,10 @@ type Outbox interface {
 type Option func(*Session)
 
 // WithCommandHandler makes the Session subscribe to command requests
-// (Config.CommandFilter, QoS 1, kept by the broker in the persistent session
-// while the gateway is offline) and call h for each with the raw topic and
-// payload. h runs on the MQTT client's delivery goroutine: it must return
+// (Config.CommandFilter and, if Config.Broadcast is set,
+// Config.BroadcastFilter; QoS 1, kept by the broker in the persistent
+// session while the gateway is offline) and call h for each with the raw
+// topic and payload. h runs on the MQTT client's delivery goroutine: it must return
 // quickly (hand the command to the daemon) and must not call the Session.
 // The payload is untrusted: pass it to ParseCommand.
 func WithCommandHandler(h func(topic string, payload []byte)) Option {
@@ -262,11 +263,16 @@ func (s *Session) shutdown(c paho.Client) {
 func (s *Session) serve(ctx context.Context, c paho.Client, lost *lostSignal) error {
 	if s.handler != nil {
 		h := s.handler
-		tok := c.Subscribe(s.cfg.CommandFilter(), 1, func(_ paho.Client, m paho.Message) {
-			h(m.Topic(), m.Payload())
-		})
-		if err := wait(ctx, tok, lost); err != nil {
-			return fmt.Errorf("subscribe %s: %w", s.cfg.CommandFilter(), err)
+		for _, filter := range []string{s.cfg.CommandFilter(), s.cfg.BroadcastFilter()} {
+			if filter == "" {
+				continue
+			}
+			tok := c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
+				h(m.Topic(), m.Payload())
+			})
+			if err := wait(ctx, tok, lost); err != nil {
+				return fmt.Errorf("subscribe %s: %w", filter, err)
+			}
 		}
 	}
 	if err := s.republish(ctx, c, lost); err != nil {

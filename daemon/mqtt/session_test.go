@@ -215,3 +215,47 @@ func TestStartBrokerPicksFreePort(t *testing.T) {
 		t.Errorf("StartBroker(%s) on a used port = nil error, want one", b.Addr())
 	}
 }
+
+// TestSessionBroadcastHandler: with Config.Broadcast set, the handler also
+// gets the requests under {broadcast}/cmd/+, and still nothing one level
+// deeper.
+func TestSessionBroadcastHandler(t *testing.T) {
+	b := startBroker(t)
+	cfg := testConfig(b.URL(), "bcast")
+	cfg.Broadcast = "fieldgate/v1/test/broadcast"
+	got := make(chan string, 10)
+	s, _ := runSession(t, cfg, mqtttest.NewOutbox(), fastRetry(), mqtt.WithCommandHandler(func(topic string, payload []byte) {
+		got <- topic
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	for !s.Connected() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("session never connected")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	pub := mqtt.Config{Broker: b.URL()}
+	want := cfg.Broadcast + "/cmd/h1"
+	for {
+		for _, topic := range []string{cfg.Broadcast + "/cmd/h0/result", want} {
+			if err := mqtt.Publish(ctx, pub, mqtt.Message{Topic: topic, Payload: []byte(`{}`), QoS: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case g := <-got:
+			if g != want {
+				t.Fatalf("handler got %q, want %q", g, want)
+			}
+			if id, ok := cfg.BroadcastID(g); !ok || id != "h1" {
+				t.Errorf("BroadcastID(%q) = %q, %v, want h1, true", g, id, ok)
+			}
+			return
+		case <-time.After(200 * time.Millisecond): // the subscription is made after connecting; not a timing assertion
+		case <-ctx.Done():
+			t.Fatal("broadcast request never reached the handler")
+		}
+	}
+}
