@@ -123,6 +123,25 @@ type MQTT struct {
 	Prefix string `yaml:"prefix" mapstructure:"prefix"`
 	// KeepAlive is the MQTT keep-alive interval.
 	KeepAlive time.Duration `yaml:"keepalive" mapstructure:"keepalive"`
+	// Heartbeat is how often the gateway status is published again when
+	// nothing in it changed (a change is published at once; an idle
+	// refresh publishes nothing); at least 1m, default 1h. The status
+	// carries it, so a consumer may call a gateway whose newest status is
+	// older than twice the heartbeat stale.
+	Heartbeat time.Duration `yaml:"heartbeat" mapstructure:"heartbeat"`
+	// BroadcastPrefix is the topic prefix of signed refresh hints sent to
+	// many gateways at once, on {broadcast_prefix}/cmd/{id}: the
+	// fleet-wide fieldgate/v1/broadcast by default, or one per site such as
+	// fieldgate/v1/SITE/broadcast. Only the refresh action is accepted
+	// there. An empty value turns hints off.
+	BroadcastPrefix string `yaml:"broadcast_prefix" mapstructure:"broadcast_prefix"`
+	// HintSpread bounds the random delay (uniform from 0 to it) between a
+	// refresh hint and the refresh it causes, so that a fleet hinted at
+	// once does not ask the repository in the same second: 100 000
+	// gateways spread over 10s are 10 000 requests per second for a CDN,
+	// not 100 000. Between 1s and 1h; default 10s. Hinted refreshes are
+	// at most one per 30s whatever is sent.
+	HintSpread time.Duration `yaml:"hint_spread" mapstructure:"hint_spread"`
 	// Embedded holds the embedded broker's limits and authentication.
 	Embedded EmbeddedBroker `yaml:"embedded" mapstructure:"embedded"`
 	// Sparkplug makes the gateway a Sparkplug B edge node beside its JSON
@@ -295,6 +314,12 @@ func (c *Config) setDefaults() {
 	}
 	if m.KeepAlive == 0 {
 		m.KeepAlive = 30 * time.Second
+	}
+	if m.Heartbeat == 0 {
+		m.Heartbeat = time.Hour
+	}
+	if m.HintSpread == 0 {
+		m.HintSpread = 10 * time.Second
 	}
 	c.defaultSparkplug()
 	e := &m.Embedded

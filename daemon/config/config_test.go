@@ -372,3 +372,51 @@ func TestValidateFiles(t *testing.T) {
 		}
 	})
 }
+
+// TestHeartbeatAndHints: the defaults of mqtt.heartbeat, hint_spread and
+// broadcast_prefix, an explicit empty broadcast_prefix turning hints off,
+// and each out-of-range value named.
+func TestHeartbeatAndHints(t *testing.T) {
+	c, err := Load(writeConfig(t, "gateway: {id: gw1, site: s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := c.MQTT; m.Heartbeat != time.Hour || m.HintSpread != 10*time.Second || m.BroadcastPrefix != "fieldgate/v1/broadcast" {
+		t.Errorf("defaults: heartbeat %v, hint_spread %v, broadcast_prefix %q; want 1h, 10s, fieldgate/v1/broadcast", m.Heartbeat, m.HintSpread, m.BroadcastPrefix)
+	}
+	c, err = Load(writeConfig(t, "gateway: {id: gw1, site: s}\nmqtt: {broadcast_prefix: \"\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MQTT.BroadcastPrefix != "" {
+		t.Errorf("broadcast_prefix: \"\" loads as %q, want empty (hints off)", c.MQTT.BroadcastPrefix)
+	}
+	for _, tc := range []struct {
+		old, new string
+		want     []string // substrings of the error; none: valid
+	}{
+		{"heartbeat: 1h", "heartbeat: 10m", nil},
+		{"heartbeat: 1h", "heartbeat: 30s", []string{"mqtt.heartbeat", "below 1m"}},
+		{"hint_spread: 10s", "hint_spread: 500ms", []string{"mqtt.hint_spread", "between 1s and 1h"}},
+		{"hint_spread: 10s", "hint_spread: 2h", []string{"mqtt.hint_spread"}},
+		{"broadcast_prefix: fieldgate/v1/broadcast", "broadcast_prefix: fieldgate/v1/plant-a/broadcast", nil},
+		{"broadcast_prefix: fieldgate/v1/broadcast", `broadcast_prefix: ""`, nil},
+		{"broadcast_prefix: fieldgate/v1/broadcast", "broadcast_prefix: fieldgate/+/broadcast", []string{"mqtt.broadcast_prefix", "wildcard"}},
+		{"broadcast_prefix: fieldgate/v1/broadcast", "broadcast_prefix: fieldgate/v1/broadcast/", []string{"mqtt.broadcast_prefix", "empty level"}},
+		{"broadcast_prefix: fieldgate/v1/broadcast", "broadcast_prefix: fieldgate/v1/plant1/gw1", []string{"mqtt.broadcast_prefix", "overlaps"}},
+	} {
+		c, err := Load(writeConfig(t, example(t, tc.old, tc.new)))
+		if err != nil {
+			t.Fatalf("Load(%s) = %v", tc.new, err)
+		}
+		err = c.Validate(nil)
+		if len(tc.want) == 0 && err != nil {
+			t.Errorf("Validate(%s) = %v, want nil", tc.new, err)
+		}
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("Validate(%s) = %v, want it to mention %q", tc.new, err, w)
+			}
+		}
+	}
+}

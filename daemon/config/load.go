@@ -13,6 +13,8 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/fieldgate/fieldgate/daemon/mqtt"
 )
 
 // envKeys are the deployment knobs systemd or a container may override with
@@ -83,6 +85,8 @@ func decode(path string) (c *Config, unknown error, err error) {
 	if err := v.MergeConfigMap(tree); err != nil {
 		return nil, nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	// Set here, not in setDefaults: an explicit empty value turns hints off.
+	v.SetDefault("mqtt.broadcast_prefix", mqtt.DefaultBroadcastPrefix)
 	v.SetEnvPrefix("FIELDGATE")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	for _, k := range envKeys {

@@ -97,6 +97,17 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 	if (m.CertFile == "") != (m.KeyFile == "") {
 		bad("mqtt", "cert_file and key_file go together")
 	}
+	if m.Heartbeat < time.Minute {
+		bad("mqtt.heartbeat", "%s is below 1m", m.Heartbeat)
+	}
+	if m.HintSpread < time.Second || m.HintSpread > time.Hour {
+		bad("mqtt.hint_spread", "%s must be between 1s and 1h", m.HintSpread)
+	}
+	if m.BroadcastPrefix != "" {
+		if err := mqtt.CheckBroadcast(m.BroadcastPrefix, m.Prefix); err != nil {
+			bad("mqtt.broadcast_prefix", "%v", err)
+		}
+	}
 	c.validateSparkplug(bad)
 	c.validateMetrics(bad)
 
