@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/fieldgate/fieldgate/daemon/api"
@@ -29,6 +30,10 @@ type commandResult = api.CommandResult
 type commander struct {
 	d     *Daemon
 	queue chan rawCommand
+
+	mu       sync.Mutex  // guards the hinted refresh below
+	hintWait *time.Timer // the hinted refresh waiting for its delay; nil if none
+	hintDue  time.Time   // when the last hinted refresh was due
 }
 
 type rawCommand struct {
@@ -66,6 +71,11 @@ func (c *commander) run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			c.mu.Lock()
+			if c.hintWait != nil {
+				c.hintWait.Stop()
+			}
+			c.mu.Unlock()
 			return nil
 		case raw := <-c.queue:
 			c.handleCommand(raw.topic, raw.payload)
@@ -76,9 +86,12 @@ func (c *commander) run(ctx context.Context) error {
 // handleCommand verifies and executes one command, publishing its result.
 func (c *commander) handleCommand(topic string, payload []byte) {
 	d := c.d
-	mcfg := mqtt.Config{Prefix: d.cfg.MQTT.Prefix}
+	mcfg := mqtt.Config{Prefix: d.cfg.MQTT.Prefix, Broadcast: d.cfg.MQTT.BroadcastPrefix}
 	id, ok := mcfg.CommandID(topic)
 	if !ok {
+		if id, ok := mcfg.BroadcastID(topic); ok {
+			c.handleHint(mcfg, id, payload)
+		}
 		return // a result topic or something else under cmd/: not a request
 	}
 	now := d.now()
@@ -206,4 +219,84 @@ func (cm *commander) commandResult(id string, c mqtt.Command, status, reason str
 		return
 	}
 	d.rep.commandResult(res)
+}
+
+// Refresh hints: a signed refresh command on the broadcast topic
+// ({broadcast_prefix}/cmd/{id}) reaches every gateway of a fleet or a
+// site at once. Each gateway checks it as it checks its own commands
+// (signature by an approver key, expiry, replay), accepts only the
+// refresh action, and answers with an audit event (refresh-hint, or
+// refresh-hint-rejected) on its events topic, not with a result: a
+// result from each of 200 gateways on one topic would be noise.
+
+// hintInterval is the shortest time between two hinted refreshes: a
+// stolen approver key may make the fleet refresh early, never poll the
+// repository faster than this.
+const hintInterval = 30 * time.Second
+
+// handleHint verifies a broadcast request with id and schedules the
+// refresh it asks for.
+func (c *commander) handleHint(mcfg mqtt.Config, id string, payload []byte) {
+	d := c.d
+	now := d.now()
+	cmd, err := mcfg.ParseBroadcast(payload, c.approverKeys(), now)
+	reason := mqtt.RejectReason(err)
+	if err == nil && cmd.ID != id {
+		reason, err = "malformed", fmt.Errorf("command id %q does not match its topic", cmd.ID)
+	}
+	if err == nil {
+		var replay bool
+		err = d.st.Update(func(tx *store.Tx) error {
+			var err error
+			replay, err = tx.SeenCommand(cmd.ID, cmd.Expires, now)
+			return err
+		})
+		switch {
+		case err != nil:
+			reason = "store"
+		case replay:
+			reason, err = "replayed", errors.New("command id already used")
+		}
+	}
+	actor := ""
+	if cmd.Key != "" {
+		actor = "key " + cmd.Key
+	}
+	if err != nil {
+		if d.errlog.allow("refresh-hint-rejected", time.Minute) {
+			d.log.Warn("refresh hint rejected (repeats within a minute are not logged)", "id", id, "reason", reason, "err", err)
+		}
+		d.audit(store.Event{Type: "refresh-hint-rejected", Actor: actor,
+			Detail: map[string]any{"command": id, "action": cmd.Action, "reason": reason + ": " + err.Error()}})
+		return
+	}
+	at, scheduled := c.hint(now)
+	d.log.Info("refresh hint", "id", id, "key", cmd.Key, "refresh_at", at.UTC().Format(time.RFC3339), "new", scheduled)
+	d.audit(store.Event{Type: "refresh-hint", Actor: actor,
+		Detail: map[string]any{"command": id, "key": cmd.Key, "refresh_at": at.UTC().Format(time.RFC3339)}})
+}
+
+// hint schedules a hinted refresh after a random delay, uniform in [0,
+// mqtt.hint_spread], and at least hintInterval after the last one. A hint
+// that arrives while one waits joins it. It returns when the refresh is
+// due, and whether this hint scheduled it.
+func (c *commander) hint(now time.Time) (time.Time, bool) {
+	d := c.d
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hintWait != nil {
+		return c.hintDue, false
+	}
+	due := now.Add(time.Duration(d.rand() * float64(d.cfg.MQTT.HintSpread)))
+	if next := c.hintDue.Add(hintInterval); !c.hintDue.IsZero() && due.Before(next) {
+		due = next
+	}
+	c.hintDue = due
+	c.hintWait = time.AfterFunc(due.Sub(now), func() {
+		c.mu.Lock()
+		c.hintWait = nil
+		c.mu.Unlock()
+		d.Wake()
+	})
+	return due, true
 }

@@ -156,7 +156,7 @@ func EventTypes() []string {
 	return []string{
 		"daemon-started", "daemon-stopped",
 		"device-first-seen", "device-drift", "device-needs-recovery", "device-recovered",
-		"refresh-requested", "refresh-failed", "download-failed",
+		"refresh-requested", "refresh-hint", "refresh-hint-rejected", "refresh-failed", "download-failed",
 		"job-awaiting-approval", "job-scheduled", "job-running", "job-succeeded",
 		"job-partially-failed", "job-failed", "job-halted", "job-cancelled",
 		"job-recovery-scheduled",
@@ -199,7 +199,7 @@ func CommandActions() []string {
 // carried out.
 func CommandRejectReasons() []string {
 	return []string{"too-large", "malformed", "unsigned", "unknown-key", "bad-signature",
-		"expired", "wrong-gateway", "invalid", "replayed"}
+		"expired", "wrong-gateway", "broadcast-action", "invalid", "replayed"}
 }
 
 // TransportReasons lists the reasons of the offline statuses daemon/mqtt
