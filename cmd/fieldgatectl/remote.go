@@ -94,6 +94,7 @@ func (b brokerFlags) config(prefix string) (mqtt.Config, error) {
 // signFlags are the settings of a signed command.
 type signFlags struct {
 	key, keyID, gateway string
+	broadcast           string // refresh only: the broadcast prefix to hint instead of one gateway
 	expires, timeout    time.Duration
 	json                bool
 	times               timeFormat // how messages print instants (--utc)
@@ -153,8 +154,21 @@ func remoteActions(stdout io.Writer) []*cobra.Command {
 				}
 				return c, nil
 			}},
-		{&cobra.Command{Use: "refresh", Short: "Refresh update metadata now", Args: cobra.NoArgs},
-			func([]string, time.Time) (mqtt.Command, error) { return mqtt.Command{Action: mqtt.ActionRefresh}, nil }},
+		{&cobra.Command{Use: "refresh [--broadcast [PREFIX]]", Short: "Refresh update metadata now (one gateway, or every gateway listening on a broadcast prefix)",
+			Long: `Refresh update metadata now. With --gateway, the gateway refreshes and
+answers with results like any command. With --broadcast, the signed hint
+goes to every gateway whose mqtt.broadcast_prefix is PREFIX (default
+` + mqtt.DefaultBroadcastPrefix + `): each refreshes after a random delay up to its
+mqtt.hint_spread (at most once per 30s), and answers with a refresh-hint
+event on its own events topic, not with a result; the command returns once
+the broker has the hint.`,
+			Args: cobra.MaximumNArgs(1)},
+			func(args []string, _ time.Time) (mqtt.Command, error) {
+				if len(args) > 0 {
+					return mqtt.Command{}, fmt.Errorf("unexpected argument %q (a broadcast prefix follows --broadcast)", args[0])
+				}
+				return mqtt.Command{Action: mqtt.ActionRefresh}, nil
+			}},
 		{&cobra.Command{Use: "rollback --devices a,b",
 			Short: "Return devices to the version they ran before their last committed update (in their window); that update is not offered to them again",
 			Args:  cobra.NoArgs},
@@ -200,8 +214,16 @@ func remoteActions(stdout io.Writer) []*cobra.Command {
 		bf.add(a.cmd)
 		sf.add(a.cmd)
 		build := a.build
+		broadcast := a.cmd.Name() == "refresh"
+		if broadcast {
+			a.cmd.Flags().StringVar(&sf.broadcast, "broadcast", "", "send a refresh hint to every gateway on this broadcast prefix instead of --gateway (default prefix "+mqtt.DefaultBroadcastPrefix+")")
+			a.cmd.Flags().Lookup("broadcast").NoOptDefVal = mqtt.DefaultBroadcastPrefix
+		}
 		a.cmd.RunE = func(cmd *cobra.Command, args []string) error {
 			now := time.Now()
+			if broadcast && sf.broadcast != "" && len(args) == 1 { // --broadcast PREFIX, not --broadcast=PREFIX
+				sf.broadcast, args = args[0], nil
+			}
 			c, err := build(args, now)
 			if err != nil {
 				return err
@@ -288,6 +310,13 @@ func newCommandID(now time.Time) string {
 // "succeeded".
 func sendCommand(ctx context.Context, stdout, stderr io.Writer, bf brokerFlags, sf signFlags, c mqtt.Command, now time.Time) error {
 	switch {
+	case sf.broadcast != "" && sf.gateway != "":
+		return errors.New("--broadcast and --gateway exclude each other: a hint goes to every gateway on the broadcast prefix")
+	case sf.broadcast != "":
+		if err := mqtt.CheckPrefix(sf.broadcast); err != nil {
+			return fmt.Errorf("--broadcast: %w", err)
+		}
+		sf.gateway = sf.broadcast
 	case sf.gateway == "":
 		return errors.New("--gateway is required (the gateway's topic prefix, e.g. fieldgate/v1/site1/gw1)")
 	case sf.key == "" || sf.keyID == "":
@@ -310,6 +339,18 @@ func sendCommand(ctx context.Context, stdout, stderr io.Writer, bf brokerFlags, 
 	payload, err := mqtt.SignCommand(c, sf.keyID, priv)
 	if err != nil {
 		return err
+	}
+	if sf.broadcast != "" {
+		// No results: each gateway audits refresh-hint on its events topic.
+		topic := mqtt.Config{Prefix: sf.broadcast}.CommandTopic(c.ID)
+		ctx, cancel := context.WithTimeout(ctx, sf.timeout)
+		defer cancel()
+		if err := mqtt.Publish(ctx, cfg, mqtt.Message{Topic: topic, Payload: payload, QoS: 1}); err != nil {
+			return fmt.Errorf("command %s %s: %w", c.ID, c.Action, err)
+		}
+		fmt.Fprintf(stdout, "%s refresh hint published on %s (valid until %s); gateways answer with a refresh-hint event\n",
+			c.ID, topic, sf.times.at(c.Expires))
+		return nil
 	}
 	var last commandResult
 	err = request(ctx, cfg, sf.gateway, c.ID, payload, sf.timeout, func(raw []byte) bool {

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -444,4 +445,87 @@ func TestRemoteWatchPrintsRetainedState(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestRemoteRefreshBroadcast: refresh --broadcast signs a refresh hint for
+// the broadcast prefix (the default one, or PREFIX) and publishes it on
+// {PREFIX}/cmd/{id}, where a gateway's ParseBroadcast accepts it; it waits
+// for no result.
+func TestRemoteRefreshBroadcast(t *testing.T) {
+	b, err := mqtt.StartBroker("127.0.0.1:0", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	keyFile := filepath.Join(t.TempDir(), "ops.key")
+	var pubOut, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"remote", "keygen", "--out", keyFile}, &pubOut, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(pubOut.String()))
+	keys := map[string]ed25519.PublicKey{"ops-1": pub}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got := make(chan [2]string, 10)
+	go mqtt.Watch(ctx, b.URL(), "fieldgate/#", func(topic string, payload []byte, _ bool) {
+		got <- [2]string{topic, string(payload)}
+	})
+	for subscribed := false; !subscribed; { // the watch's subscription is live once it sees this
+		mqtt.Publish(ctx, mqtt.Config{Broker: b.URL()}, mqtt.Message{Topic: "fieldgate/ready", QoS: 1})
+		select {
+		case m := <-got:
+			subscribed = m[0] == "fieldgate/ready"
+		case <-time.After(100 * time.Millisecond): // waiting for the subscription; not a timing assertion
+		case <-ctx.Done():
+			t.Fatal("watch never subscribed")
+		}
+	}
+	for _, tt := range []struct {
+		args   []string
+		prefix string
+	}{
+		{[]string{"--broadcast"}, mqtt.DefaultBroadcastPrefix},
+		{[]string{"--broadcast", "fieldgate/v1/site1/broadcast"}, "fieldgate/v1/site1/broadcast"},
+		{[]string{"--broadcast=fieldgate/v1/site2/broadcast"}, "fieldgate/v1/site2/broadcast"},
+	} {
+		var out bytes.Buffer
+		args := append([]string{"remote", "refresh", "--broker", b.URL(), "--key", keyFile, "--key-id", "ops-1"}, tt.args...)
+		if err := run(ctx, args, &out, &errOut); err != nil {
+			t.Fatalf("fieldgatectl %v = %v\n%s", args, err, errOut.String())
+		}
+		var m [2]string
+		for m[0] == "" || m[0] == "fieldgate/ready" {
+			select {
+			case m = <-got:
+			case <-ctx.Done():
+				t.Fatalf("fieldgatectl %v: no hint on the broker", args)
+			}
+		}
+		cfg := mqtt.Config{Broadcast: tt.prefix}
+		id, ok := cfg.BroadcastID(m[0])
+		if !ok {
+			t.Fatalf("fieldgatectl %v published on %s, want %s/cmd/{id}", args, m[0], tt.prefix)
+		}
+		c, err := cfg.ParseBroadcast([]byte(m[1]), keys, time.Now())
+		if err != nil || c.ID != id || c.Action != mqtt.ActionRefresh {
+			t.Errorf("hint %s on %s: %+v, %v; want a refresh hint a gateway accepts", m[1], m[0], c, err)
+		}
+		if !strings.Contains(out.String(), id) {
+			t.Errorf("fieldgatectl printed %q, want the hint's id %s", out.String(), id)
+		}
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--broadcast", "--gateway", "fieldgate/v1/s/g"}, "exclude each other"},
+		{[]string{"--broadcast=fieldgate/+/broadcast"}, "wildcard"},
+		{[]string{"extra"}, "unexpected argument"},
+	} {
+		args := append([]string{"remote", "refresh", "--broker", b.URL(), "--key", keyFile, "--key-id", "ops-1"}, tt.args...)
+		if err := run(ctx, args, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("fieldgatectl %v = %v, want an error about %q", args, err, tt.want)
+		}
+	}
 }
