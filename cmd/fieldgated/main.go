@@ -203,7 +203,7 @@ func serve(ctx context.Context, cfg *config.Config, registry devices.Registry, l
 		Site: cfg.Gateway.Site, Gateway: cfg.Gateway.ID,
 		Username: cfg.MQTT.Username, Password: cfg.MQTT.Password, CAFile: cfg.MQTT.CAFile,
 		CertFile: cfg.MQTT.CertFile, KeyFile: cfg.MQTT.KeyFile, ServerName: cfg.MQTT.ServerName,
-		Prefix: cfg.MQTT.Prefix, KeepAlive: cfg.MQTT.KeepAlive,
+		Prefix: cfg.MQTT.Prefix, Broadcast: cfg.MQTT.BroadcastPrefix, KeepAlive: cfg.MQTT.KeepAlive,
 	}
 	if mcfg.Broker == "" {
 		broker, err := embeddedBroker(cfg.MQTT).Start(log.With("part", "broker"))
