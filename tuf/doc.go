@@ -61,6 +61,19 @@
 // wrong types, out-of-range values and oversized fields make that one target
 // unusable (Target.MetaErr says why) while the others keep working.
 //
+// # Rollouts
+//
+// A target's metadata may carry a staged rollout (Rollout: percent,
+// not_before, sites, gateways). Each gateway computes its cohort from its
+// site and id (Cohort, uniform over 0..99 and the same for every target) and
+// takes the target only when Rollout.Admits: cohort below percent, site or
+// id listed when lists are given, not_before passed. Widening is publishing
+// the same target with a higher percent; percent 0 halts. Because Meta is
+// parsed strictly, a gateway older than the "rollout" key refuses the whole
+// target (unknown key): a staged rollout fails closed on old gateways, which
+// never take it, not even at 100 %, until they are updated (or the target
+// is published again without a rollout).
+//
 // # Concurrency
 //
 // A Client is safe for concurrent use: Refresh calls are serialized, and Fetch

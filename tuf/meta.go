@@ -44,11 +44,14 @@ var Severities = []string{"none", "low", "medium", "high", "critical"}
 //	  "severity": "high",                  // none|low|medium|high|critical (optional)
 //	  "advisories": ["CVE-2026-1234"],     // advisories fixed (optional)
 //	  "requires_reboot": true,             // activation reboots the device (optional)
-//	  "notes": "Fixes Modbus stack overflow"
+//	  "notes": "Fixes Modbus stack overflow",
+//	  "rollout": {"percent": 10}           // staged rollout (optional): see Rollout
 //	}}
 //
 // Unknown keys are an error: a new field that older gateways must not ignore
-// needs a new key next to "fieldgate", not a silent addition.
+// needs a new key next to "fieldgate", not a silent addition. ("rollout" is
+// such an addition on purpose: a gateway that predates it refuses the whole
+// target, so a staged rollout fails closed on old gateways.)
 type Meta struct {
 	Hardware        []string `json:"hardware"`
 	Version         string   `json:"version"`
@@ -58,6 +61,7 @@ type Meta struct {
 	Advisories      []string `json:"advisories,omitempty"`
 	RequiresReboot  bool     `json:"requires_reboot,omitempty"`
 	Notes           string   `json:"notes,omitempty"`
+	Rollout         *Rollout `json:"rollout,omitempty"`
 }
 
 // ParseCustom parses a target's TUF custom field and returns the validated
@@ -180,6 +184,11 @@ func (m Meta) Validate() error {
 	for _, r := range m.Notes {
 		if unicode.IsControl(r) && r != '\n' && r != '\t' {
 			return fmt.Errorf("notes: control character %U", r)
+		}
+	}
+	if m.Rollout != nil {
+		if err := m.Rollout.Validate(); err != nil {
+			return fmt.Errorf("rollout: %w", err)
 		}
 	}
 	return nil

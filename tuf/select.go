@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Select picks the target a device should get: among the targets whose
@@ -89,4 +90,47 @@ func better(a, b Target) bool {
 		return a.Meta.SecurityCounter > b.Meta.SecurityCounter
 	}
 	return a.Name < b.Name
+}
+
+// SelectRollout is Select among the targets whose rollout admits the
+// gateway id at site at time now (Rollout.Admits). A newer target kept back
+// by its rollout does not hide an older one that is admitted: the older is
+// selected. deferred names the newest target the rollout kept back and why
+// (String: "fw-2.5.0 (2.5.0): rollout at 10 %, this gateway's cohort is
+// 63"), or is nil when none was; it is set whether or not a target was
+// selected.
+func SelectRollout(targets []Target, hardwareID, installed string, floor uint64, site, id string, now time.Time) (t Target, ok bool, reason string, deferred *Deferral) {
+	cands := targets
+	for range len(targets) + 1 {
+		t, ok, reason = Select(cands, hardwareID, installed, floor)
+		if !ok {
+			if deferred != nil {
+				reason = "newest target kept back by its rollout: " + deferred.String()
+			}
+			return Target{}, false, reason, deferred
+		}
+		admit, why := t.Meta.Rollout.Admits(site, id, now)
+		if admit {
+			return t, true, "", deferred
+		}
+		if deferred == nil {
+			deferred = &Deferral{Target: t, Why: why}
+		}
+		if cands = slices.DeleteFunc(slices.Clone(cands), func(c Target) bool { return c.Name == t.Name }); len(cands) == 0 {
+			break
+		}
+	}
+	return Target{}, false, "newest target kept back by its rollout: " + deferred.String(), deferred
+}
+
+// Deferral is a target that a rollout keeps back from this gateway, and
+// why (Rollout.Admits).
+type Deferral struct {
+	Target Target
+	Why    string
+}
+
+// String says which target is kept back and why, for people.
+func (d Deferral) String() string {
+	return fmt.Sprintf("%s (%s): %s", d.Target.Name, d.Target.Meta.Version, d.Why)
 }
