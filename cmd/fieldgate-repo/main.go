@@ -66,10 +66,11 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(initCmd(), addCmd(), removeCmd(), commitCmd(), timestampCmd(),
-		rotateCmd(), statusCmd(), serveCmd(), exportCmd())
+		rotateCmd(), statusCmd(), serveCmd(), exportCmd(), rolloutCmd())
 	root.AddCommand(keygenCmd(), keysCmd(), signCmd(), logCmd())
 	addKeyFlags(root)
 	root.AddCommand(vendorCmds()...)
+	root.AddCommand(advisoryCmd())
 	wirePKCS11(root)
 	return root
 }
@@ -154,14 +155,22 @@ func addCmd() *cobra.Command {
 	var (
 		name, role string
 		meta       tuf.Meta
+		rollout    = rolloutFlags{prefix: "rollout-"}
 	)
 	c := &cobra.Command{
 		Use:   "add DIR FILE",
 		Short: "Stage FILE as a target with fieldgate metadata (commit publishes it)",
-		Args:  cobra.ExactArgs(2),
+		Long: "add stages FILE as target --name with fieldgate metadata, in the targets role or a\n" +
+			"delegated role (--role); commit publishes it. The --rollout-* flags make it a staged\n" +
+			"rollout, which the rollout command widens or halts later.\n\n" + rolloutHelp,
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if name == "" {
 				return errors.New("--name is required")
+			}
+			var err error
+			if meta.Rollout, err = rollout.rollout(cmd.Flags()); err != nil {
+				return err
 			}
 			r, err := publish.Open(args[0])
 			if err != nil {
@@ -178,6 +187,7 @@ func addCmd() *cobra.Command {
 	f.StringVar(&name, "name", "", "target name (path in the repository), e.g. acme-io16/fw-2.4.1.bin")
 	f.StringVar(&role, "role", "targets", "role that signs the target: targets, or a delegated role (see delegate)")
 	targetMetaFlags(f, &meta)
+	rollout.declare(f)
 	return c
 }
 
