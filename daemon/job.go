@@ -74,6 +74,9 @@ type machine struct {
 	errlog  *ratelimit
 	meter   Meter
 	kicks   chan struct{} // the loop schedules again
+	// admits reports whether the rollout of a job's target, as last
+	// verified, still admits this gateway; nil admits every job.
+	admits func(store.Job) (bool, string)
 
 	pollInterval time.Duration // interlock and soak probes
 
@@ -277,6 +280,12 @@ func (m *machine) schedule(ctx context.Context, j store.Job) {
 			m.startWorker(ctx, j.ID, s.Device)
 			continue
 		}
+		if ok, why := m.rolloutAdmits(j); !ok {
+			// Halted (or narrowed) by newly signed metadata: a running
+			// step finished above; a pending one waits until widened.
+			m.live.block(s.Device, block{blockRollout, "rollout halted: " + why})
+			continue
+		}
 		if i >= canary && !canaryDone {
 			m.live.block(s.Device, block{blockCanary, "waiting for the canary"})
 			continue
@@ -292,6 +301,16 @@ func (m *machine) schedule(ctx context.Context, j store.Job) {
 		}
 		m.startWorker(ctx, j.ID, s.Device)
 	}
+}
+
+// rolloutAdmits reports whether pending steps of j may start as far as the
+// rollout of its target is concerned. A recovery job returns a device to an
+// image the gateway holds, whatever a rollout says.
+func (m *machine) rolloutAdmits(j store.Job) (bool, string) {
+	if m.admits == nil || j.Kind == jobKindRecovery {
+		return true, ""
+	}
+	return m.admits(j)
 }
 
 func (m *machine) pendingSteps(j store.Job) int {

@@ -19,6 +19,8 @@ type live struct {
 	mu       sync.Mutex
 	progress map[string]*transfer // device -> its transfer, while one runs
 	blocked  map[string]block     // device -> why its step waits
+	rollout  map[string]string    // device -> the newer target its rollout keeps back, and why
+	logged   map[string]string    // target -> the rollout reason last logged for it
 }
 
 // transfer is one running transfer: bytes acknowledged, and samples of
@@ -87,12 +89,14 @@ const (
 	blockWaiting   blockKind = "waiting"   // window, approval, limits, stop: see why
 	blockCanary    blockKind = "canary"    // the canary has not committed yet
 	blockInterlock blockKind = "interlock" // the device's process runs (or its interlock is unreadable)
+	blockRollout   blockKind = "rollout"   // the rollout of the job's target no longer admits this gateway
 )
 
 // newLive returns an empty live view whose transfer times and rates come
 // from now.
 func newLive(now func() time.Time) *live {
-	return &live{now: now, progress: map[string]*transfer{}, blocked: map[string]block{}}
+	return &live{now: now, progress: map[string]*transfer{}, blocked: map[string]block{},
+		rollout: map[string]string{}, logged: map[string]string{}}
 }
 
 // setProgress records that dev's running transfer has done of total bytes;
@@ -147,4 +151,40 @@ func (l *live) blockOf(dev string) (block, bool) {
 	defer l.mu.Unlock()
 	b, ok := l.blocked[dev]
 	return b, ok
+}
+
+// setRollout records which newer target a rollout keeps back from dev, and
+// why; "" clears it.
+func (l *live) setRollout(dev, note string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if note == "" {
+		delete(l.rollout, dev)
+		return
+	}
+	l.rollout[dev] = note
+}
+
+// rolloutOf says why a rollout keeps an update from dev: a newer target it
+// does not admit yet, or the halted rollout of the job dev waits in.
+func (l *live) rolloutOf(dev string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b, ok := l.blocked[dev]; ok && b.kind == blockRollout {
+		return b.why
+	}
+	return l.rollout[dev]
+}
+
+// newRolloutReason records reason as the last one about target's rollout
+// and reports whether it differs from the one before, so that a decision
+// is logged once per change and not on every refresh.
+func (l *live) newRolloutReason(target, reason string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.logged[target] == reason {
+		return false
+	}
+	l.logged[target] = reason
+	return true
 }
