@@ -37,7 +37,7 @@ PKCS11_CFLAGS  := -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 PKCS11_LDFLAGS := -linkmode=external -extldflags=-Wl,-z,relro,-z,now
 CGOBUILD   := CGO_ENABLED=1 CGO_CFLAGS='$(PKCS11_CFLAGS)' GOOS=linux go build -trimpath -buildmode=pie $(GCFLAGS)
 
-.PHONY: help build cross fieldgate-repo-pkcs11 test test-short test-crash conformance interop bench demo deb deb-tools docs spdx footprint lint ci clean
+.PHONY: help build cross fieldgate-repo-pkcs11 test test-short test-crash conformance interop bench demo deb deb-tools docs spdx footprint fleet lint ci clean
 
 help:
 	@echo "make build    build the binaries into dist/"
@@ -53,6 +53,7 @@ help:
 	@echo "make docs     regenerate what is generated from the code: man pages, docs/config.md, docs/schema, README's licence table"
 	@echo "make spdx     add the SPDX-License-Identifier line to tracked files that lack it"
 	@echo "make footprint  binary sizes, start-to-READY, 10-minute idle RSS/CPU with 32 simulated devices"
+	@echo "make fleet    FLEET_N (200) real gateways on one nginx repository and one mosquitto: idle cost, polling spread, time to a new target (about 30 min)"
 	@echo "make lint     gofmt and go vet"
 
 build:
@@ -95,6 +96,13 @@ spdx:
 
 footprint:
 	FIELDGATE_FOOTPRINT=1 go test -run TestFootprint -v -timeout 30m ./systemd
+
+# The fleet harness (internal/fleet): FLEET_N gateways with two simulated
+# devices each; FLEET_INTERVAL (15m), FLEET_IDLE_INTERVAL (1m), FLEET_IDLE
+# (5m) and FLEET_OUT (a file for the results table) are passed through.
+FLEET_N ?= 200
+fleet:
+	FIELDGATE_FLEET=1 FLEET_N=$(FLEET_N) go test -run TestFleet -timeout 90m -v ./internal/fleet
 
 lint:
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt: the files above need formatting"; exit 1)
