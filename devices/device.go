@@ -77,13 +77,17 @@ type Capabilities struct {
 }
 
 // Identity is what a device says about itself.
+// Fields a device does not report stay empty; the daemon's inventory takes
+// them from config.
 type Identity struct {
-	Vendor      string `json:"vendor,omitempty"`
-	Model       string `json:"model,omitempty"`
-	Serial      string `json:"serial,omitempty"`
-	HardwareID  string `json:"hardware_id,omitempty"`  // matched against target metadata, e.g. "acme-io16-rev3"
-	Version     string `json:"version"`                // running firmware version
-	ImageSHA256 string `json:"image_sha256,omitempty"` // hex sha256 of the running image, where the device reports it
+	Vendor           string `json:"vendor,omitempty"`
+	Product          string `json:"product,omitempty"` // product name, e.g. "SIMATIC S7-1200"
+	Model            string `json:"model,omitempty"`   // model or order number, e.g. "6ES7 214-1AG40-0XB0"
+	HardwareRevision string `json:"hardware_revision,omitempty"`
+	Serial           string `json:"serial,omitempty"`
+	HardwareID       string `json:"hardware_id,omitempty"`  // matched against target metadata, e.g. "acme-io16-rev3"
+	Version          string `json:"version"`                // running firmware version
+	ImageSHA256      string `json:"image_sha256,omitempty"` // hex sha256 of the running image, where the device reports it
 }
 
 // Image describes the firmware image handed to Transfer.

@@ -4,16 +4,19 @@ package modbus
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
 	"io"
 	"log"
 	"log/slog"
+	"strings"
 	"time"
 
 	mb "github.com/simonvetter/modbus"
@@ -240,10 +243,12 @@ func (r *regs) readU32(addr uint16) (uint32, error) {
 }
 
 // Identify implements devices.Device with Read Device Identification: the
-// basic objects (VendorName, ProductCode, MajorMinorRevision), then the
-// hardware and serial objects one by one if the basic stream lacks them.
-// Version is MajorMinorRevision; Model is ProductCode (devices rarely
-// stream ModelName in the basic category); HardwareID is hardware_object.
+// basic objects (VendorName, ProductCode, MajorMinorRevision), the regular
+// ones (ProductName, ModelName) when the device's conformity level says it
+// has them, then the hardware and serial objects one by one if the streams
+// lack them. Version is MajorMinorRevision; Model is ProductCode, the order
+// number advisories list; Product is ProductName, else ModelName;
+// HardwareID is hardware_object.
 func (d *Device) Identify(ctx context.Context) (devices.Identity, error) {
 	c, err := d.raw(ctx)
 	if err != nil {
@@ -256,23 +261,17 @@ func (d *Device) Identify(ctx context.Context) (devices.Identity, error) {
 
 func (d *Device) identify(ctx context.Context, c *conn) (devices.Identity, error) {
 	objs := map[byte]string{}
-	next := byte(0)
-	for range 8 { // a device that keeps saying "more follows" is not trusted forever
-		resp, err := c.do(ctx, pdu.EncodeDeviceIDRequest(pdu.DevIDBasic, next))
-		if err != nil {
-			return devices.Identity{}, fmt.Errorf("read device identification: %w", err)
+	conformity, err := d.identStream(ctx, c, pdu.DevIDBasic, objs)
+	if err != nil {
+		return devices.Identity{}, err
+	}
+	if conformity&0x7F >= pdu.DevIDRegular {
+		// Regular objects are optional: a device that claims them but
+		// answers with an exception still has its basic identity.
+		var ex *pdu.Exception
+		if _, err := d.identStream(ctx, c, pdu.DevIDRegular, objs); err != nil && !errors.As(err, &ex) {
+			return devices.Identity{}, err
 		}
-		r, err := pdu.DecodeDeviceIDResponse(resp.Data)
-		if err != nil {
-			return devices.Identity{}, fmt.Errorf("read device identification: %w", err)
-		}
-		for _, o := range r.Objects {
-			objs[o.ID] = string(o.Value)
-		}
-		if !r.More || r.Next <= next {
-			break
-		}
-		next = r.Next
 	}
 	for _, want := range []int{int(d.profile.HardwareObj), d.profile.SerialObj} {
 		if want < 0 {
@@ -295,12 +294,10 @@ func (d *Device) identify(ctx context.Context, c *conn) (devices.Identity, error
 	}
 	id := devices.Identity{
 		Vendor:     objs[pdu.ObjVendorName],
+		Product:    cmp.Or(objs[pdu.ObjProductName], objs[pdu.ObjModelName]),
 		Model:      objs[pdu.ObjProductCode],
 		HardwareID: objs[d.profile.HardwareObj],
 		Version:    objs[pdu.ObjMajorMinorRevision],
-	}
-	if m, ok := objs[pdu.ObjModelName]; ok {
-		id.Model = m
 	}
 	if d.profile.SerialObj >= 0 {
 		id.Serial = objs[byte(d.profile.SerialObj)]
@@ -309,6 +306,35 @@ func (d *Device) identify(ctx context.Context, c *conn) (devices.Identity, error
 		return id, fmt.Errorf("%w: device reports no MajorMinorRevision", pdu.ErrMalformed)
 	}
 	return id, nil
+}
+
+// identStream reads the objects of one stream access code (basic or
+// regular) into objs, following "more follows", and returns the device's
+// conformity level.
+func (d *Device) identStream(ctx context.Context, c *conn, code byte, objs map[byte]string) (byte, error) {
+	var conformity byte
+	next := byte(0)
+	for range 8 { // a device that keeps saying "more follows" is not trusted forever
+		resp, err := c.do(ctx, pdu.EncodeDeviceIDRequest(code, next))
+		if err != nil {
+			return 0, fmt.Errorf("read device identification: %w", err)
+		}
+		r, err := pdu.DecodeDeviceIDResponse(resp.Data)
+		if err != nil {
+			return 0, fmt.Errorf("read device identification: %w", err)
+		}
+		conformity = r.Conformity
+		for _, o := range r.Objects {
+			if v := string(o.Value); code == pdu.DevIDBasic || strings.TrimSpace(v) != "" {
+				objs[o.ID] = v // a regular object sent empty is one the device does not have
+			}
+		}
+		if !r.More || r.Next <= next {
+			break
+		}
+		next = r.Next
+	}
+	return conformity, nil
 }
 
 // Interlock implements devices.Device from the profile's interlock source.

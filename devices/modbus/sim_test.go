@@ -123,7 +123,7 @@ func TestUpdateAgainstSim(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := devices.Identity{Vendor: "fieldgate", Model: testHW, HardwareID: testHW, Version: "1.0.0"}
+			want := devices.Identity{Vendor: "fieldgate", Product: "fieldgate-sim", Model: testHW, HardwareID: testHW, Version: "1.0.0"}
 			if id != want {
 				t.Errorf("Identify = %+v, want %+v", id, want)
 			}

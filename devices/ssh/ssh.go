@@ -85,7 +85,7 @@ func optionDoc() map[string]string {
 		"user":             "required: the user to log in as",
 		"key_file":         "required: the private key to log in with (OpenSSH or PEM, unencrypted)",
 		"install_command":  "required: installs the uploaded image; {file} is replaced by its quoted remote path (else the path is appended)",
-		"version_command":  "required: prints the version, or key=value fields with version=",
+		"version_command":  "required: prints the version, or key=value fields with version= (and hardware_id, vendor, product, model, hardware_revision, serial, image_sha256)",
 		"rollback_command": "returns to the previous image; setting it enables Revert (two slots)",
 		"reboot_command":   "run after install_command; the connection must drop, then the device must answer again",
 		"health_command":   "the health probe after activation: exit status 0 is healthy",
@@ -289,7 +289,8 @@ func (d *Device) run(ctx context.Context, cmd string) (string, error) {
 }
 
 // Identify implements devices.Device: version_command prints the version,
-// or key=value fields (version=, hardware_id=, ...).
+// or key=value fields (version=, hardware_id=, vendor=, product=, model=,
+// hardware_revision=, serial=, image_sha256=).
 func (d *Device) Identify(ctx context.Context) (devices.Identity, error) {
 	out, err := d.run(ctx, d.c.version)
 	if err != nil {
@@ -318,8 +319,12 @@ func parseIdentity(out string) devices.Identity {
 			id.HardwareID = v
 		case "vendor":
 			id.Vendor = v
+		case "product":
+			id.Product = v
 		case "model":
 			id.Model = v
+		case "hardware_revision":
+			id.HardwareRevision = v
 		case "serial":
 			id.Serial = v
 		case "image_sha256":

@@ -16,8 +16,8 @@ const (
 )
 
 // ParseIdentity parses an identity record: key=value fields separated by
-// spaces or newlines, with keys vendor, model, serial, hardware_id, version,
-// image_sha256 and state. Unknown keys are ignored; version is required.
+// spaces or newlines, with keys vendor, product, model, hardware_revision,
+// serial, hardware_id, version, image_sha256 and state. Unknown keys are ignored; version is required.
 // Devices serve it as a "version" file over TFTP, or on the tftp-pull
 // control channel.
 func ParseIdentity(text string) (devices.Identity, string, error) {
@@ -31,8 +31,12 @@ func ParseIdentity(text string) (devices.Identity, string, error) {
 		switch k {
 		case "vendor":
 			id.Vendor = v
+		case "product":
+			id.Product = v
 		case "model":
 			id.Model = v
+		case "hardware_revision":
+			id.HardwareRevision = v
 		case "serial":
 			id.Serial = v
 		case "hardware_id":
@@ -65,7 +69,9 @@ func FormatIdentity(id devices.Identity, state string) string {
 		b.WriteString(k + "=" + v)
 	}
 	add("vendor", id.Vendor)
+	add("product", id.Product)
 	add("model", id.Model)
+	add("hardware_revision", id.HardwareRevision)
 	add("serial", id.Serial)
 	add("hardware_id", id.HardwareID)
 	add("version", id.Version)

@@ -158,8 +158,10 @@ func (d *Device) Capabilities() devices.Capabilities {
 	return devices.Capabilities{Slots: 1, ReadBack: d.opt.dumpCmd != "", Health: true}
 }
 
-// Identify reads id, version and hash from the console. Version is empty
-// when the device says "version none" (it stays in its bootloader).
+// Identify reads id, version and hash from the console. The id command's
+// key=value fields give hw (or hardware_id), serial, vendor, product,
+// model and hw_rev (or hardware_revision). Version is empty when the
+// device says "version none" (it stays in its bootloader).
 func (d *Device) Identify(ctx context.Context) (devices.Identity, error) {
 	var id devices.Identity
 	err := d.session(ctx, "identify", func(s *console) error {
@@ -466,6 +468,10 @@ func (s *console) identify() (devices.Identity, error) {
 					id.Model = v
 				case "vendor":
 					id.Vendor = v
+				case "product":
+					id.Product = v
+				case "hw_rev", "hardware_revision":
+					id.HardwareRevision = v
 				}
 			}
 		}
