@@ -72,6 +72,9 @@ func FuzzParseCustom(f *testing.F) {
 		`{"fieldgate":null}`,
 		`{"fieldgate":{"hardware":["a"],"version":"1"}} trailing`,
 		`[]`, `null`, ``, `{"fieldgate":{"security_counter":18446744073709551616}}`,
+		`{"fieldgate":{"hardware":["a"],"version":"1","rollout":{"percent":10,"not_before":"2026-06-01T02:00:00.5+02:00","sites":["p"],"gateways":["g"]}}}`,
+		`{"fieldgate":{"hardware":["a"],"version":"1","rollout":{"sites":["p"]}}}`,
+		`{"fieldgate":{"hardware":["a"],"version":"1","rollout":{"percent":1,"percent":2}}}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -91,14 +91,14 @@ func (r *Rollout) unmarshal(b []byte) error {
 	return nil
 }
 
-// MarshalJSON writes not_before in UTC with second precision, the form
-// UnmarshalJSON reads back.
+// MarshalJSON writes not_before as RFC 3339 in UTC, the form UnmarshalJSON
+// reads back.
 func (r Rollout) MarshalJSON() ([]byte, error) {
 	type plain Rollout
 	p := plain(r)
 	var nb string
 	if !r.NotBefore.IsZero() {
-		nb = r.NotBefore.UTC().Format(time.RFC3339)
+		nb = r.NotBefore.UTC().Format(time.RFC3339Nano)
 	}
 	p.NotBefore = time.Time{}
 	return json.Marshal(struct {
