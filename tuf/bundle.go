@@ -139,6 +139,9 @@ func ImportBundle(ctx context.Context, c *Client, dir string) (*Import, error) {
 			carried = append(carried, t)
 		}
 	}
+	if err := stageDocuments(ctx, bc, tgURL, snap.Documents); err != nil {
+		return nil, fmt.Errorf("offline bundle %s: %w", dir, err)
+	}
 	imp := &Import{Snapshot: snap}
 	for _, t := range carried {
 		p, err := bc.Fetch(ctx, t, nil)

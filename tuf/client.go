@@ -129,6 +129,11 @@ type Snapshot struct {
 	// verification). It stays set on every refresh until one reaches the
 	// newest trusted root again. Raise a health alarm on it.
 	TrustFallback string
+
+	// Documents are the targets whose custom metadata is a
+	// "fieldgate-document" object (advisories, the KEV catalog), sorted by
+	// name; they are not firmware and are not in Targets.
+	Documents []Document
 }
 
 // Target is one verified target file.
@@ -139,6 +144,8 @@ type Target struct {
 	Hashes  map[string]string // algorithm -> lower-case hex (sha256, sha512)
 	Meta    Meta              // parsed fieldgate custom metadata
 	MetaErr error             // non-nil: target unusable (custom metadata or hashes); says why
+
+	doc *DocumentMeta // a document target, moved to Snapshot.Documents by Refresh
 }
 
 // SHA256 returns the target's sha256 in hex, or "" if it lists none.
@@ -240,6 +247,7 @@ func (c *Client) refresh(ctx context.Context, all bool) (res *resolver, snap *Sn
 			return nil, nil, fmt.Errorf("tuf refresh: delegated roles: %w", err)
 		}
 		snap.Targets, snap.Rejected = res.list()
+		snap.Targets, snap.Documents = splitDocuments(snap.Targets)
 	}
 	cached := []string{metadata.ROOT, metadata.TIMESTAMP, metadata.SNAPSHOT}
 	for _, n := range res.loaded() {
@@ -369,6 +377,13 @@ func newTarget(name string, tf *metadata.TargetFiles) Target {
 	var custom []byte
 	if tf.Custom != nil {
 		custom = *tf.Custom
+	}
+	if isDocument(custom) {
+		d, err := ParseDocumentMeta(custom)
+		if t.MetaErr = err; err == nil {
+			t.doc = &d
+		}
+		return t
 	}
 	t.Meta, t.MetaErr = ParseCustom(custom)
 	return t
