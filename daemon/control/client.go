@@ -74,6 +74,15 @@ func (c *Client) Get(ctx context.Context, path string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
+// Inventory fetches the gateway's inventory.
+func (c *Client) Inventory(ctx context.Context) (api.Inventory, error) {
+	var inv api.Inventory
+	if err := c.Get(ctx, "/v1/inventory", &inv); err != nil {
+		return inv, fmt.Errorf("inventory: %w", err)
+	}
+	return inv, nil
+}
+
 // Status fetches the daemon's status.
 func (c *Client) Status(ctx context.Context) (api.Status, error) {
 	var st api.Status
