@@ -72,7 +72,7 @@ type Deps struct {
 	Version   string
 	Log       *slog.Logger
 	Now       func() time.Time // nil: time.Now
-	Rand      func() float64   // uniform in [0, 1), for refresh jitter; nil: math/rand/v2
+	Rand      func() float64   // uniform in [0, 1), for refresh jitter and hint delays; called from two goroutines; nil: math/rand/v2
 }
 
 // Daemon is the update cycle. Create it with New and call Run once.
@@ -166,6 +166,7 @@ func New(d Deps) (*Daemon, error) {
 		running:      map[string]string{},
 		backoff:      map[string]backoff{},
 	}
+	dm.m.admits = dm.rolloutAdmits
 	if err := os.MkdirAll(dm.m.backups, 0o700); err != nil {
 		return nil, fmt.Errorf("backups: %w", err)
 	}
@@ -342,7 +343,9 @@ func (d *Daemon) stage(ctx context.Context, snap *tuf.Snapshot) int {
 	busy := d.devicesInOpenJobs()
 	byTarget := map[string][]string{} // "target\x00group" -> devices
 	targets := map[string]tuf.Target{}
+	gw, now := d.cfg.Gateway, d.now()
 	for _, id := range d.order {
+		d.live.setRollout(id, "") // set again below while a rollout keeps a newer target back
 		if busy[id] {
 			continue
 		}
@@ -354,7 +357,14 @@ func (d *Daemon) stage(ctx context.Context, snap *tuf.Snapshot) int {
 			continue // the device on this address is not the one configured
 		}
 		offered := slices.DeleteFunc(slices.Clone(snap.Targets), func(t tuf.Target) bool { return rec.HeldSHA(t.SHA256()) })
-		t, ok, reason := tuf.Select(offered, d.devCfg[id].HardwareID, rec.Version, rec.Floor)
+		t, ok, reason, deferred := tuf.SelectRollout(offered, d.devCfg[id].HardwareID, rec.Version, rec.Floor, gw.Site, gw.ID, now)
+		if deferred != nil {
+			d.live.setRollout(id, deferred.String())
+			if d.live.newRolloutReason(deferred.Target.Name, deferred.Why) {
+				d.log.Info("rollout keeps target back", "target", deferred.Target.Name, "version", deferred.Target.Meta.Version,
+					"reason", deferred.Why, "cohort", tuf.Cohort(gw.Site, gw.ID))
+			}
+		}
 		if !ok {
 			d.log.Debug("no update", "device", id, "reason", reason)
 			continue
@@ -399,6 +409,34 @@ func (d *Daemon) stage(ctx context.Context, snap *tuf.Snapshot) int {
 		staged++
 	}
 	return staged
+}
+
+// rolloutAdmits reports whether the rollout of job j's target, as the
+// newest verified metadata says, admits this gateway now. A target no
+// longer listed, or listed with other hashes, says nothing about j: it is
+// admitted, as before rollouts. Until the first refresh of this run there
+// is no snapshot, and every job is admitted.
+func (d *Daemon) rolloutAdmits(j store.Job) (bool, string) {
+	d.mu.Lock()
+	snap := d.snapshot
+	d.mu.Unlock()
+	if snap == nil {
+		return true, ""
+	}
+	for _, t := range snap.Targets {
+		if t.Name == j.Target && t.MetaErr == nil && t.SHA256() == j.SHA256 {
+			ok, why := t.Meta.Rollout.Admits(d.cfg.Gateway.Site, d.cfg.Gateway.ID, d.now())
+			if !ok {
+				if d.live.newRolloutReason(t.Name, why) {
+					d.log.Info("rollout halted", "target", t.Name, "job", j.ID, "reason", why)
+				}
+			} else if t.Meta.Rollout != nil {
+				d.live.newRolloutReason(t.Name, "")
+			}
+			return ok, why
+		}
+	}
+	return true, ""
 }
 
 func (d *Daemon) devicesInOpenJobs() map[string]bool {

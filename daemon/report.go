@@ -12,6 +12,7 @@ import (
 	"github.com/fieldgate/fieldgate/daemon/api"
 	"github.com/fieldgate/fieldgate/daemon/config"
 	"github.com/fieldgate/fieldgate/daemon/store"
+	"github.com/fieldgate/fieldgate/tuf"
 )
 
 // Reports: every transition writes its audit record and the documents it
@@ -31,9 +32,10 @@ type reporter struct {
 	now    func() time.Time
 	live   *live
 
-	mu          sync.Mutex
-	lastDevice  map[string]string // device id -> last published document, without its clock
-	lastGateway string            // last published gateway document, without volatile fields
+	mu            sync.Mutex
+	lastDevice    map[string]string // device id -> last published document, without its clock
+	lastGateway   string            // last published gateway document, without volatile fields
+	lastGatewayAt time.Time         // when it was published
 
 	// Set by Daemon.Observe before Run.
 	observeView   func(Observation)
@@ -147,16 +149,23 @@ func deviceKey(doc api.Device) string {
 	return string(raw)
 }
 
-// gatewayChanged records doc as the last gateway document and reports
-// whether its content (not the clock or the queue) changed.
-func (r *reporter) gatewayChanged(doc api.Gateway) bool {
-	doc.Time, doc.TSMillis, doc.OutboxDepth = time.Time{}, 0, 0
+// gatewayDue reports whether doc is to be published: its content changed
+// since the last gateway document published, or that one is heartbeat old
+// (0: never). The clock, the queue's depth and the time of the last
+// refresh are not content: an idle refresh publishes nothing, and
+// last_refresh goes out with the next change or heartbeat. When it
+// returns true, doc counts as published.
+func (r *reporter) gatewayDue(doc api.Gateway, heartbeat time.Duration) bool {
+	at := doc.Time
+	doc.Time, doc.TSMillis, doc.OutboxDepth, doc.LastRefresh = time.Time{}, 0, 0, nil
 	raw, _ := json.Marshal(doc)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	same := string(raw) == r.lastGateway
-	r.lastGateway = string(raw)
-	return !same
+	if string(raw) == r.lastGateway && (heartbeat <= 0 || at.Sub(r.lastGatewayAt) < heartbeat) {
+		return false
+	}
+	r.lastGateway, r.lastGatewayAt = string(raw), at
+	return true
 }
 
 // deviceDoc builds a device's document from its record and the open job
@@ -201,6 +210,7 @@ func (r *reporter) deviceDoc(rec store.Device, j *store.Job) api.Device {
 			}
 		}
 	}
+	doc.Rollout = r.live.rolloutOf(id)
 	doc.Progress = utcProgress(r.live.progressOf(id))
 	return doc
 }
@@ -252,7 +262,8 @@ func (d *Daemon) audit(ev store.Event) {
 func (d *Daemon) gatewayDoc() api.Gateway {
 	g := api.Gateway{
 		Online: true, ID: d.cfg.Gateway.ID, Site: d.cfg.Gateway.Site, Version: d.version,
-		Time: d.now().UTC(), Health: d.health.list(),
+		Cohort: tuf.Cohort(d.cfg.Gateway.Site, d.cfg.Gateway.ID),
+		Time:   d.now().UTC(), Health: d.health.list(), Heartbeat: int64(d.cfg.MQTT.Heartbeat / time.Second),
 	}
 	g.TSMillis = g.Time.UnixMilli()
 	g.Healthy = len(g.Health) == 0
@@ -283,11 +294,12 @@ func (d *Daemon) gatewayDoc() api.Gateway {
 	return g
 }
 
-// publishGateway enqueues the gateway status when it changed.
+// publishGateway enqueues the gateway status when it changed, or when the
+// last one is mqtt.heartbeat old.
 func (d *Daemon) publishGateway() {
 	defer d.observe()
 	doc := d.gatewayDoc()
-	if !d.rep.gatewayChanged(doc) {
+	if !d.rep.gatewayDue(doc, d.cfg.MQTT.Heartbeat) {
 		return
 	}
 	err := d.st.Update(func(tx *store.Tx) error {

@@ -21,6 +21,10 @@ type Gateway struct {
 	ID string `json:"gateway"`
 	// Site is the gateway's site (gateway.site in the configuration).
 	Site string `json:"site"`
+	// Cohort is the gateway's rollout cohort, 0..99, from its site and id
+	// (tuf.Cohort): it takes a target with a staged rollout at percent P
+	// only when Cohort < P.
+	Cohort int `json:"cohort"`
 	// Version is fieldgated's version.
 	Version string `json:"version"`
 	// Time is when the document was made, RFC 3339 in UTC.
@@ -28,6 +32,11 @@ type Gateway struct {
 	// TSMillis is the instant of time in milliseconds since the Unix epoch,
 	// for hosts that want a number.
 	TSMillis int64 `json:"ts_ms"`
+	// Heartbeat is the period, in seconds, at which the status is published
+	// again when nothing in it changed (mqtt.heartbeat); a consumer may call
+	// a gateway whose newest status is older than twice this stale. 0 (the
+	// statuses daemon/mqtt writes itself): not known.
+	Heartbeat int64 `json:"heartbeat,omitempty"`
 	// State is running, stopped (emergency stop) or degraded (a health
 	// condition of severity error is active).
 	State string `json:"state"`
@@ -111,6 +120,11 @@ type Device struct {
 	// Held lists updates not offered to the device again until a newer
 	// target is published or a person retries (fieldgatectl retry).
 	Held []Hold `json:"held,omitempty"`
+	// Rollout says why a staged rollout keeps an update from the device:
+	// a newer target's rollout does not admit this gateway yet (the older
+	// target, if any, is offered meanwhile), or the rollout of its open
+	// job's target was halted, so its pending step waits.
+	Rollout string `json:"rollout,omitempty"`
 	// Progress is the current transfer's progress, while transferring.
 	Progress *Progress `json:"progress,omitempty"`
 	// LastError is the last identify, verification or update error.

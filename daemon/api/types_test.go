@@ -25,14 +25,16 @@ var (
 func fullStatus() Status {
 	return Status{
 		Gateway: Gateway{
-			Online:   true,
-			ID:       "gw-1",
-			Site:     "plant-a",
-			Version:  "1.2.3",
-			Time:     t0,
-			TSMillis: t0.UnixMilli(),
-			State:    "degraded",
-			Healthy:  true,
+			Online:    true,
+			ID:        "gw-1",
+			Site:      "plant-a",
+			Cohort:    42,
+			Version:   "1.2.3",
+			Time:      t0,
+			TSMillis:  t0.UnixMilli(),
+			Heartbeat: 3600,
+			State:     "degraded",
+			Healthy:   true,
 			Health: []Condition{{
 				Name: "device-unreachable", Severity: "error", Subject: "plc-1",
 				Message: "no answer", Since: t0,
@@ -53,6 +55,7 @@ func fullStatus() Status {
 				Target: "plc/2.4.1.bin", Version: "2.4.1", SHA256: "bb22", Job: "j-0",
 				Reason: "rolled back", Since: t0,
 			}},
+			Rollout:   "plc/2.5.0.bin (2.5.0): rollout at 10 %, this gateway's cohort is 42",
 			Progress:  &Progress{Done: 512, Total: 1024, Started: &t0, Rate: 128},
 			LastError: "timeout",
 			Updated:   t0,
@@ -83,9 +86,11 @@ const wantFull = `{
     "online": true,
     "gateway": "gw-1",
     "site": "plant-a",
+    "cohort": 42,
     "version": "1.2.3",
     "time": "2030-01-02T03:04:05Z",
     "ts_ms": 1893553445000,
+    "heartbeat": 3600,
     "state": "degraded",
     "healthy": true,
     "health": [
@@ -131,6 +136,7 @@ const wantFull = `{
           "since": "2030-01-02T03:04:05Z"
         }
       ],
+      "rollout": "plc/2.5.0.bin (2.5.0): rollout at 10 %, this gateway's cohort is 42",
       "progress": {
         "done": 512,
         "total": 1024,
@@ -203,6 +209,7 @@ const wantMinimal = `{
     "online": false,
     "gateway": "gw-1",
     "site": "",
+    "cohort": 0,
     "version": "",
     "time": "2030-01-02T03:04:05Z",
     "ts_ms": 0,
@@ -326,7 +333,7 @@ func TestWireFormat(t *testing.T) {
 	}{
 		{"full status", fullStatus(), wantFull},
 		{"minimal status", minimalStatus(), wantMinimal},
-		{"zero status", Status{}, `{"gateway":{"online":false,"gateway":"","site":"","version":"","time":"0001-01-01T00:00:00Z","ts_ms":0,"state":"","healthy":false,"health":null,"broker_connected":false,"outbox_depth":0},"devices":null,"jobs":null}`},
+		{"zero status", Status{}, `{"gateway":{"online":false,"gateway":"","site":"","cohort":0,"version":"","time":"0001-01-01T00:00:00Z","ts_ms":0,"state":"","healthy":false,"health":null,"broker_connected":false,"outbox_depth":0},"devices":null,"jobs":null}`},
 		{"event", fullEvent(), wantEvent},
 		{"minimal event", Event{Seq: 1, Time: t0, Type: "started", Hash: "dd44"}, `{"seq":1,"time":"2030-01-02T03:04:05Z","ts_ms":0,"type":"started","hash":"dd44"}`},
 		{"window", fullWindow(), wantWindow},
