@@ -25,6 +25,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fieldgate/fieldgate/daemon/mqtt/mqtttest"
+	"github.com/fieldgate/fieldgate/tuf"
 	"github.com/fieldgate/fieldgate/tuf/tuftest"
 )
 
@@ -34,7 +35,9 @@ const (
 	baseVersion  = "1.0.0" // what the devices run, and the repository's first target
 	imageSize    = 4096    // bytes of a simulated firmware image
 	devicesPerGW = 2
-	clockTicks   = 100 // USER_HZ, the unit of utime and stime in /proc/PID/stat
+	// broadcastPrefix is where the gateways take signed refresh hints.
+	broadcastPrefix = "fieldgate/v1/broadcast"
+	clockTicks      = 100 // USER_HZ, the unit of utime and stime in /proc/PID/stat
 )
 
 // params are the harness's knobs, from the environment.
@@ -45,6 +48,7 @@ type params struct {
 	idleInterval time.Duration // FLEET_IDLE_INTERVAL: refresh interval of the idle measurement
 	idle         time.Duration // FLEET_IDLE: length of the idle measurement
 	interval     time.Duration // FLEET_INTERVAL: refresh interval of the new-target measurement
+	heartbeat    time.Duration // FLEET_HEARTBEAT: mqtt.heartbeat, 0: fieldgated's default (1h)
 	out          string        // FLEET_OUT: file the results table is written to
 }
 
@@ -60,7 +64,7 @@ func loadParams(t *testing.T) params {
 			*v = n
 		}
 	}
-	for name, v := range map[string]*time.Duration{"FLEET_IDLE_INTERVAL": &p.idleInterval, "FLEET_IDLE": &p.idle, "FLEET_INTERVAL": &p.interval} {
+	for name, v := range map[string]*time.Duration{"FLEET_IDLE_INTERVAL": &p.idleInterval, "FLEET_IDLE": &p.idle, "FLEET_INTERVAL": &p.interval, "FLEET_HEARTBEAT": &p.heartbeat} {
 		if s := os.Getenv(name); s != "" {
 			d, err := time.ParseDuration(s)
 			if err != nil || d < 10*time.Second {
@@ -87,11 +91,19 @@ func TestFleet(t *testing.T) {
 	r.res.add("gateways", "%d on %d sites, %d simulated Modbus TCP devices each (%d fieldgate-sim processes)", p.n, p.sites, devicesPerGW, p.sims)
 	r.res.add("machine", "%d CPUs (%s)", nproc(), firstLine("/proc/cpuinfo", "model name"))
 
+	t.Cleanup(func() { // also after a failure: the figures made so far
+		r.res.add("load", "1-min load average during the run: mean %.2f, max %.2f (%d CPUs)", r.load.mean(), r.load.max(), nproc())
+		if t.Failed() {
+			r.res.add("incomplete", "the run failed; the figures above are those made before")
+		}
+		r.res.print(t, p.out)
+	})
+
 	r.measureIdle()
 	r.measureNewTarget()
-
-	r.res.add("load", "1-min load average during the run: mean %.2f, max %.2f (%d CPUs)", r.load.mean(), r.load.max(), nproc())
-	r.res.print(t, p.out)
+	r.measureHint()
+	r.measureFleetView()
+	r.measureRollout()
 }
 
 // rig is the fleet and its surroundings.
@@ -109,6 +121,9 @@ type rig struct {
 	load  *loadSampler
 	res   *results
 	ports [devicesPerGW]int // of the devices, one loopback address per gateway
+	key   string            // the approver's signing key file, for refresh hints
+	pub   string            // its public key, in every gateway's approvers[]
+	hint  time.Time         // when the last refresh hint was published
 	build int               // targets published so far (versions 1.0.0, 1.1.0, …)
 }
 
@@ -143,6 +158,13 @@ func newRig(t *testing.T, p params) *rig {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	t.Logf("built the binaries in %v", time.Since(start).Round(time.Second))
+
+	r.key = filepath.Join(work, "approver.key")
+	out, err := exec.CommandContext(ctx, filepath.Join(r.bin, "fieldgatectl"), "remote", "keygen", "--out", r.key).Output()
+	if err != nil {
+		t.Fatalf("fieldgatectl remote keygen: %v", err)
+	}
+	r.pub = strings.TrimSpace(string(out))
 
 	r.repo = filepath.Join(work, "repo")
 	r.tool("fieldgate-repo", "init", r.repo, "--insecure-plaintext-keys")
@@ -331,6 +353,10 @@ func (g *gateway) prefix() string { return "fieldgate/v1/" + g.site + "/" + g.id
 // config writes g's configuration: the shared repository and broker, two
 // devices in a group whose window is always open, approval auto.
 func (r *rig) config(g *gateway, i int, interval time.Duration) string {
+	heartbeat := "" // the default, 1h
+	if r.p.heartbeat > 0 {
+		heartbeat = fmt.Sprintf("  heartbeat: %s\n", r.p.heartbeat)
+	}
 	var devs strings.Builder
 	for d := range devicesPerGW {
 		fmt.Fprintf(&devs, "  - {id: plc%d, group: line1, protocol: modbus-tcp, hardware_id: %s, address: %q, segment: plc%d, options: {poll_interval: \"100ms\", activate_timeout: \"10s\"}}\n",
@@ -349,13 +375,16 @@ tuf:
   trusted_root: %s
 mqtt:
   broker: %s
-windows:
+  broadcast_prefix: %s
+%swindows:
   - {name: always, start: "0 0 * * *", duration: 24h, timezone: UTC}
 groups:
   - {name: line1, window: always, approval: auto}
+approvers:
+  - {name: fleet, public_key: %s}
 devices:
 %s`, g.id, g.site, filepath.Join(g.dir, "state"), filepath.Join(g.dir, "s.sock"), interval, devicesPerGW,
-		r.ng.URL, r.ng.URL, filepath.Join(r.repo, "repository", "metadata", "1.root.json"), r.mq.URL(), devs.String())
+		r.ng.URL, r.ng.URL, filepath.Join(r.repo, "repository", "metadata", "1.root.json"), r.mq.URL(), broadcastPrefix, heartbeat, r.pub, devs.String())
 	path := filepath.Join(g.dir, "fieldgated.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		r.t.Fatal(err)
@@ -694,6 +723,8 @@ type watcher struct {
 	counts  map[string]count // kind of topic → live (not retained) messages
 	status  map[string]statusDoc
 	jobDocs map[string]map[string]jobDoc // target → gateway prefix → first document of its job
+	latest  map[string]map[string]jobDoc // target → gateway prefix → newest document of its job
+	statusB count                        // every status document, retained ones too
 }
 
 type count struct{ msgs, bytes int }
@@ -725,11 +756,17 @@ type jobDoc struct {
 	Target  string    `json:"target"`
 	Phase   string    `json:"phase"`
 	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+	Steps   []struct {
+		Device  string `json:"device"`
+		Phase   string `json:"phase"`
+		Blocked string `json:"blocked"`
+	} `json:"devices"`
 }
 
 func startWatcher(t *testing.T, broker string) *watcher {
 	t.Helper()
-	w := &watcher{sysVals: map[string]float64{}, counts: map[string]count{}, status: map[string]statusDoc{}, jobDocs: map[string]map[string]jobDoc{}}
+	w := &watcher{sysVals: map[string]float64{}, counts: map[string]count{}, status: map[string]statusDoc{}, jobDocs: map[string]map[string]jobDoc{}, latest: map[string]map[string]jobDoc{}}
 	o := paho.NewClientOptions().AddBroker(broker).SetClientID("fleet-harness").SetCleanSession(true).
 		SetOrderMatters(false).SetAutoReconnect(true).
 		SetKeepAlive(0) // no PINGREQ: what the broker receives comes from the gateways
@@ -782,6 +819,8 @@ func (w *watcher) handle(_ paho.Client, m paho.Message) {
 		if json.Unmarshal(payload, &s) == nil {
 			s.at = time.Now()
 			w.status[prefix] = s
+			w.statusB.msgs++
+			w.statusB.bytes += len(payload)
 		}
 	case "jobs":
 		var j jobDoc
@@ -791,6 +830,12 @@ func (w *watcher) handle(_ paho.Client, m paho.Message) {
 			}
 			if _, seen := w.jobDocs[j.Target][prefix]; !seen {
 				w.jobDocs[j.Target][prefix] = j
+			}
+			if w.latest[j.Target] == nil {
+				w.latest[j.Target] = map[string]jobDoc{}
+			}
+			if old, ok := w.latest[j.Target][prefix]; !ok || !j.Updated.Before(old.Updated) {
+				w.latest[j.Target][prefix] = j
 			}
 		}
 	}
@@ -848,6 +893,25 @@ func (w *watcher) jobs(target string) map[string]jobDoc {
 		m[k] = v
 	}
 	return m
+}
+
+// latestJobs returns, per gateway prefix, the newest document of its job
+// for target.
+func (w *watcher) latestJobs(target string) map[string]jobDoc {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := map[string]jobDoc{}
+	for k, v := range w.latest[target] {
+		m[k] = v
+	}
+	return m
+}
+
+// statusSize is the mean payload size of the status documents seen.
+func (w *watcher) statusSize() float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return float64(w.statusB.bytes) / float64(max(1, w.statusB.msgs))
 }
 
 // results is the run's results table, in the order the figures were made.
@@ -970,4 +1034,233 @@ func procStatusKB(t *testing.T, pid int, field string) int64 {
 	}
 	t.Fatalf("/proc/%d/status has no %s", pid, field)
 	return 0
+}
+
+// hintRefresh publishes one signed refresh hint on the broadcast prefix
+// (fieldgatectl remote refresh --broadcast), at least 31 s after the last
+// one: a gateway takes at most one hinted refresh per 30 s.
+func (r *rig) hintRefresh() {
+	r.t.Helper()
+	if !r.hint.IsZero() {
+		r.sleepUntil(r.hint.Add(31*time.Second), "the hint rate limit (one per 30 s)")
+	}
+	r.tool("fieldgatectl", "remote", "refresh", "--broadcast", broadcastPrefix, "--broker", r.mq.URL(), "--key", r.key, "--key-id", "fleet")
+	r.hint = time.Now()
+}
+
+// measureHint publishes a new target and, right after the commit, one
+// signed broadcast refresh hint, and measures the time from the commit to
+// a job on every gateway.
+func (r *rig) measureHint() {
+	p := r.p
+	v := fmt.Sprintf("1.%d.0", r.build)
+	name := targetName(v)
+	pub := r.publish(v)
+	r.hintRefresh()
+	r.waitFor("a job for "+name+" on every gateway after a refresh hint", 3*time.Minute, func() (int, int) { return len(r.w.jobs(name)), p.n })
+	lat := latencies(r.w.jobs(name), pub)
+	r.res.add("new target, with a refresh hint", "publish, then one signed broadcast hint (hint_spread default 10 s), to job staged on each of %d gateways: p50 %v, p99 %v, max %v",
+		p.n, pct(lat, 50), pct(lat, 99), pct(lat, 100))
+}
+
+// cohortSet is the set of gateway prefixes whose rollout cohort is below
+// percent.
+func (r *rig) cohortSet(percent int) map[string]bool {
+	set := map[string]bool{}
+	for _, g := range r.gws {
+		if tuf.Cohort(g.site, g.id) < percent {
+			set[g.prefix()] = true
+		}
+	}
+	return set
+}
+
+// checkStaged fails unless the gateways with a job for target are exactly
+// want; it names the first differences.
+func (r *rig) checkStaged(stage, target string, want map[string]bool) {
+	r.t.Helper()
+	got := r.w.jobs(target)
+	var extra, missing []string
+	for k := range got {
+		if !want[k] {
+			extra = append(extra, k)
+		}
+	}
+	for k := range want {
+		if _, ok := got[k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	if len(extra)+len(missing) > 0 {
+		slices.Sort(extra)
+		slices.Sort(missing)
+		r.t.Fatalf("%s: %d gateways have a job for %s, the cohort math says %d; staged outside the cohort: %v; in the cohort, not staged: %v",
+			stage, len(got), target, len(want), extra[:min(len(extra), 10)], missing[:min(len(missing), 10)])
+	}
+}
+
+// rolloutStage waits until the gateways of the cohort below percent have
+// a job for target, then for one more hint spread and a margin, and
+// checks that exactly they (by the cohort math) staged it.
+func (r *rig) rolloutStage(target string, percent int) {
+	r.t.Helper()
+	want := r.cohortSet(percent)
+	stage := fmt.Sprintf("rollout %d %%", percent)
+	took := r.waitFor(fmt.Sprintf("%s: a job for %s on the %d gateways of cohort < %d", stage, target, len(want), percent), 3*time.Minute, func() (int, int) {
+		n := 0
+		for k := range r.w.jobs(target) {
+			if want[k] {
+				n++
+			}
+		}
+		return n, len(want)
+	})
+	r.sleepUntil(r.hint.Add(30*time.Second), "gateways outside the cohort to refresh too")
+	r.checkStaged(stage, target, want)
+	r.res.add(stage, "%d of %d gateways staged %s (cohort math: %d, the same set), all within %v of the hint",
+		len(r.w.jobs(target)), r.p.n, target, len(want), took.Round(time.Second))
+}
+
+// measureRollout publishes a target with a rollout of 10 %, widens it to
+// 50 % and 100 % (fieldgate-repo rollout, commit, a refresh hint each),
+// checking at each stage that exactly the gateways of the cohort staged
+// it; then publishes another at 50 % and halts it (percent 0) seconds
+// after the hint, while some gateways are still refreshing: none stages
+// it after the halt, and no running step is interrupted.
+func (r *rig) measureRollout() {
+	t, p := r.t, r.p
+	v := fmt.Sprintf("1.%d.0", r.build)
+	name := targetName(v)
+	r.publish(v, "--rollout-percent", "10")
+	r.hintRefresh()
+	r.rolloutStage(name, 10)
+	for _, percent := range []int{50, 100} {
+		r.tool("fieldgate-repo", "rollout", r.repo, name, "--percent", strconv.Itoa(percent))
+		r.tool("fieldgate-repo", "commit", r.repo, "--insecure-plaintext-keys")
+		r.hintRefresh()
+		r.rolloutStage(name, percent)
+	}
+	r.waitFor("the 100 % rollout's jobs to end", 5*time.Minute, func() (int, int) { return r.ended(name), p.n })
+
+	// Halt while the fleet is refreshing.
+	v = fmt.Sprintf("1.%d.0", r.build)
+	name = targetName(v)
+	r.publish(v, "--rollout-percent", "50")
+	r.hintRefresh()
+	r.sleepUntil(r.hint.Add(3*time.Second), "some gateways to take the hint")
+	r.tool("fieldgate-repo", "rollout", r.repo, name, "--percent", "0")
+	r.tool("fieldgate-repo", "commit", r.repo, "--insecure-plaintext-keys")
+	halted := time.Now()
+	r.sleepUntil(halted.Add(20*time.Second), "the hinted refreshes to end") // hint_spread (10 s) and the refresh
+	before := r.w.jobs(name)
+	r.hintRefresh() // everyone refreshes again, with the halt
+	r.sleepUntil(r.hint.Add(30*time.Second), "the hinted refreshes after the halt to end")
+	after := r.w.jobs(name)
+	cohort := r.cohortSet(50)
+	late := 0
+	var inFlight time.Duration // a refresh that read the metadata before the commit stages a little later
+	for k, j := range after {
+		if !cohort[k] {
+			t.Errorf("halt: %s staged %s outside the 50 %% cohort", k, name)
+		}
+		if _, ok := before[k]; !ok {
+			late++
+		}
+		inFlight = max(inFlight, j.Created.Sub(halted))
+	}
+	if late > 0 {
+		t.Errorf("halt: %d gateways staged %s after the halt (percent 0) had been committed and hinted", late, name)
+	}
+	// Every staged job goes on: steps that had started end committed; the
+	// others wait, blocked by the halt. None fails or is cancelled.
+	r.sleepUntil(time.Now().Add(15*time.Second), "running steps to end")
+	phases := map[string]int{}
+	for k, j := range r.w.latestJobs(name) {
+		for _, s := range j.Steps {
+			what := s.Phase
+			if s.Blocked != "" {
+				what += " (blocked: " + firstWords(s.Blocked, 2) + ")"
+			}
+			phases[what]++
+			if s.Phase == "failed" || s.Phase == "skipped" || s.Phase == "rolled-back" {
+				t.Errorf("halt: %s step %s of %s ended %s: a halt must not interrupt a step", k, s.Device, name, s.Phase)
+			}
+		}
+	}
+	var ph []string
+	for _, k := range slices.Sorted(maps.Keys(phases)) {
+		ph = append(ph, fmt.Sprintf("%s %d", k, phases[k]))
+	}
+	r.res.add("rollout halt", "%s at 50 %%, halted (0 %%) 3 s after the hint: %d gateways had staged it (cohort < 50: %d; the last job made %v after the halt's commit, by a refresh already under way), none after a second hint; their steps: %s",
+		name, len(before), len(cohort), inFlight.Round(100*time.Millisecond), strings.Join(ph, ", "))
+}
+
+// ended counts the gateways whose job for target has ended.
+func (r *rig) ended(target string) int {
+	n := 0
+	for _, j := range r.w.latestJobs(target) {
+		switch j.Phase {
+		case "succeeded", "partially-failed", "failed", "halted", "cancelled":
+			n++
+		}
+	}
+	return n
+}
+
+func firstWords(s string, n int) string {
+	f := strings.Fields(s)
+	return strings.Join(f[:min(n, len(f))], " ")
+}
+
+// measureFleetView runs fieldgatectl fleet --json once over the whole
+// fleet and once for one site, and reports the time to the first full
+// table and the command's peak RSS (getrusage ru_maxrss).
+func (r *rig) measureFleetView() {
+	t, p := r.t, r.p
+	site := r.gws[0].site
+	want := 0
+	for _, g := range r.gws {
+		if g.site == site {
+			want++
+		}
+	}
+	for _, c := range []struct {
+		site string
+		want int
+	}{{"", p.n}, {site, want}} {
+		args := []string{"fleet", "--broker", r.mq.URL(), "--json", "--stats", "--timeout", "2m"}
+		what := "every gateway"
+		if c.site != "" {
+			args = append(args, "--site", c.site)
+			what = "site " + c.site
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, 3*time.Minute)
+		cmd := exec.CommandContext(ctx, filepath.Join(r.bin, "fieldgatectl"), args...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		start := time.Now()
+		err := cmd.Run()
+		took := time.Since(start)
+		cancel()
+		if err != nil {
+			t.Fatalf("fieldgatectl %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		}
+		var table struct {
+			Summary struct {
+				Gateways int `json:"gateways"`
+				Online   int `json:"online"`
+				Devices  int `json:"devices"`
+			} `json:"summary"`
+		}
+		if err := json.Unmarshal([]byte(stdout.String()), &table); err != nil {
+			t.Fatalf("fieldgatectl fleet --json: %v\n%.500s", err, stdout.String())
+		}
+		if s := table.Summary; s.Gateways != c.want || s.Online != c.want || s.Devices != devicesPerGW*c.want {
+			t.Fatalf("fieldgatectl fleet (%s): %d gateways, %d online, %d devices; want %d, %d, %d",
+				what, s.Gateways, s.Online, s.Devices, c.want, c.want, devicesPerGW*c.want)
+		}
+		maxRSS := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
+		r.res.add("fieldgatectl fleet, "+what, "%d gateways, all online: first full table after %v (process start to exit), peak RSS %.1f MiB; --stats: %s",
+			c.want, took.Round(10*time.Millisecond), float64(maxRSS)/1024, strings.Join(strings.Fields(stderr.String()), " "))
+	}
 }
