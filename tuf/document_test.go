@@ -338,3 +338,30 @@ func TestImportBundleRefusesTamperedDocument(t *testing.T) {
 		t.Fatalf("ImportBundle(tampered document) = %v, want ErrTargetMismatch naming %s", err, name)
 	}
 }
+
+// TestDocumentsInDelegatedRole: advisories signed by a delegated role of
+// their own (paths advisories/*/*: "*" stays within a segment), whose key is not the firmware key, are
+// listed with that role; the role cannot sign firmware names.
+func TestDocumentsInDelegatedRole(t *testing.T) {
+	repo := tuftest.New(t)
+	repo.Delegate("advisories", publish.Delegation{Paths: []string{"advisories/*/*"}})
+	src := filepath.Join(t.TempDir(), "doc")
+	if err := os.WriteFile(src, []byte(`{"document":{}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := csafMeta("ICSA-24-004-01", "1")
+	if _, err := repo.Pub.AddDocument("advisories/csaf/icsa-24-004-01.json", src, m, publish.DocumentOptions{Role: "advisories"}); err != nil {
+		t.Fatalf("AddDocument(role advisories) = %v", err)
+	}
+	if _, err := repo.Pub.AddDocument("plc/fw-1.0.bin", src, m, publish.DocumentOptions{Role: "advisories"}); err == nil {
+		t.Errorf("AddDocument(plc/fw-1.0.bin, role advisories) = nil, want a refusal (outside its paths)")
+	}
+	repo.Commit()
+	snap, err := repo.Client(t, nil).Refresh(context.Background())
+	if err != nil {
+		t.Fatalf("Refresh() = %v", err)
+	}
+	if len(snap.Documents) != 1 || snap.Documents[0].Role != "advisories" || len(snap.Rejected) != 0 {
+		t.Errorf("Refresh(): documents %+v, rejected %v; want one from role advisories", snap.Documents, snap.Rejected)
+	}
+}
