@@ -108,6 +108,8 @@ type Daemon struct {
 	errlog      *ratelimit
 	restage     chan struct{} // stage again from the last snapshot (a hold was lifted)
 
+	lastInventory string // the inventory document last published; the loop's own
+
 	mu          sync.Mutex // guards the fields below
 	snapshot    *tuf.Snapshot
 	lastRefresh time.Time
@@ -225,6 +227,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		d.pulse.beat()
 		d.checkHealth()
 		d.publishDevices()
+		d.publishInventory()
 		d.publishGateway()
 		d.showState()
 		select {

@@ -98,7 +98,7 @@ func newRoot(stdout io.Writer) *cobra.Command {
 		},
 	}
 	watchCmd.Flags().DurationVar(&alias.interval, "interval", time.Second, "how often to ask the daemon")
-	root.AddCommand(status, watchCmd)
+	root.AddCommand(status, watchCmd, inventoryCommand(&socket, stdout))
 	root.AddCommand(controlCommands(&socket, stdout)...)
 	root.AddCommand(remoteCommand(stdout))
 	root.AddCommand(fleetCommand(stdout))

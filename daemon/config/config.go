@@ -65,6 +65,10 @@ type Gateway struct {
 	// MaxParallel is how many devices may be updated at once on the
 	// gateway (1..64); devices on one bus segment never are.
 	MaxParallel int `yaml:"max_parallel" mapstructure:"max_parallel"`
+	// Zone is the network exposure of the devices behind the gateway, for
+	// advisory priority: internet, dmz, control (default) or isolated. A
+	// device's zone overrides it.
+	Zone string `yaml:"zone" mapstructure:"zone"`
 }
 
 // TUF says where updates come from and which root of trust to start from.
@@ -251,6 +255,32 @@ type Device struct {
 	// Options holds the driver's own settings, listed under DEVICE
 	// OPTIONS; a key the driver does not read is an error.
 	Options map[string]string `yaml:"options" mapstructure:"options"`
+	// Vendor is the device's manufacturer, for the inventory that
+	// advisories are matched against. What the device reports wins.
+	Vendor string `yaml:"vendor" mapstructure:"vendor"`
+	// Product is the device's product name, e.g. "SIMATIC S7-1200",
+	// where the device does not report it.
+	Product string `yaml:"product" mapstructure:"product"`
+	// Model is the device's model or order number, e.g.
+	// "6ES7 214-1AG40-0XB0". What the device reports wins.
+	Model string `yaml:"model" mapstructure:"model"`
+	// HardwareRevision is the device's hardware revision (e.g. "3"),
+	// where the device does not report it.
+	HardwareRevision string `yaml:"hardware_revision" mapstructure:"hardware_revision"`
+	// Serial is the device's serial number. What the device reports wins.
+	Serial string `yaml:"serial" mapstructure:"serial"`
+	// CPE is the device's CPE 2.3 formatted string
+	// (cpe:2.3:h:vendor:product:…), optional.
+	CPE string `yaml:"cpe" mapstructure:"cpe"`
+	// PURL is the device's firmware package URL (pkg:type/namespace/name),
+	// optional.
+	PURL string `yaml:"purl" mapstructure:"purl"`
+	// Zone is the device's network exposure: internet, dmz, control or
+	// isolated; it defaults to gateway.zone.
+	Zone string `yaml:"zone" mapstructure:"zone"`
+	// Criticality is how much the plant depends on the device: high,
+	// medium (default) or low.
+	Criticality string `yaml:"criticality" mapstructure:"criticality"`
 }
 
 // Board maps buttons and LEDs to GPIO pin names. With none configured the
@@ -322,6 +352,7 @@ func (c *Config) setDefaults() {
 		m.HintSpread = 10 * time.Second
 	}
 	c.defaultSparkplug()
+	c.defaultInventory()
 	e := &m.Embedded
 	for _, l := range []struct {
 		v   *int

@@ -224,6 +224,7 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 			}
 		}
 	}
+	c.validateInventory(bad)
 	c.checkFiles(bad)
 	return errors.Join(errs...)
 }

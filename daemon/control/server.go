@@ -32,6 +32,13 @@ type Reader interface {
 	VerifyAudit() (int, error)
 }
 
+// InventoryReader is implemented by a Reader that also serves the
+// inventory (GET /v1/inventory, for fieldgatectl inventory); a Reader
+// without it answers 404 there.
+type InventoryReader interface {
+	Inventory(ctx context.Context) (api.Inventory, error)
+}
+
 // Commander is what the control socket's commands change; the daemon
 // implements it. actor is who asked: "console uid=N" from the socket's
 // peer credentials.
@@ -174,6 +181,16 @@ func (s *Server) handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, st)
 	})
+	if ir, ok := s.Reader.(InventoryReader); ok {
+		mux.HandleFunc("GET /v1/inventory", func(w http.ResponseWriter, r *http.Request) {
+			inv, err := ir.Inventory(r.Context())
+			if err != nil {
+				writeJSON(w, http.StatusInternalServerError, Reply{Error: err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusOK, inv)
+		})
+	}
 	mux.HandleFunc("GET /v1/windows", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Reader.Windows())
 	})
