@@ -70,6 +70,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(keygenCmd(), keysCmd(), signCmd(), logCmd())
 	addKeyFlags(root)
 	root.AddCommand(vendorCmds()...)
+	root.AddCommand(advisoryCmd())
 	wirePKCS11(root)
 	return root
 }
