@@ -83,6 +83,8 @@ type Finding struct {
 	Exploit       string // threats exploit_status details
 	FixedBy       string // version of the vendor_fix, when it names one
 	Remediations  []string
+	Verdict       VerdictKind // the site's verdict, when one applies (ApplyVerdicts)
+	Effective     string      // the status with the site's verdict, or why a verdict no longer applies
 }
 
 // Index holds advisories prepared for matching many devices. It is

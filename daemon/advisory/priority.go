@@ -109,15 +109,16 @@ var rankDecision = map[Decision]int{Act: 0, Attend: 1, Track: 2}
 
 // Prioritize decides how urgently a device needs attention from its
 // matches: the most urgent decision over every finding that is affected or
-// under investigation. A triage match (unconfirmed) decides at most
+// under investigation and not neutralised by a site verdict (Finding.Verdict,
+// see ApplyVerdicts). A triage match (unconfirmed) decides at most
 // attend. A device with nothing affected is tracked.
 func Prioritize(it Item, ms []Match) Priority {
 	best := Priority{Decision: Track, Reasons: []string{"no affected finding"}}
 	first := true
 	for _, m := range ms {
 		for _, f := range m.Findings {
-			if f.Status != Affected && f.Status != UnderInvestigation {
-				continue
+			if (f.Status != Affected && f.Status != UnderInvestigation) || f.Verdict != "" {
+				continue // a site verdict that applies neutralises the finding
 			}
 			in, reasons := inputs(it, f)
 			d, row := decide(in)
