@@ -223,7 +223,8 @@ type Group struct {
 	// the update is committed.
 	Soak time.Duration `yaml:"soak" mapstructure:"soak"`
 	// Canary is how many devices are updated (and must commit) before the
-	// rest of the group.
+	// rest of the group; 1 if not given, 0 for none (the whole group at
+	// once, up to gateway.max_parallel).
 	Canary int `yaml:"canary" mapstructure:"canary"`
 	// MaxFailures halts the job when more devices than this have failed.
 	MaxFailures int `yaml:"max_failures" mapstructure:"max_failures"`
@@ -383,9 +384,6 @@ func (c *Config) setDefaults() {
 		}
 		if gr.ApprovalTTL == 0 {
 			gr.ApprovalTTL = 24 * time.Hour
-		}
-		if gr.Canary == 0 {
-			gr.Canary = 1
 		}
 	}
 	for i := range c.Devices {

@@ -420,3 +420,19 @@ func TestHeartbeatAndHints(t *testing.T) {
 		}
 	}
 }
+
+// TestCanaryDefault: a group without canary gets 1; canary: 0 stays 0
+// (the whole group at once, up to max_parallel).
+func TestCanaryDefault(t *testing.T) {
+	c, err := Load(writeConfig(t, "gateway: {id: gw1, site: s}\ngroups:\n  - {name: a, window: w}\n  - {name: b, window: w, canary: 0}\n  - {name: c, window: w, canary: 3}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, g := range c.Groups {
+		got = append(got, g.Canary)
+	}
+	if want := []int{1, 0, 3}; !slices.Equal(got, want) {
+		t.Errorf("canary of groups without it, with 0, with 3 = %v, want %v", got, want)
+	}
+}

@@ -81,6 +81,7 @@ func decode(path string) (c *Config, unknown error, err error) {
 	if err := yaml.Unmarshal(raw, &tree); err != nil {
 		return nil, nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	defaultCanary(tree)
 	v := viper.New()
 	if err := v.MergeConfigMap(tree); err != nil {
 		return nil, nil, fmt.Errorf("config %s: %w", path, err)
@@ -163,4 +164,18 @@ func strictCheck(raw []byte) error {
 		return errors.Join(errs...)
 	}
 	return err
+}
+
+// defaultCanary gives every group without a canary key canary 1. It works
+// on the decoded YAML, where an absent key differs from an explicit 0
+// (no canary: the whole group at once), which setDefaults cannot tell.
+func defaultCanary(tree map[string]any) {
+	groups, _ := tree["groups"].([]any)
+	for _, g := range groups {
+		if m, ok := g.(map[string]any); ok {
+			if _, set := m["canary"]; !set {
+				m["canary"] = 1
+			}
+		}
+	}
 }
