@@ -85,7 +85,9 @@ func patterns() map[string]map[string]string {
 	return map[string]map[string]string{
 		"CommandRequest": {"id": ident, "expires": utcSeconds, "key": `^.+$`, "sig": `^[A-Za-z0-9+/]+={0,2}$`},
 		"CommandArgs": {"job": ident, "sha256": `^[0-9a-f]{64}$`,
-			"window": utcSeconds[:len(utcSeconds)-1] + "/" + utcSeconds[1:]},
+			"window": utcSeconds[:len(utcSeconds)-1] + "/" + utcSeconds[1:],
+			"device": ident, "advisory": `^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$`, "cve": `^CVE-[0-9]{4}-[0-9]{4,12}$`,
+			"until": `^[0-9]{4}-[0-9]{2}-[0-9]{2}$`},
 		"StatusPayload": {"time": utcSeconds},
 		"Event":         {"hash": `^[0-9a-f]{64}$`},
 	}

@@ -344,6 +344,25 @@ type CommandArgs struct {
 	Devices []string `json:"devices,omitempty"`
 	// Window is START/END, both UTC as for expires, START before END.
 	Window string `json:"window,omitempty"`
+	// Device is the device a triage verdict is about.
+	Device string `json:"device,omitempty"`
+	// Advisory is the CSAF tracking id a triage verdict is about.
+	Advisory string `json:"advisory,omitempty"`
+	// CVE limits a triage verdict to one CVE of the advisory; without it
+	// the verdict covers every CVE the advisory has for the device.
+	CVE string `json:"cve,omitempty"`
+	// Verdict is the triage decision: not_affected, risk_accepted or
+	// mitigated.
+	Verdict string `json:"verdict,omitempty"`
+	// Justification is the VEX flag label of a not_affected verdict.
+	Justification string `json:"justification,omitempty"`
+	// Until is the last day (YYYY-MM-DD, UTC) of a risk_accepted verdict:
+	// today at the earliest, at most 5 years ahead.
+	Until string `json:"until,omitempty"`
+	// Control names the compensating control of a mitigated verdict.
+	Control string `json:"control,omitempty"`
+	// Note is free text kept with a triage verdict.
+	Note string `json:"note,omitempty"`
 }
 
 // WindowInfo is one group's window as `fieldgatectl windows` shows it.

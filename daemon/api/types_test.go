@@ -290,12 +290,16 @@ const wantCommandResult = `{"id":"c-1","action":"approve","status":"rejected","r
 
 func fullCommandRequest() CommandRequest {
 	return CommandRequest{ID: "c-1", Action: "approve", Gateway: "fieldgate/v1/demo/gw1", Expires: "2030-01-02T04:04:05Z",
-		Args: CommandArgs{Job: "j-1", SHA256: "bb22", Devices: []string{"plc-1"}, Window: "2030-01-02T03:04:05Z/2030-01-02T04:04:05Z"},
-		Key:  "ops-1", Sig: "c2ln"}
+		Args: CommandArgs{Job: "j-1", SHA256: "bb22", Devices: []string{"plc-1"}, Window: "2030-01-02T03:04:05Z/2030-01-02T04:04:05Z",
+			Device: "plc-1", Advisory: "ICSA-24-011-01", CVE: "CVE-2024-0001", Verdict: "mitigated", Justification: "component_not_present",
+			Until: "2030-06-30", Control: "port 502 closed", Note: "n"},
+		Key: "ops-1", Sig: "c2ln"}
 }
 
 const wantCommandRequest = `{"id":"c-1","action":"approve","gateway":"fieldgate/v1/demo/gw1","expires":"2030-01-02T04:04:05Z",` +
-	`"args":{"job":"j-1","sha256":"bb22","devices":["plc-1"],"window":"2030-01-02T03:04:05Z/2030-01-02T04:04:05Z"},` +
+	`"args":{"job":"j-1","sha256":"bb22","devices":["plc-1"],"window":"2030-01-02T03:04:05Z/2030-01-02T04:04:05Z",` +
+	`"device":"plc-1","advisory":"ICSA-24-011-01","cve":"CVE-2024-0001","verdict":"mitigated","justification":"component_not_present",` +
+	`"until":"2030-06-30","control":"port 502 closed","note":"n"},` +
 	`"key":"ops-1","sig":"c2ln"}`
 
 func fullCompacted() OutboxCompacted {

@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/fieldgate/fieldgate/daemon/advisory"
 )
 
 // MaxCommandSize is the largest command payload ParseCommand accepts.
@@ -32,6 +34,7 @@ const (
 	ActionRollback  = "rollback"   // roll devices back to their previous image
 	ActionStop      = "stop"       // emergency stop: start no new device step (devices optional)
 	ActionRetry     = "retry"      // lift the hold on a failed update: of a job's target, or of devices
+	ActionTriage    = "triage"     // record a site verdict on an advisory for a device
 )
 
 // Reasons a command is rejected (ParseCommand errors wrap one of these).
@@ -101,6 +104,17 @@ type Command struct {
 	Devices []string
 	Window  Window
 	Key     string // id of the approver key that signed it
+
+	// Triage: a site verdict (see advisory.Verdict), signed in the v2
+	// canonical form.
+	Device        string
+	Advisory      string // tracking id
+	CVE           string // "" for every CVE of the advisory
+	Verdict       string // not_affected, risk_accepted or mitigated
+	Justification string
+	Until         string // YYYY-MM-DD
+	Control       string
+	Note          string
 }
 
 // wireCommand is the JSON form; see docs/mqtt.md.
@@ -119,6 +133,29 @@ type wireArgs struct {
 	SHA256  string   `json:"sha256,omitempty"`
 	Devices []string `json:"devices,omitempty"`
 	Window  string   `json:"window,omitempty"`
+
+	Device        string `json:"device,omitempty"`
+	Advisory      string `json:"advisory,omitempty"`
+	CVE           string `json:"cve,omitempty"`
+	Verdict       string `json:"verdict,omitempty"`
+	Justification string `json:"justification,omitempty"`
+	Until         string `json:"until,omitempty"`
+	Control       string `json:"control,omitempty"`
+	Note          string `json:"note,omitempty"`
+}
+
+// triage returns the triage args as a verdict, and the name of the first
+// one that is set ("" if none).
+func (a wireArgs) triage() (advisory.Verdict, string) {
+	v := advisory.Verdict{Device: a.Device, Advisory: a.Advisory, CVE: a.CVE, Kind: advisory.VerdictKind(a.Verdict),
+		Justification: a.Justification, Until: a.Until, Control: a.Control, Note: a.Note}
+	for _, f := range [][2]string{{"device", a.Device}, {"advisory", a.Advisory}, {"cve", a.CVE}, {"verdict", a.Verdict},
+		{"justification", a.Justification}, {"until", a.Until}, {"control", a.Control}, {"note", a.Note}} {
+		if f[1] != "" {
+			return v, f[0]
+		}
+	}
+	return v, ""
 }
 
 var (
@@ -144,6 +181,7 @@ var actionArgs = map[string]argRule{
 	ActionRollback:  {job: may, devices: req},
 	ActionStop:      {devices: may},
 	ActionRetry:     {job: may, devices: may}, // job or devices, checked below
+	ActionTriage:    {},                       // its own args, checked by advisory.Verdict.Validate
 }
 
 const maxDevices = 256
@@ -165,7 +203,7 @@ func ParseCommand(payload []byte, keys map[string]ed25519.PublicKey, now time.Ti
 	if _, err := dec.Token(); err != io.EOF {
 		return Command{}, fmt.Errorf("%w: data after the JSON object", ErrCommandMalformed)
 	}
-	c, err := w.command()
+	c, err := w.command(now)
 	if err != nil {
 		return Command{}, err
 	}
@@ -220,8 +258,9 @@ func (c Config) ParseBroadcast(payload []byte, keys map[string]ed25519.PublicKey
 	return cmd, err
 }
 
-// command validates the fields of w (not the signature).
-func (w wireCommand) command() (Command, error) {
+// command validates the fields of w (not the signature). A zero now skips
+// the checks that need a clock (a triage risk acceptance's date).
+func (w wireCommand) command(now time.Time) (Command, error) {
 	bad := func(format string, a ...any) (Command, error) {
 		return Command{}, fmt.Errorf("%w: %s", ErrCommandMalformed, fmt.Sprintf(format, a...))
 	}
@@ -243,7 +282,9 @@ func (w wireCommand) command() (Command, error) {
 		return bad("command %s: key %q: want 1-64 of [A-Za-z0-9._:-]", w.ID, w.Key)
 	}
 	c := Command{ID: w.ID, Action: w.Action, Gateway: w.Gateway, Expires: exp, Key: w.Key,
-		Job: w.Args.Job, SHA256: w.Args.SHA256, Devices: w.Args.Devices}
+		Job: w.Args.Job, SHA256: w.Args.SHA256, Devices: w.Args.Devices,
+		Device: w.Args.Device, Advisory: w.Args.Advisory, CVE: w.Args.CVE, Verdict: w.Args.Verdict,
+		Justification: w.Args.Justification, Until: w.Args.Until, Control: w.Args.Control, Note: w.Args.Note}
 	check := func(name string, r byte, set bool) error {
 		switch {
 		case r == req && !set:
@@ -260,6 +301,14 @@ func (w wireCommand) command() (Command, error) {
 		check("window", rule.window, w.Args.Window != ""),
 	); err != nil {
 		return Command{}, err
+	}
+	switch v, first := w.Args.triage(); {
+	case w.Action != ActionTriage && first != "":
+		return bad("command %s: args.%s does not apply to %s", w.ID, first, w.Action)
+	case w.Action == ActionTriage:
+		if err := v.Validate(now); err != nil {
+			return bad("command %s: %v", w.ID, err)
+		}
 	}
 	if (w.Action == ActionUpdateNow || w.Action == ActionRetry) && w.Args.Job == "" && len(w.Args.Devices) == 0 {
 		return bad("command %s: %s needs args.job or args.devices", w.ID, w.Action)
@@ -312,9 +361,32 @@ func parseUTC(s string) (time.Time, error) {
 // canonical returns the bytes an approver signs: one "name=value" line per
 // field, in a fixed order, after a version line. Values cannot contain a
 // newline (validated above), so the encoding is unambiguous and easy to
-// reproduce in any language; docs/mqtt.md shows an example.
+// reproduce in any language; docs/mqtt.md shows an example. A triage
+// command is signed in its own form, fieldgate-command-v2, with its own
+// fields; every other action keeps v1, byte for byte.
 func (c Command) canonical() []byte {
 	var b strings.Builder
+	if c.Action == ActionTriage {
+		b.WriteString("fieldgate-command-v2\n")
+		for _, kv := range [][2]string{
+			{"id", c.ID},
+			{"action", c.Action},
+			{"gateway", c.Gateway},
+			{"expires", c.Expires.UTC().Format(time.RFC3339)},
+			{"device", c.Device},
+			{"advisory", c.Advisory},
+			{"cve", c.CVE},
+			{"verdict", c.Verdict},
+			{"justification", c.Justification},
+			{"until", c.Until},
+			{"control", c.Control},
+			{"note", c.Note},
+			{"key", c.Key},
+		} {
+			b.WriteString(kv[0] + "=" + kv[1] + "\n")
+		}
+		return []byte(b.String())
+	}
 	b.WriteString("fieldgate-command-v1\n")
 	for _, kv := range [][2]string{
 		{"id", c.ID},
@@ -344,9 +416,11 @@ func SignCommand(c Command, keyID string, priv ed25519.PrivateKey) ([]byte, erro
 	c.Expires = c.Expires.UTC().Truncate(time.Second)
 	w := wireCommand{
 		ID: c.ID, Action: c.Action, Gateway: c.Gateway, Expires: c.Expires.Format(time.RFC3339), Key: keyID,
-		Args: wireArgs{Job: c.Job, SHA256: c.SHA256, Devices: c.Devices, Window: c.Window.String()},
+		Args: wireArgs{Job: c.Job, SHA256: c.SHA256, Devices: c.Devices, Window: c.Window.String(),
+			Device: c.Device, Advisory: c.Advisory, CVE: c.CVE, Verdict: c.Verdict, Justification: c.Justification,
+			Until: c.Until, Control: c.Control, Note: c.Note},
 	}
-	if _, err := w.command(); err != nil {
+	if _, err := w.command(time.Time{}); err != nil {
 		return nil, fmt.Errorf("sign command %s: %w", c.ID, err)
 	}
 	if len(priv) != ed25519.PrivateKeySize {

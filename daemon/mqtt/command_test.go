@@ -4,6 +4,7 @@ package mqtt_test
 
 import (
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -28,6 +29,11 @@ var (
 func approve() mqtt.Command {
 	return mqtt.Command{ID: "c-1", Action: mqtt.ActionApprove, Gateway: testPrefix,
 		Expires: testNow.Add(time.Hour), Job: "job-7", SHA256: testSHA, Devices: []string{"plc1", "plc2"}}
+}
+
+func triage() mqtt.Command {
+	return mqtt.Command{ID: "c-8", Action: mqtt.ActionTriage, Gateway: testPrefix, Expires: testNow.Add(time.Hour),
+		Device: "plc1", Advisory: "ICSA-24-011-01", CVE: "CVE-2024-0001", Verdict: "risk_accepted", Until: "2027-01-31", Note: "until the 2027 shutdown"}
 }
 
 func sign(t testing.TB, c mqtt.Command, key string, priv ed25519.PrivateKey) []byte {
@@ -64,6 +70,11 @@ func TestParseCommandAcceptsSigned(t *testing.T) {
 		{ID: "c-5", Action: mqtt.ActionRefresh, Gateway: testPrefix, Expires: testNow.Add(time.Minute)},
 		{ID: "c-6", Action: mqtt.ActionRollback, Gateway: testPrefix, Expires: testNow.Add(time.Minute), Devices: []string{"plc1"}},
 		{ID: "c-7", Action: mqtt.ActionStop, Gateway: testPrefix, Expires: testNow.Add(time.Minute)},
+		triage(),
+		{ID: "c-9", Action: mqtt.ActionTriage, Gateway: testPrefix, Expires: testNow.Add(time.Minute),
+			Device: "plc1", Advisory: "ICSA-24-011-01", Verdict: "not_affected", Justification: "vulnerable_code_not_in_execute_path"},
+		{ID: "c-10", Action: mqtt.ActionTriage, Gateway: testPrefix, Expires: testNow.Add(time.Minute),
+			Device: "plc1", Advisory: "SSA-123456", CVE: "CVE-2024-12345", Verdict: "mitigated", Control: "cell firewall FW-3: port 102 closed = only the HMI"},
 	} {
 		t.Run(c.Action, func(t *testing.T) {
 			got, err := mqtt.ParseCommand(sign(t, c, "ops-1", testPriv), testKeys, testNow)
@@ -110,6 +121,52 @@ func TestParseCommandRejects(t *testing.T) {
 		{"expired", good, testNow.Add(time.Hour), mqtt.ErrCommandExpired},
 		{"too far ahead", good, testNow.Add(-mqtt.MaxCommandLifetime), mqtt.ErrCommandMalformed},
 	}
+	goodTriage := sign(t, triage(), "ops-1", testPriv)
+	triageWith := func(f func(*mqtt.Command)) mqtt.Command { c := triage(); f(&c); return c }
+	// signed as it was sent, bypassing SignCommand's checks
+	signRaw := func(c mqtt.Command) []byte {
+		c.Key = "ops-1"
+		return edit(t, goodTriage, func(m map[string]any) {
+			a := m["args"].(map[string]any)
+			for k, v := range map[string]string{"device": c.Device, "advisory": c.Advisory, "cve": c.CVE, "verdict": c.Verdict,
+				"justification": c.Justification, "until": c.Until, "control": c.Control, "note": c.Note} {
+				if v == "" {
+					delete(a, k)
+				} else {
+					a[k] = v
+				}
+			}
+			m["sig"] = base64.StdEncoding.EncodeToString(ed25519.Sign(testPriv, mqtt.CanonicalCommand(c)))
+		})
+	}
+	tests = append(tests, []struct {
+		name    string
+		payload []byte
+		now     time.Time
+		want    error
+	}{
+		{"triage arg on approve", edit(t, good, func(m map[string]any) { m["args"].(map[string]any)["verdict"] = "mitigated" }), testNow, mqtt.ErrCommandMalformed},
+		{"job on triage", edit(t, goodTriage, func(m map[string]any) { m["args"].(map[string]any)["job"] = "j" }), testNow, mqtt.ErrCommandMalformed},
+		{"triage unknown verdict", signRaw(triageWith(func(c *mqtt.Command) { c.Verdict = "ignore" })), testNow, mqtt.ErrCommandMalformed},
+		{"triage no device", signRaw(triageWith(func(c *mqtt.Command) { c.Device = "" })), testNow, mqtt.ErrCommandMalformed},
+		{"triage bad cve", signRaw(triageWith(func(c *mqtt.Command) { c.CVE = "cve-1" })), testNow, mqtt.ErrCommandMalformed},
+		{"triage until passed", signRaw(triageWith(func(c *mqtt.Command) { c.Until = "2026-04-30" })), testNow, mqtt.ErrCommandMalformed},
+		{"triage until too far", signRaw(triageWith(func(c *mqtt.Command) { c.Until = "2031-05-02" })), testNow, mqtt.ErrCommandMalformed},
+		{"triage until not a date", signRaw(triageWith(func(c *mqtt.Command) { c.Until = "2027-01-31T00:00:00Z" })), testNow, mqtt.ErrCommandMalformed},
+		{"triage risk with control", signRaw(triageWith(func(c *mqtt.Command) { c.Control = "fw" })), testNow, mqtt.ErrCommandMalformed},
+		{"triage mitigated without control", signRaw(triageWith(func(c *mqtt.Command) { c.Verdict, c.Until = "mitigated", "" })), testNow, mqtt.ErrCommandMalformed},
+		{"triage bad justification", signRaw(triageWith(func(c *mqtt.Command) { c.Verdict, c.Until, c.Justification = "not_affected", "", "trust_me" })), testNow, mqtt.ErrCommandMalformed},
+		{"triage note with newline", signRaw(triageWith(func(c *mqtt.Command) { c.Note = "a\nb" })), testNow, mqtt.ErrCommandMalformed},
+		{"triage control too long", signRaw(triageWith(func(c *mqtt.Command) { c.Verdict, c.Until, c.Control = "mitigated", "", strings.Repeat("c", 201) })), testNow, mqtt.ErrCommandMalformed},
+		{"triage tampered verdict", edit(t, goodTriage, func(m map[string]any) {
+			a := m["args"].(map[string]any)
+			a["verdict"], a["justification"] = "not_affected", "component_not_present"
+			delete(a, "until")
+		}), testNow, mqtt.ErrBadSignature},
+		{"triage tampered until", edit(t, goodTriage, func(m map[string]any) { m["args"].(map[string]any)["until"] = "2031-01-31" }), testNow, mqtt.ErrBadSignature},
+		{"triage tampered device", edit(t, goodTriage, func(m map[string]any) { m["args"].(map[string]any)["device"] = "plc2" }), testNow, mqtt.ErrBadSignature},
+		{"triage by other key", sign(t, triage(), "ops-1", otherPriv), testNow, mqtt.ErrBadSignature},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := mqtt.ParseCommand(tt.payload, testKeys, tt.now)
@@ -138,6 +195,20 @@ func TestCanonicalCommand(t *testing.T) {
 		"job=job-7\nsha256=" + testSHA + "\ndevices=plc1,plc2\nwindow=\nkey=ops-1\n"
 	if got := string(mqtt.CanonicalCommand(c)); got != want {
 		t.Errorf("CanonicalCommand(approve) = %q, want %q", got, want)
+	}
+}
+
+// TestCanonicalTriage: a triage command is signed in the v2 form
+// (docs/mqtt.md); the v1 form of every other action is unchanged
+// (TestCanonicalCommand).
+func TestCanonicalTriage(t *testing.T) {
+	c := triage()
+	c.Key = "ops-1"
+	want := "fieldgate-command-v2\nid=c-8\naction=triage\ngateway=fieldgate/v1/site1/gw1\nexpires=2026-05-01T13:00:00Z\n" +
+		"device=plc1\nadvisory=ICSA-24-011-01\ncve=CVE-2024-0001\nverdict=risk_accepted\njustification=\nuntil=2027-01-31\n" +
+		"control=\nnote=until the 2027 shutdown\nkey=ops-1\n"
+	if got := string(mqtt.CanonicalCommand(c)); got != want {
+		t.Errorf("CanonicalCommand(triage) = %q, want %q", got, want)
 	}
 }
 
@@ -199,6 +270,11 @@ func FuzzParseCommand(f *testing.F) {
 	f.Add(good)
 	hint, _ := mqtt.SignCommand(mqtt.Command{ID: "h", Action: mqtt.ActionRefresh, Gateway: mqtt.DefaultBroadcastPrefix, Expires: testNow.Add(time.Hour)}, "ops-1", testPriv)
 	f.Add(hint)
+	tri, _ := mqtt.SignCommand(triage(), "ops-1", testPriv)
+	f.Add(tri)
+	f.Add([]byte(`{"id":"x","action":"triage","gateway":"g","expires":"2026-05-01T12:30:00Z","args":{"device":"d","advisory":"A","verdict":"mitigated","control":"c","note":"n"},"key":"ops-1","sig":""}`))
+	f.Add([]byte(`{"id":"x","action":"triage","gateway":"g","expires":"2026-05-01T12:30:00Z","args":{"device":"d","advisory":"A","cve":"CVE-2024-0001","verdict":"not_affected","justification":"component_not_present"}}`))
+	f.Add([]byte(`{"id":"x","action":"approve","gateway":"g","expires":"2026-05-01T12:30:00Z","args":{"job":"j","sha256":"` + testSHA + `","until":"2027-01-01"}}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"id":"x","action":"refresh","gateway":"g","expires":"2026-05-01T12:30:00Z","args":{},"key":"ops-1","sig":""}`))
 	f.Add([]byte(`{"id":"x","action":"defer","gateway":"g","expires":"2026-05-01T12:30:00Z","args":{"job":"j","window":"2026-05-01T12:30:00Z/2026-05-01T12:00:00Z"}}`))
