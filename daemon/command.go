@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fieldgate/fieldgate/daemon/advisory"
 	"github.com/fieldgate/fieldgate/daemon/api"
 	"github.com/fieldgate/fieldgate/daemon/mqtt"
 	"github.com/fieldgate/fieldgate/daemon/store"
@@ -191,6 +192,10 @@ func (cm *commander) execute(c mqtt.Command) error {
 			}
 		}
 		return errors.Join(errs...)
+	case mqtt.ActionTriage:
+		_, err := d.RecordVerdict(advisory.Verdict{Device: c.Device, Advisory: c.Advisory, CVE: c.CVE,
+			Kind: advisory.VerdictKind(c.Verdict), Justification: c.Justification, Until: c.Until, Control: c.Control, Note: c.Note}, actor, c.ID)
+		return err
 	}
 	return fmt.Errorf("action %q: %w", c.Action, errUnsupported)
 }
