@@ -195,6 +195,8 @@ the broker has the hint.`,
 				return c, nil
 			}},
 	}
+	triage, buildTriage := remoteTriage()
+	actions = append(actions, action{triage, buildTriage})
 	approve, deferCmd, updateNow, rollback := actions[0].cmd, actions[2].cmd, actions[3].cmd, actions[5].cmd
 	rollback.Flags().StringSliceVar(&rollbackDevices, "devices", nil, "devices to roll back (required)")
 	actions[7].cmd.Flags().StringSliceVar(&retryDevices, "devices", nil, "lift every hold of these devices")
