@@ -38,7 +38,8 @@ type Approval struct {
 // ErrRefused is wrapped by every refused approval or command.
 var ErrRefused = errors.New("refused")
 
-// approved reports whether j's policy is satisfied by unexpired approvals.
+// approved reports whether j's policy is satisfied by unexpired approvals
+// and, in a group with require_tested, valid test reports cover it.
 func (m *machine) approved(j store.Job) (bool, string) {
 	now := m.now()
 	has := func(kind string) bool {
@@ -46,6 +47,9 @@ func (m *machine) approved(j store.Job) (bool, string) {
 			inOccurrence := a.From.IsZero() || (!now.Before(a.From) && now.Before(a.Until))
 			return a.Kind == kind && now.Before(a.Expires) && inOccurrence
 		})
+	}
+	if why := m.untested(j); why != "" {
+		return false, "awaiting a staging test: " + why
 	}
 	var need []string
 	switch j.Policy {
@@ -106,6 +110,9 @@ func (d *Daemon) approve(a Approval) error {
 	want, got := slices.Sorted(slices.Values(devs)), slices.Sorted(slices.Values(a.Devices))
 	if !slices.Equal(want, got) {
 		return fmt.Errorf("approve %s: %w: approval is for devices %v, job updates %v", a.Job, ErrRefused, got, want)
+	}
+	if why := d.m.untested(j); why != "" {
+		return fmt.Errorf("approve %s: %w: %s", a.Job, ErrRefused, why)
 	}
 	if a.Window == "" && a.From.IsZero() {
 		return fmt.Errorf("approve %s: %w: approval names no window", a.Job, ErrRefused)

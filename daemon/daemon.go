@@ -334,6 +334,7 @@ func (d *Daemon) refresh(ctx context.Context) bool {
 			d.log.Warn("target rejected", "target", t.Name, "reason", t.MetaErr)
 		}
 	}
+	d.importReportDocuments(ctx, snap.Documents)
 	d.stage(ctx, snap)
 	return d.selfUpdate(ctx, snap)
 }

@@ -172,7 +172,7 @@ func severityRank(s string) int {
 func (m *machine) createJob(t tuf.Target, blob string, group config.Group, devs []string) error {
 	now := m.now().UTC()
 	ph := jobScheduled
-	if group.Approval != config.ApprovalAuto {
+	if group.Approval != config.ApprovalAuto || len(group.RequireTested) > 0 {
 		ph = jobAwaitingApproval
 	}
 	j := store.Job{
@@ -444,6 +444,9 @@ func (m *machine) advance(jobID, dev string, next phase, why string, mut func(*c
 	}
 	m.storeOK(dev)
 	m.log.Info("step", "job", jobID, "device", dev, "phase", next, "reason", why)
+	if next == stepCommitted {
+		m.testCommitted(jobID, dev)
+	}
 	return nil
 }
 

@@ -71,6 +71,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	addKeyFlags(root)
 	root.AddCommand(vendorCmds()...)
 	root.AddCommand(advisoryCmd())
+	root.AddCommand(reportCmd())
 	wirePKCS11(root)
 	return root
 }

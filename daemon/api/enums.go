@@ -168,6 +168,7 @@ func EventTypes() []string {
 		"hold-released",
 		"bundle-imported", "bundle-refused",
 		"self-update-staged", "self-update-committed", "self-update-rolled-back", "self-update-failed",
+		"test-report-signed", "test-report-failed", "test-report-imported", "test-report-refused",
 	}
 }
 

@@ -23,6 +23,10 @@ type Config struct {
 	Approvers []Approver `yaml:"approvers" mapstructure:"approvers"`
 	Board     Board      `yaml:"board" mapstructure:"board"`
 	Metrics   Metrics    `yaml:"metrics" mapstructure:"metrics"`
+
+	// StagingKeys are the staging gateways' keys whose signed test
+	// reports groups[].require_tested may ask for (docs/staging.md).
+	StagingKeys []StagingKey `yaml:"staging_keys" mapstructure:"staging_keys"`
 }
 
 // Approver is a person or system whose ed25519 key may sign remote
@@ -65,6 +69,18 @@ type Gateway struct {
 	// MaxParallel is how many devices may be updated at once on the
 	// gateway (1..64); devices on one bus segment never are.
 	MaxParallel int `yaml:"max_parallel" mapstructure:"max_parallel"`
+	// Role is production (default) or staging: a staging gateway runs
+	// jobs against its staging twin and signs a test report for every
+	// device step that commits (docs/staging.md).
+	Role string `yaml:"role" mapstructure:"role"`
+	// TestReportKey is a staging gateway's signing key file (made with
+	// fieldgatectl remote keygen); required with role staging. Its key
+	// id is gateway.id; production gateways list its public key under
+	// staging_keys.
+	TestReportKey string `yaml:"test_report_key" mapstructure:"test_report_key"`
+	// TestReportTTL is how long a test report a staging gateway signs
+	// stays valid; default 90 days (2160h).
+	TestReportTTL time.Duration `yaml:"test_report_ttl" mapstructure:"test_report_ttl"`
 	// Zone is the network exposure of the devices behind the gateway, for
 	// advisory priority: internet, dmz, control (default) or isolated. A
 	// device's zone overrides it.
@@ -228,6 +244,10 @@ type Group struct {
 	Canary int `yaml:"canary" mapstructure:"canary"`
 	// MaxFailures halts the job when more devices than this have failed.
 	MaxFailures int `yaml:"max_failures" mapstructure:"max_failures"`
+	// RequireTested lists staging_keys ids: a job of the group is not
+	// approved, nor run, until every device of it is covered by a valid
+	// test report signed by one of them for the same image and hardware id.
+	RequireTested []string `yaml:"require_tested" mapstructure:"require_tested"`
 }
 
 // Device is one field device behind the gateway.
@@ -353,6 +373,7 @@ func (c *Config) setDefaults() {
 		m.HintSpread = 10 * time.Second
 	}
 	c.defaultSparkplug()
+	c.defaultStaging()
 	c.defaultInventory()
 	e := &m.Embedded
 	for _, l := range []struct {

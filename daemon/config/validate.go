@@ -225,6 +225,7 @@ func (c *Config) Validate(checkDevice func(Device) error) error {
 		}
 	}
 	c.validateInventory(bad)
+	c.validateStaging(bad)
 	c.checkFiles(bad)
 	return errors.Join(errs...)
 }

@@ -68,6 +68,7 @@ type Request struct {
 	Dir    string        `json:"dir,omitempty"`
 	Device string        `json:"device,omitempty"`
 	Image  string        `json:"image,omitempty"`
+	File   string        `json:"file,omitempty"`
 }
 
 // Reply is the body of every POST answer.
@@ -260,6 +261,7 @@ func (s *Server) handler() http.Handler {
 		n, err := s.Reader.VerifyAudit()
 		return Reply{Count: n}, err
 	})
+	s.reportRoutes(mux, post)
 	return readBody(mux)
 }
 
