@@ -108,7 +108,8 @@ type Daemon struct {
 	errlog      *ratelimit
 	restage     chan struct{} // stage again from the last snapshot (a hold was lifted)
 
-	lastInventory string // the inventory document last published; the loop's own
+	lastInventory string     // the inventory document last published; the loop's own
+	adv           advisories // advisory documents, index and results (advisories.go)
 
 	mu          sync.Mutex // guards the fields below
 	snapshot    *tuf.Snapshot
@@ -169,6 +170,7 @@ func New(d Deps) (*Daemon, error) {
 		backoff:      map[string]backoff{},
 	}
 	dm.m.admits = dm.rolloutAdmits
+	dm.m.priority = dm.advisoryRank
 	if err := os.MkdirAll(dm.m.backups, 0o700); err != nil {
 		return nil, fmt.Errorf("backups: %w", err)
 	}
@@ -228,6 +230,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		d.checkHealth()
 		d.publishDevices()
 		d.publishInventory()
+		d.evaluateAdvisories(ctx)
 		d.publishGateway()
 		d.showState()
 		select {
@@ -335,6 +338,7 @@ func (d *Daemon) refresh(ctx context.Context) bool {
 		}
 	}
 	d.importReportDocuments(ctx, snap.Documents)
+	d.evaluateAdvisories(ctx) // new advisory documents, and jobs about to be staged ordered by their priority
 	d.stage(ctx, snap)
 	return d.selfUpdate(ctx, snap)
 }

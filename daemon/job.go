@@ -77,6 +77,9 @@ type machine struct {
 	// admits reports whether the rollout of a job's target, as last
 	// verified, still admits this gateway; nil admits every job.
 	admits func(store.Job) (bool, string)
+	// priority ranks a device by its advisory priority (0 act … 3 none),
+	// for the order of jobs; nil ranks every device alike.
+	priority func(dev string) int
 
 	pollInterval time.Duration // interlock and soak probes
 
@@ -166,6 +169,32 @@ func severityRank(s string) int {
 	return 0
 }
 
+// orderJobs sorts jobs in the order they are scheduled: by the most urgent
+// advisory priority of their devices (act, attend, track, none: rank gives
+// a device's, lower first; nil ranks every device alike), then by the
+// target's signed severity, then oldest first.
+func orderJobs(jobs []store.Job, rank func(dev string) int) {
+	urgency := func(j store.Job) int {
+		best := 3
+		if rank != nil {
+			for _, s := range j.Devices {
+				best = min(best, rank(s.Device))
+			}
+		}
+		return best
+	}
+	sort.SliceStable(jobs, func(a, b int) bool {
+		if ua, ub := urgency(jobs[a]), urgency(jobs[b]); ua != ub {
+			return ua < ub
+		}
+		ra, rb := severityRank(jobs[a].Severity), severityRank(jobs[b].Severity)
+		if ra != rb {
+			return ra > rb
+		}
+		return jobs[a].Created.Before(jobs[b].Created)
+	})
+}
+
 // createJob records a job for target t (already downloaded to blob) and
 // the devices of one group: scheduled, or awaiting approval if the group's
 // policy requires one.
@@ -212,13 +241,7 @@ func (m *machine) runJobs(ctx context.Context) {
 		m.log.Error("jobs", "err", err)
 		return
 	}
-	sort.SliceStable(jobs, func(a, b int) bool {
-		ra, rb := severityRank(jobs[a].Severity), severityRank(jobs[b].Severity)
-		if ra != rb {
-			return ra > rb
-		}
-		return jobs[a].Created.Before(jobs[b].Created)
-	})
+	orderJobs(jobs, m.priority)
 	for _, j := range jobs {
 		if jobTerminal(j.Phase) || ctx.Err() != nil {
 			continue

@@ -98,9 +98,10 @@ func newRoot(stdout io.Writer) *cobra.Command {
 		},
 	}
 	watchCmd.Flags().DurationVar(&alias.interval, "interval", time.Second, "how often to ask the daemon")
-	root.AddCommand(status, watchCmd, inventoryCommand(&socket, stdout))
-	root.AddCommand(reportsCommand(&socket, stdout))
+	root.AddCommand(status, watchCmd, inventoryCommand(&socket, stdout), advisoriesCommand(&socket, stdout))
 	root.AddCommand(controlCommands(&socket, stdout)...)
+	root.AddCommand(reportsCommand(&socket, stdout))
+	root.AddCommand(triageCommand(&socket, stdout))
 	root.AddCommand(remoteCommand(stdout))
 	root.AddCommand(fleetCommand(stdout))
 	root.AddCommand(tufCommand())

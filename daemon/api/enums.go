@@ -50,6 +50,7 @@ func ConditionNames() []string {
 		"store-unwritable",    // a transition could not be written
 		"disk-low",            // the state directory's disk is nearly full
 		"emergency-stop",      // an emergency stop is in force
+		"advisory-unreadable", // an advisory document could not be read or parsed; the others are used
 	}
 }
 
@@ -169,6 +170,8 @@ func EventTypes() []string {
 		"bundle-imported", "bundle-refused",
 		"self-update-staged", "self-update-committed", "self-update-rolled-back", "self-update-failed",
 		"test-report-signed", "test-report-failed", "test-report-imported", "test-report-refused",
+		"advisory-matched", "advisory-fixed",
+		"triage-recorded", "triage-removed",
 	}
 }
 
@@ -192,7 +195,7 @@ func CommandStatuses() []string {
 // CommandActions lists the values of CommandRequest.Action (daemon/mqtt
 // declares each).
 func CommandActions() []string {
-	return []string{"approve", "cancel", "defer", "update-now", "refresh", "rollback", "stop", "retry"}
+	return []string{"approve", "cancel", "defer", "update-now", "refresh", "rollback", "stop", "retry", "triage"}
 }
 
 // CommandRejectReasons lists the stable tokens a rejected command's

@@ -39,6 +39,12 @@ type InventoryReader interface {
 	Inventory(ctx context.Context) (api.Inventory, error)
 }
 
+// AdvisoryReader is implemented by a Reader that also serves every
+// device's advisories (GET /v1/advisories, for fieldgatectl advisories).
+type AdvisoryReader interface {
+	Advisories(ctx context.Context) (api.Advisories, error)
+}
+
 // Commander is what the control socket's commands change; the daemon
 // implements it. actor is who asked: "console uid=N" from the socket's
 // peer credentials.
@@ -192,6 +198,16 @@ func (s *Server) handler() http.Handler {
 			writeJSON(w, http.StatusOK, inv)
 		})
 	}
+	if ar, ok := s.Reader.(AdvisoryReader); ok {
+		mux.HandleFunc("GET /v1/advisories", func(w http.ResponseWriter, r *http.Request) {
+			adv, err := ar.Advisories(r.Context())
+			if err != nil {
+				writeJSON(w, http.StatusInternalServerError, Reply{Error: err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusOK, adv)
+		})
+	}
 	mux.HandleFunc("GET /v1/windows", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Reader.Windows())
 	})
@@ -262,6 +278,7 @@ func (s *Server) handler() http.Handler {
 		return Reply{Count: n}, err
 	})
 	s.reportRoutes(mux, post)
+	s.triageRoutes(mux)
 	return readBody(mux)
 }
 
