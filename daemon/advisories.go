@@ -381,13 +381,14 @@ func pairs(doc api.DeviceAdvisories) map[string]api.AdvisoryCVE {
 // the update took the device out of the affected range. Without a
 // snapshot (a restart before the first refresh) the target links of prev
 // are kept.
-func deviceAdvisories(x *advisory.Index, ids map[string]bool, dev api.InventoryDevice, verdicts []advisory.Verdict, now time.Time,
-	targets []tuf.Target, haveTargets bool, prev advisoryRecord) api.DeviceAdvisories {
-	item := InventoryItem(dev)
-	var ms []advisory.Match
-	if x != nil {
-		ms = x.Match(item)
+// matchDevice matches dev against the index (nil: nothing) and marks a
+// finding fixed when the device's firmware meets its fixed version:
+// advisories list the affected versions, the firmware moves on.
+func matchDevice(x *advisory.Index, dev api.InventoryDevice) []advisory.Match {
+	if x == nil {
+		return nil
 	}
+	ms := x.Match(InventoryItem(dev))
 	fw, hasFW := advisory.ParseVersion(dev.Firmware)
 	for i := range ms {
 		for j := range ms[i].Findings {
@@ -401,6 +402,33 @@ func deviceAdvisories(x *advisory.Index, ids map[string]bool, dev api.InventoryD
 			}
 		}
 	}
+	return ms
+}
+
+// currentMatches implements advisoryState (triage.go): the device's
+// matches now, before verdicts, so a verdict is pinned to the revision and
+// the findings the engineer decided on.
+func (d *Daemon) currentMatches(device string) []advisory.Match {
+	a := &d.adv
+	a.mu.Lock()
+	x := a.index
+	a.mu.Unlock()
+	inv, err := d.Inventory(context.Background())
+	if x == nil || err != nil {
+		return nil
+	}
+	for _, dev := range inv.Devices {
+		if dev.ID == device {
+			return matchDevice(x, dev)
+		}
+	}
+	return nil
+}
+
+func deviceAdvisories(x *advisory.Index, ids map[string]bool, dev api.InventoryDevice, verdicts []advisory.Verdict, now time.Time,
+	targets []tuf.Target, haveTargets bool, prev advisoryRecord) api.DeviceAdvisories {
+	item := InventoryItem(dev)
+	ms := matchDevice(x, dev)
 	ms = advisory.ApplyVerdicts(dev.ID, ms, verdicts, nil, now) // after the fixed check: a verdict is on what is still affected
 	pr := advisory.Prioritize(item, ms)
 	doc := api.DeviceAdvisories{Device: dev.ID, Priority: api.PriorityNone, Matches: []api.AdvisoryMatch{}}

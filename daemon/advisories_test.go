@@ -550,3 +550,44 @@ func TestAdvisoryVerdicts(t *testing.T) {
 		t.Errorf("a verdict emitted %q, want no advisory event", ev)
 	}
 }
+
+// TestVerdictPinnedToRevision: a verdict recorded through RecordVerdict is
+// pinned to the revision of the advisory the device matches now, with the
+// findings it was decided on, so that a later revision that says
+// something else about the device asks for a review instead of keeping it.
+func TestVerdictPinnedToRevision(t *testing.T) {
+	ctx := context.Background()
+	repo := advisoryRepo(t)
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	d := newAdvisoryDaemon(t, dir, st, repo.Client(t, nil), nil, advisoryDevices())
+	d.inventory(ctx)
+	d.refresh(ctx)
+	d.evaluateAdvisories(ctx)
+	got, _ := d.Advisories(ctx)
+	var want string
+	for _, m := range got.Devices[2].Matches {
+		if m.Advisory == "ICSA-24-065-01" {
+			want = m.Revision
+		}
+	}
+	if want == "" {
+		t.Fatalf("door does not match ICSA-24-065-01: %+v", got.Devices[2])
+	}
+	v, err := d.RecordVerdict(advisory.Verdict{Device: "door", Advisory: "ICSA-24-065-01", Kind: advisory.VerdictMitigated,
+		Control: "door controller on its own VLAN"}, "test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Revision != want || len(v.Basis) == 0 {
+		t.Errorf("recorded verdict revision %q with %d findings as basis, want revision %q and a basis", v.Revision, len(v.Basis), want)
+	}
+	stored, err := st.Verdicts("door")
+	if err != nil || len(stored) != 1 || stored[0].Revision != want {
+		t.Errorf("stored verdicts %+v (%v), want one pinned to revision %q", stored, err, want)
+	}
+}
