@@ -35,6 +35,8 @@ var owners = map[string]string{
 	"github.com/fxamacker/cbor":            "devices",
 	"github.com/VictoriaMetrics/metrics":   "daemon/metrics",
 	"github.com/miekg/pkcs11":              "tuf/publish/pkcs11",
+	"github.com/CycloneDX/cyclonedx-go":    "cmd/fieldgatectl",   // never in fieldgated
+	"github.com/gocsaf/csaf":               "cmd/fieldgate-repo", // schema validation at publish time only
 }
 
 func tree(pkg string) string { // "github.com/fieldgate/fieldgate/devices/xmodem" -> "devices/xmodem"
