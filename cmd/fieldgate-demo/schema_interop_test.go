@@ -75,6 +75,10 @@ func schemaOf(topic string) string {
 		return "status.schema.json"
 	case rest == "events":
 		return "event.schema.json"
+	case rest == "inventory":
+		return "inventory.schema.json"
+	case len(parts) == 2 && parts[0] == "advisories":
+		return "advisories.schema.json"
 	case len(parts) == 2 && parts[0] == "devices":
 		return "device.schema.json"
 	case len(parts) == 2 && parts[0] == "jobs":
@@ -227,7 +231,7 @@ func TestInteropSchemaCapturedPayloads(t *testing.T) {
 	}
 	t.Logf("validated %d payloads: %v; %d rejected", len(checked), perSchema, bad)
 	for _, s := range []string{"status.schema.json", "device.schema.json", "job.schema.json", "event.schema.json",
-		"command.schema.json", "command-result.schema.json"} {
+		"command.schema.json", "command-result.schema.json", "inventory.schema.json"} {
 		if perSchema[s] == 0 {
 			t.Errorf("no payload captured for %s", s)
 		}

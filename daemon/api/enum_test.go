@@ -355,6 +355,7 @@ func TestEnumsDocumented(t *testing.T) {
 		"TargetSeverities": api.TargetSeverities(), "LEDPatterns": api.LEDPatterns(), "DisplayPages": api.DisplayPages(),
 		"EventTypes": api.EventTypes(), "CommandStatuses": api.CommandStatuses(), "CommandActions": api.CommandActions(),
 		"CommandRejectReasons": api.CommandRejectReasons(), "TransportReasons": api.TransportReasons(),
+		"AdvisoryPriorities": api.AdvisoryPriorities(),
 	}
 	heading := regexp.MustCompile("^#+ .*`api\\.([A-Za-z]+)`")
 	row := regexp.MustCompile("^\\| `([^`]+)` \\|")

@@ -58,6 +58,8 @@ func schemaDocs() []schemaDoc {
 		{"command-result.schema.json", "fieldgate command result", "{prefix}/cmd/{cmd_id}/result",
 			[]any{api.CommandResult{}, api.OutboxCompacted{}}},
 		{"command.schema.json", "fieldgate command request", "{prefix}/cmd/{cmd_id}", []any{api.CommandRequest{}}},
+		{"inventory.schema.json", "fieldgate inventory", "{prefix}/inventory", []any{api.Inventory{}}},
+		{"advisories.schema.json", "fieldgate device advisories", "{prefix}/advisories/{device_id}", []any{api.DeviceAdvisories{}}},
 	}
 }
 
@@ -65,17 +67,19 @@ func schemaDocs() []schemaDoc {
 // definition and property name; "leds" constrains the map's values.
 func enums() map[string]map[string][]string {
 	return map[string]map[string][]string{
-		"Gateway":         {"state": api.GatewayStates(), "display": api.DisplayPages(), "leds": api.LEDPatterns()},
-		"Condition":       {"name": api.ConditionNames(), "severity": api.Severities()},
-		"Device":          {"state": api.DeviceStates(), "protocol": api.DeviceProtocols()},
-		"Job":             {"phase": api.JobPhases(), "approval_policy": api.ApprovalPolicies(), "severity": api.TargetSeverities()},
-		"Approval":        {"kind": api.ApprovalKinds()},
-		"Step":            {"phase": api.StepPhases()},
-		"Event":           {"type": api.EventTypes()},
-		"CommandResult":   {"status": api.CommandStatuses(), "action": api.CommandActions()},
-		"CommandRequest":  {"action": api.CommandActions()},
-		"StatusPayload":   {"reason": api.TransportReasons()},
-		"OutboxCompacted": {},
+		"Gateway":          {"state": api.GatewayStates(), "display": api.DisplayPages(), "leds": api.LEDPatterns()},
+		"Condition":        {"name": api.ConditionNames(), "severity": api.Severities()},
+		"Device":           {"state": api.DeviceStates(), "protocol": api.DeviceProtocols()},
+		"Job":              {"phase": api.JobPhases(), "approval_policy": api.ApprovalPolicies(), "severity": api.TargetSeverities()},
+		"Approval":         {"kind": api.ApprovalKinds()},
+		"Step":             {"phase": api.StepPhases()},
+		"Event":            {"type": api.EventTypes()},
+		"CommandResult":    {"status": api.CommandStatuses(), "action": api.CommandActions()},
+		"CommandRequest":   {"action": api.CommandActions()},
+		"StatusPayload":    {"reason": api.TransportReasons()},
+		"OutboxCompacted":  {},
+		"InventoryDevice":  {"zone": api.InventoryZones(), "criticality": api.InventoryCriticalities()},
+		"DeviceAdvisories": {"priority": api.AdvisoryPriorities()},
 	}
 }
 
