@@ -121,3 +121,39 @@ func TestBadCommandsChangeNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestSignedApprovalForOneInterval: a remote approval may name an interval
+// (args.window); it must lie within one opening of the job's window, and
+// one that runs past the opening's close is rejected and approves nothing.
+func TestSignedApprovalForOneInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, priv := commandRig(t)
+		j := r.onlyJob(t)
+		now := time.Now().Truncate(time.Second)
+		sendApprove := func(id string, from, until time.Time) []string {
+			c := mqtt.Command{ID: id, Action: mqtt.ActionApprove, Gateway: r.d.cfg.MQTT.Prefix,
+				Expires: now.Add(time.Hour), Job: j.ID, SHA256: j.SHA256, Window: mqtt.Window{Start: from, End: until}}
+			payload, err := mqtt.SignCommand(c, "ops", priv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			send(r, id, payload)
+			return results(t, r, id)
+		}
+		// The rig's window opens daily at midnight UTC for 24 hours.
+		closes := now.Truncate(24 * time.Hour).Add(24 * time.Hour)
+		if got := sendApprove("past-close", closes.Add(-time.Hour), closes.Add(time.Hour)); len(got) != 2 || !strings.HasPrefix(got[1], "rejected:") {
+			t.Fatalf("approval past the window's close: results %v, want accepted then rejected", got)
+		}
+		if j := r.onlyJob(t); len(j.Approvals) != 0 {
+			t.Fatalf("a rejected interval approved the job: %+v", j.Approvals)
+		}
+		if got := sendApprove("inside", now, now.Add(time.Hour)); len(got) != 2 || got[1] != "succeeded:" {
+			t.Fatalf("approval within the opening: results %v, want accepted then succeeded", got)
+		}
+		r.settle(context.Background())
+		if j := r.onlyJob(t); j.Phase != jobSucceeded {
+			t.Errorf("job %q after an approval for this hour, want succeeded", j.Phase)
+		}
+	})
+}

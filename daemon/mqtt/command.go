@@ -173,7 +173,7 @@ const (
 )
 
 var actionArgs = map[string]argRule{
-	ActionApprove:   {job: req, sha: req, devices: may},
+	ActionApprove:   {job: req, sha: req, devices: may, window: may}, // window: this opening of the job's window only
 	ActionCancel:    {job: req},
 	ActionDefer:     {job: req, window: req},
 	ActionUpdateNow: {job: may, sha: may, devices: may}, // job or devices, checked below
