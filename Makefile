@@ -41,7 +41,7 @@ CGOBUILD   := CGO_ENABLED=1 CGO_CFLAGS='$(PKCS11_CFLAGS)' GOOS=linux go build -t
 
 help:
 	@echo "make build    build the binaries into dist/"
-	@echo "make demo     run the whole update path locally (signed repo, embedded broker, simulated devices)"
+	@echo "make demo     run the whole update path locally (signed repo, embedded broker, simulated devices), then the patch loop (advisory, staging test, approval, fixed)"
 	@echo "make test     vet, then every test with the race detector (CI=true makes missing peers fail)"
 	@echo "make test-crash  kill -9 the daemon during jobs: at random, in chosen phases, densely; 100 runs of each"
 	@echo "make interop  only the tests against real peers (lrzsz, mosquitto, tftpd, sshd, pymodbus)"
@@ -134,6 +134,7 @@ bench:
 
 demo: build
 	./dist/fieldgate-demo -bin dist -work .demo
+	./dist/fieldgate-demo patch-loop -bin dist -work .demo/patch-loop
 
 ci: test
 

@@ -5,7 +5,10 @@
 // serves it, starts simulated serial devices with fieldgate-sim, runs
 // fieldgated (with its embedded MQTT broker) inside an open window, watches
 // the retained MQTT status as a central dashboard would, and stops
-// everything when every device reports the new version. `make demo` runs it.
+// everything when every device reports the new version. `make demo` runs it,
+// then `fieldgate-demo patch-loop`: an advisory matched, the fix tested on a
+// staging gateway, approved once its signed report is published, installed,
+// and the advisory fixed.
 package main
 
 import (
@@ -31,6 +34,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) > 0 && args[0] == "patch-loop" {
+		return runPatchLoopCmd(ctx, args[1:], out)
+	}
 	fs := flag.NewFlagSet("fieldgate-demo", flag.ContinueOnError)
 	bin := fs.String("bin", "dist", "directory holding the fieldgate binaries")
 	work := fs.String("work", ".demo", "work directory (wiped first)")
