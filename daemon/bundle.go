@@ -32,6 +32,7 @@ func (d *Daemon) Import(ctx context.Context, dir, actor string) (int, error) {
 	d.mu.Unlock()
 	d.audit(store.Event{Type: "bundle-imported", Actor: actor, Detail: map[string]any{
 		"dir": dir, "targets": fmt.Sprint(len(snap.Targets))}})
+	d.importReportDocuments(ctx, snap.Documents) // test reports travel in the bundle with the firmware
 	n := d.stage(ctx, snap)
 	d.m.kick()
 	d.log.Info("offline bundle imported", "dir", dir, "targets", len(snap.Targets), "jobs_staged", n, "actor", actor)

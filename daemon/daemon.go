@@ -110,6 +110,7 @@ type Daemon struct {
 
 	lastInventory string     // the inventory document last published; the loop's own
 	adv           advisories // advisory documents, index and results (advisories.go)
+	reportDocs    reportDocs // test report documents looked at (staging.go)
 
 	mu          sync.Mutex // guards the fields below
 	snapshot    *tuf.Snapshot

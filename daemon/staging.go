@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fieldgate/fieldgate/daemon/config"
@@ -287,9 +288,25 @@ func (d *Daemon) ImportTestReport(payload []byte, actor, source string) (r testr
 // the repository publishes as documents. Fetch keeps verified blobs in
 // the store, so after a restart nothing is downloaded again; a report
 // already stored is not audited again.
+//
+// Each document is looked at once per run (by name and sha256): a shared
+// repository carries reports of other sites' staging keys, which this
+// gateway does not trust and skips quietly, and a refused report is
+// audited once, not at every refresh.
 func (d *Daemon) importReportDocuments(ctx context.Context, docs []tuf.Document) {
 	for _, doc := range docs {
 		if doc.Meta.Kind != tuf.DocumentTestReport {
+			continue
+		}
+		key := doc.Name + "\x00" + doc.Hashes["sha256"]
+		d.reportDocs.Lock()
+		seen := d.reportDocs.seen[key]
+		if d.reportDocs.seen == nil {
+			d.reportDocs.seen = map[string]bool{}
+		}
+		d.reportDocs.seen[key] = true
+		d.reportDocs.Unlock()
+		if seen {
 			continue
 		}
 		if doc.Length > testreport.MaxSize {
@@ -306,10 +323,20 @@ func (d *Daemon) importReportDocuments(ctx context.Context, docs []tuf.Document)
 			d.log.Warn("read test report", "target", doc.Name, "err", err)
 			continue
 		}
+		if _, err := testreport.Parse(raw, d.cfg.StagingPublicKeys(), d.now()); errors.Is(err, testreport.ErrUnknownKey) {
+			d.log.Debug("test report of a staging key not trusted here", "target", doc.Name, "err", err)
+			continue
+		}
 		if _, _, err := d.ImportTestReport(raw, "tuf", "tuf:"+doc.Name); err != nil {
 			d.log.Warn("test report", "target", doc.Name, "err", err)
 		}
 	}
+}
+
+// reportDocs remembers the test report documents looked at in this run.
+type reportDocs struct {
+	sync.Mutex
+	seen map[string]bool // name and sha256
 }
 
 // TestReports returns every stored report that verifies now (own and

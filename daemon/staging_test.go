@@ -379,3 +379,55 @@ func TestRemoteApprovalNeedsTestReport(t *testing.T) {
 		}
 	})
 }
+
+// TestReportDocumentsQuietAcrossRefreshes: a shared repository carries
+// reports of staging keys this gateway does not trust (skipped without an
+// audit record) and may carry one that does not verify (audited once, not
+// at every refresh), so an idle refresh adds nothing to the audit log.
+func TestReportDocumentsQuietAcrossRefreshes(t *testing.T) {
+	ctx := context.Background()
+	bench := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))
+	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
+	repo := tuftest.New(t)
+	image := devicetest.Image("2.0.0", 300)
+	repo.Publish("fw/2.0.0.bin", image, tuf.Meta{Hardware: []string{"hw1"}, Version: "2.0.0", SecurityCounter: 5, Protocol: "fake"})
+	r := newRigWith(t, false, func(c *config.Config) {
+		c.StagingKeys = []config.StagingKey{{ID: "bench-1", PublicKey: base64.StdEncoding.EncodeToString(bench.Public().(ed25519.PublicKey))}}
+		c.Groups[0].Approval = config.ApprovalLocal
+		c.Groups[0].RequireTested = []string{"bench-1"}
+	}, "a")
+	dir := t.TempDir()
+	client, err := tuf.New(tuf.Config{MetadataURL: repo.MetadataURL, TargetsURL: repo.TargetsURL, TrustedRoot: repo.RootPath,
+		MetadataDir: filepath.Join(dir, "md"), BlobDir: filepath.Join(dir, "blobs")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.d.src = client
+	now := time.Now().UTC()
+	publishReport := func(name, keyID string, key ed25519.PrivateKey, expires time.Time) {
+		raw, err := testreport.Sign(testreport.Report{ID: keyID + ".job.twin", Site: "lab", Gateway: keyID, Target: "fw/2.0.0.bin",
+			SHA256: strings.Repeat("ab", 32), Length: int64(len(image)), Version: "2.0.0", HardwareID: "hw1", Device: "twin",
+			Steps:           []testreport.Step{{Phase: "committed", Result: "ok", At: now.Add(-time.Hour)}},
+			VersionReadBack: "2.0.0", Started: now.Add(-2 * time.Hour), Finished: now.Add(-time.Hour), Expires: expires}, keyID, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(dir, name)
+		if err := os.WriteFile(file, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := repo.Pub.AddDocument("test-reports/"+name, file,
+			tuf.DocumentMeta{Kind: tuf.DocumentTestReport, ID: keyID + ".job.twin", Revision: "1", Released: now}, publish.DocumentOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishReport("other-site.json", "other-site", other, now.Add(24*time.Hour))
+	publishReport("expired.json", "bench-1", bench, now.Add(-time.Minute))
+	repo.Commit()
+	for range 3 {
+		r.d.refresh(ctx)
+	}
+	if ev := auditOf(t, r.st, "test-report-refused"); len(ev) != 1 || ev[0].Detail["reason"] != "expired" {
+		t.Errorf("test-report-refused after 3 refreshes = %+v, want one, for the expired report", ev)
+	}
+}
