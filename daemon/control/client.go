@@ -34,14 +34,9 @@ func NewClient(path string) *Client {
 // holding the daemon's reason.
 func (c *Client) Post(ctx context.Context, path string, req Request) (Reply, error) {
 	var rep Reply
-	body, _ := json.Marshal(req)
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://fieldgated"+path, bytes.NewReader(body))
+	resp, err := c.do(ctx, http.MethodPost, path, req)
 	if err != nil {
 		return rep, err
-	}
-	resp, err := c.http.Do(hreq)
-	if err != nil {
-		return rep, fmt.Errorf("is fieldgated running? %w", err)
 	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&rep); err != nil {
@@ -53,15 +48,33 @@ func (c *Client) Post(ctx context.Context, path string, req Request) (Reply, err
 	return rep, nil
 }
 
-// Get fetches path into v (JSON) or copies it to w when v is an io.Writer.
-func (c *Client) Get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://fieldgated"+path, nil)
+// do sends one request with body (JSON; nil: none) to the daemon. The
+// caller closes the response body.
+func (c *Client) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://fieldgated"+path, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("is fieldgated running? %w", err)
+		return nil, fmt.Errorf("is fieldgated running? %w", err)
+	}
+	return resp, nil
+}
+
+// Get fetches path into v (JSON) or copies it to w when v is an io.Writer.
+func (c *Client) Get(ctx context.Context, path string, v any) error {
+	resp, err := c.do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -86,19 +99,7 @@ func (c *Client) Inventory(ctx context.Context) (api.Inventory, error) {
 // Status fetches the daemon's status.
 func (c *Client) Status(ctx context.Context) (api.Status, error) {
 	var st api.Status
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://fieldgated/v1/status", nil)
-	if err != nil {
-		return st, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return st, fmt.Errorf("status: is fieldgated running? %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("status: daemon answered %s", resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+	if err := c.Get(ctx, "/v1/status", &st); err != nil {
 		return st, fmt.Errorf("status: %w", err)
 	}
 	return st, nil

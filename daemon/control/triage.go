@@ -3,7 +3,6 @@
 package control
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -107,14 +106,9 @@ func (c *Client) RemoveVerdict(ctx context.Context, device, adv, cve string) err
 
 func (c *Client) postVerdict(ctx context.Context, path string, v advisory.Verdict) (VerdictReply, error) {
 	var rep VerdictReply
-	body, _ := json.Marshal(v)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://fieldgated"+path, bytes.NewReader(body))
+	resp, err := c.do(ctx, http.MethodPost, path, v)
 	if err != nil {
 		return rep, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return rep, fmt.Errorf("is fieldgated running? %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
