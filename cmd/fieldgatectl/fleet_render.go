@@ -211,16 +211,5 @@ func (r *fleetRenderer) draw(v fleetView, note string) {
 	var b bytes.Buffer
 	r.tables(&b, v)
 	view = append(view, strings.Split(strings.TrimRight(b.String(), "\n"), "\n")...)
-	if lines > 1 && len(view) > lines-1 {
-		more := len(view) - (lines - 2)
-		view = append(view[:lines-2], fmt.Sprintf("… %d more lines (a taller terminal, --site or --json show them)", more))
-	}
-	var out bytes.Buffer
-	out.WriteString(home)
-	for _, l := range view {
-		out.WriteString(cut(l, cols))
-		out.WriteString(clearLine + "\n")
-	}
-	out.WriteString(clearBelow)
-	r.out.Write(out.Bytes())
+	paint(r.out, view, lines, cols, "a taller terminal, --site or --json show them")
 }

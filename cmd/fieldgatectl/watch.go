@@ -369,9 +369,17 @@ func (w *watcher) draw(now time.Time, rows []row) {
 		}
 		view = append(view, r.text)
 	}
+	paint(w.out, view, lines, cols, "a taller terminal shows them")
+}
+
+// paint draws view on a terminal of lines × cols from its top-left corner,
+// each line cut to the width and the rest of the screen cleared; a view
+// taller than the terminal ends with a line saying how many lines are not
+// shown and what shows them (hint).
+func paint(out io.Writer, view []string, lines, cols int, hint string) {
 	if lines > 1 && len(view) > lines-1 {
 		more := len(view) - (lines - 2)
-		view = append(view[:lines-2], fmt.Sprintf("… %d more lines (a taller terminal shows them)", more))
+		view = append(view[:lines-2], fmt.Sprintf("… %d more lines (%s)", more, hint))
 	}
 	var b bytes.Buffer
 	b.WriteString(home)
@@ -380,7 +388,7 @@ func (w *watcher) draw(now time.Time, rows []row) {
 		b.WriteString(clearLine + "\n")
 	}
 	b.WriteString(clearBelow)
-	w.out.Write(b.Bytes())
+	out.Write(b.Bytes())
 }
 
 // cut shortens s to at most n characters.
