@@ -105,12 +105,7 @@ func (c *commander) handleCommand(topic string, payload []byte) {
 		c.commandResult(id, cmd, "rejected", fmt.Sprintf("malformed: command id %q does not match its topic", cmd.ID))
 		return
 	}
-	var replay bool
-	err = d.st.Update(func(tx *store.Tx) error {
-		var err error
-		replay, err = tx.SeenCommand(cmd.ID, cmd.Expires, now)
-		return err
-	})
+	replay, err := c.replayed(cmd, now)
 	switch {
 	case err != nil:
 		c.commandResult(id, cmd, "failed", "store: "+err.Error())
@@ -129,6 +124,17 @@ func (c *commander) handleCommand(topic string, payload []byte) {
 		return
 	}
 	c.commandResult(id, cmd, "succeeded", "")
+}
+
+// replayed records cmd's id as used (kept until it expires) and reports
+// whether it was used before.
+func (c *commander) replayed(cmd mqtt.Command, now time.Time) (replay bool, err error) {
+	err = c.d.st.Update(func(tx *store.Tx) error {
+		var err error
+		replay, err = tx.SeenCommand(cmd.ID, cmd.Expires, now)
+		return err
+	})
+	return replay, err
 }
 
 var errUnsupported = errors.New("not supported")
@@ -251,11 +257,7 @@ func (c *commander) handleHint(mcfg mqtt.Config, id string, payload []byte) {
 	}
 	if err == nil {
 		var replay bool
-		err = d.st.Update(func(tx *store.Tx) error {
-			var err error
-			replay, err = tx.SeenCommand(cmd.ID, cmd.Expires, now)
-			return err
-		})
+		replay, err = c.replayed(cmd, now)
 		switch {
 		case err != nil:
 			reason = "store"
