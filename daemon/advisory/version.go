@@ -16,6 +16,9 @@ import (
 type Version struct {
 	Raw   string
 	parts []part
+	// line is set for a version written with a wildcard ("12.4.*",
+	// "6.x", "2.2.0 *"): it names a release line (see Constraint.Line).
+	line bool
 }
 
 type part struct {
@@ -49,6 +52,11 @@ func ParseVersion(s string) (Version, bool) {
 	}
 	if !strings.ContainsAny(t, "0123456789") {
 		return v, false
+	}
+	// A trailing wildcard names a release line: "12.4.*", "12.4.x",
+	// "5.1.0-x", "2.2.0 *".
+	if u := strings.TrimRight(t, " *"); u != t || len(u) > 2 && u[len(u)-1] == 'x' && strings.IndexByte(".- ", u[len(u)-2]) >= 0 {
+		t, v.line = strings.TrimRight(strings.TrimSuffix(u, "x"), " .-"), true
 	}
 	// Strip leading words that name the thing, not the version:
 	// "Firmware_6.62", "Ver.2.1", "V3.0", "FW 1.2".

@@ -30,13 +30,21 @@ type Range struct {
 type Constraint struct {
 	Op string // "<", "<=", ">", ">=", "=", "!="
 	V  Version
+	// Line is set when V names a release line rather than one release:
+	// "12.4.*", "6.x", or a bare "2.2.3" in free text, which vendors such
+	// as Hitachi Energy write for "all revisions of 2.2.3". An "=" or "<="
+	// on a line also holds the versions that extend it (2.2.3.2, 12.4.1).
+	Line bool
+	bare bool // written without a comparator
 }
 
 // ParseRange reads a version range; Parsed reports whether it could.
 func ParseRange(s string) Range {
 	r := Range{Raw: s}
 	t := s
+	free := true // free text, not a vers: specifier
 	if rest, ok := strings.CutPrefix(t, "vers:"); ok {
+		free = false
 		// vers:<scheme>/<constraints>; CISA writes scheme "all".
 		if _, c, ok := strings.Cut(rest, "/"); ok {
 			t = c
@@ -44,13 +52,20 @@ func ParseRange(s string) Range {
 			return r
 		}
 	}
-	t = strings.Join(strings.Fields(strings.NewReplacer("_", " ", "(", " ", ")", " ", "\"", " ").Replace(t)), " ")
+	t = strings.Join(strings.Fields(strings.NewReplacer("_", " ", "(", " ", ")", " ", "\"", " ", "\u2014", " - ", "\u2013", " - ", " -", " - ").Replace(t)), " ")
 	l := asciiLower(t)
 
 	// "*", "All versions", "all versions with Fortinet NGFW".
 	if l == "*" || strings.HasPrefix(l, "* ") {
 		r.All, r.Parsed, r.Condition = true, true, strings.TrimSpace(t[1:])
 		return r
+	}
+	// "All BIOS versions < V1.2.3": a word naming what is versioned.
+	if strings.HasPrefix(l, "all ") {
+		if w, rest, ok := strings.Cut(l[4:], " "); ok && !strings.ContainsAny(w, "0123456789<>=") && strings.HasPrefix(rest, "versions ") {
+			t, l = t[4+len(w)+1:], rest
+			t, l = "All "+t, "all "+l
+		}
 	}
 	for _, p := range []string{"all versions", "all version"} {
 		if rest, ok := strings.CutPrefix(l, p); ok {
@@ -62,7 +77,11 @@ func ParseRange(s string) Range {
 				return r
 			case strings.HasPrefix(rest, "<") || strings.HasPrefix(rest, "prior to") || strings.HasPrefix(rest, "before") || strings.HasPrefix(rest, "earlier than"):
 				t, l = t[off:], rest
-			case strings.HasPrefix(rest, "with ") && !strings.ContainsAny(rest, "<>"):
+			case strings.HasPrefix(rest, "with ") && !strings.ContainsAny(rest, "<>"),
+				!strings.ContainsAny(rest, "<>0123456789"):
+				// "All versions with Fortinet NGFW", "All versions in
+				// non-default configuration", "all versions only if web
+				// components are used".
 				r.All, r.Parsed, r.Condition = true, true, t[off:]
 				return r
 			default:
@@ -75,16 +94,14 @@ func ParseRange(s string) Range {
 	t = t[len(t)-len(l):]
 
 	// Words for comparators: "prior to 5.3", "1.0 through 1.3", "4.2 and later".
+	var conds []string
 	if c, ok := wordRange(t, l); ok {
-		r.Constraints, r.Parsed = c.Constraints, true
-		r.Condition = c.Condition
-		r.sort()
-		return r
+		r.Constraints, r.Condition = c.Constraints, c.Condition
+		goto done
 	}
 
 	// Comparator form: "<V9.9", ">=9.9|<=9.9", ">=V9.9<V9.9", "V3.0 < V3.1.2",
 	// "9.9|9.9|9.9" (a list of exact versions).
-	var conds []string
 	for _, alt := range strings.Split(t, "|") {
 		alt = strings.TrimSpace(alt)
 		if alt == "" {
@@ -99,6 +116,7 @@ func ParseRange(s string) Range {
 		}
 		for start := len(r.Constraints); alt != ""; {
 			op, n := opPrefix(alt)
+			bare := false
 			if op == "" {
 				if len(r.Constraints) > start || !strings.ContainsAny(alt, "0123456789") {
 					// trailing text after a version: a condition.
@@ -106,13 +124,14 @@ func ParseRange(s string) Range {
 					break
 				}
 				op = "="
+				bare = true
 			}
 			alt = strings.TrimSpace(alt[n:])
 			v, rest, ok := leadingVersion(alt)
 			if !ok {
 				return Range{Raw: s}
 			}
-			r.Constraints = append(r.Constraints, Constraint{Op: op, V: v})
+			r.Constraints = append(r.Constraints, Constraint{Op: op, V: v, bare: bare})
 			alt = strings.TrimSpace(rest)
 			if op, _ := opPrefix(alt); alt != "" && op == "" {
 				conds = append(conds, alt)
@@ -123,7 +142,22 @@ func ParseRange(s string) Range {
 	if len(r.Constraints) == 0 {
 		return Range{Raw: s}
 	}
-	r.Parsed, r.Condition = true, strings.Join(conds, "; ")
+	r.Condition = strings.Join(conds, "; ")
+done:
+	// In free text a bare version and a "<=" on a major number name
+	// release lines: "10 | 11" holds 11.0.2, "V32 and earlier" holds
+	// 32.011, while "9.0 and prior" does not hold 9.0.1. A bare version
+	// before an upper bound above it, "13.0 | < 13.0.1", is the lower
+	// bound CISA left its comparator off.
+	cs := r.Constraints
+	for i := range cs {
+		c := &cs[i]
+		c.Line = c.V.line || free && (c.Op == "=" || c.Op == "<=" && len(c.V.parts) == 1 && c.V.parts[0].isNum)
+		if c.bare && free && i+1 < len(cs) && (cs[i+1].Op == "<" || cs[i+1].Op == "<=") && Compare(c.V, cs[i+1].V) < 0 {
+			c.Op, c.Line = ">=", false
+		}
+	}
+	r.Parsed = true
 	r.sort()
 	return r
 }
@@ -131,10 +165,13 @@ func ParseRange(s string) Range {
 // opPrefix returns the comparator s starts with and its length; "" for
 // none. "==" is returned as "=".
 func opPrefix(s string) (string, int) {
-	for _, op := range []string{"<=", ">=", "!=", "==", "<", ">", "="} {
+	for _, op := range []string{"<=", ">=", "!=", "==", "=<", "=>", "<", ">", "="} {
 		if strings.HasPrefix(s, op) {
-			if op == "==" {
+			switch op {
+			case "==":
 				return "=", 2
+			case "=<", "=>": // written backwards: "=< 2.1.0.x"
+				return op[1:] + "=", 2
 			}
 			return op, len(op)
 		}
@@ -161,16 +198,27 @@ func leadingVersion(s string) (Version, string, bool) {
 		if op, _ := opPrefix(f); op != "" {
 			break
 		}
-		if i := strings.IndexAny(f, "<>=!|"); i > 0 {
+		i := strings.IndexAny(f, "<>=!|")
+		// "12.4.1-12.4.11": a range written with a hyphen. A hyphen
+		// inside one version ("6.0.0-1", a build; "MX-V4.7") is not one:
+		// both sides must be numbers with the same number of dots.
+		if a, b, ok := strings.Cut(f, "-"); ok && strings.Count(a, ".") > 0 && strings.Count(a, ".") == strings.Count(b, ".") && strings.Trim(f, "0123456789.-") == "" {
+			i = len(a)
+		}
+		if i > 0 {
 			// ">=V9.9<V9.9": stop inside the word.
 			v, ok := ParseVersion(strings.Join(append(slices.Clone(fields[:n]), fields[n][:i]), " "))
 			return v, fields[n][i:] + " " + strings.Join(fields[n+1:], " "), ok
 		}
 		hasDigit := strings.ContainsAny(f, "0123456789")
 		switch {
-		case n == 0 && (f == "v" || f == "ver" || f == "ver." || f == "version" || f == "firmware" || f == "fw"):
+		case n == 0 && (f == "v" || f == "ver" || f == "ver." || f == "rev" || f == "rev." || f == "version" || f == "firmware" || f == "fw"):
 		case hasDigit && !isDate(f):
 		case n > 0 && versionWords[f]:
+		case n > 0 && f == "*":
+			// "2.2.0 *": every revision of 2.2.0.
+			n++
+			goto done
 		default:
 			goto done
 		}
@@ -178,7 +226,7 @@ func leadingVersion(s string) (Version, string, bool) {
 	}
 done:
 	// Trailing version words without a number ("V2.0 SP") are dropped.
-	for n > 0 && !strings.ContainsAny(fields[n-1], "0123456789") {
+	for n > 0 && !strings.ContainsAny(fields[n-1], "0123456789*") {
 		n--
 	}
 	if n == 0 {
@@ -206,7 +254,7 @@ func wordRange(t, l string) (Range, bool) {
 			r.Constraints = []Constraint{{Op: w.op, V: v}}
 			rl := asciiLower(rest)
 			if w.op == ">=" {
-				for _, to := range []string{"to ", "through ", "until ", "- "} {
+				for _, to := range []string{"to ", "through ", "until ", "-"} {
 					if strings.HasPrefix(rl, to) {
 						hi, rest2, ok := leadingVersion(rest[len(to):])
 						if !ok {
@@ -228,7 +276,7 @@ func wordRange(t, l string) (Range, bool) {
 		return r, false
 	}
 	rl := asciiLower(rest)
-	for _, to := range []string{"through ", "to ", "- ", "until "} {
+	for _, to := range []string{"through ", "to ", "-", "until "} {
 		if strings.HasPrefix(rl, to) {
 			hi, rest2, ok := leadingVersion(rest[len(to):])
 			if !ok {
@@ -271,7 +319,7 @@ func (r Range) Contains(v Version) bool {
 	for _, c := range r.Constraints {
 		switch c.Op {
 		case "=":
-			if Compare(v, c.V) == 0 {
+			if c.sat(v) {
 				return true
 			}
 		case "!=":
@@ -304,11 +352,20 @@ func lower(op string) bool { return op == ">" || op == ">=" }
 
 func (c Constraint) sat(v Version) bool {
 	d := Compare(v, c.V)
+	// On a release line, v extends c.V: c.V's parts are a proper prefix of
+	// v's ("2.2.3.2" extends "2.2.3", "12.4.1" extends "12.4").
+	n := len(c.V.parts)
+	ext := c.Line && n > 0 && n < len(v.parts)
+	for i := 0; ext && i < n; i++ {
+		ext = v.parts[i] == c.V.parts[i]
+	}
 	switch c.Op {
+	case "=":
+		return d == 0 || ext
 	case "<":
 		return d < 0
 	case "<=":
-		return d <= 0
+		return d <= 0 || ext
 	case ">":
 		return d > 0
 	case ">=":

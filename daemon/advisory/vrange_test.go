@@ -82,6 +82,31 @@ func TestRange(t *testing.T) {
 		{r: "4.2 and later", in: []string{"4.2", "5"}, out: []string{"4.1"}},
 		{r: "3.1 and earlier", in: []string{"3.1"}, out: []string{"3.2"}},
 		{r: "before V1.2", in: []string{"1.1"}, out: []string{"1.2"}},
+		// Release lines: wildcards, and bare versions in free text, which
+		// vendors write for "every revision of".
+		{r: "12.4.*", in: []string{"12.4", "12.4.1", "12.4.11"}, out: []string{"12.5", "12.40", "12.3.9"}},
+		{r: "13.0.X", in: []string{"13.0.5"}, out: []string{"13.1"}},
+		{r: "2.2.0 *", in: []string{"2.2.0", "2.2.0.7"}, out: []string{"2.2.1"}},
+		{r: "5.1.0-x | 5.1.1-x", in: []string{"5.1.0-7", "5.1.1-1"}, out: []string{"5.1.2"}},
+		{r: ">= 6.x | <= 10.x", in: []string{"6.0", "10.4"}, out: []string{"5.9", "11.0"}},
+		{r: "10 | 11", in: []string{"10", "11.0.2"}, out: []string{"9.9", "12.0"}},
+		{r: "2.2.3", in: []string{"2.2.3", "2.2.3.2"}, out: []string{"2.2.4", "2.2.30"}},
+		{r: "6.0.0-1", in: []string{"6.0.0-1"}, out: []string{"6.0.0-2"}},
+		{r: "vers:generic/1.2|>=3.0", in: []string{"1.2", "3.1"}, out: []string{"1.2.5"}},
+		{r: "V20 and earlier", in: []string{"20.011"}, out: []string{"21.0"}},
+		{r: "<= 9.0", in: []string{"9.0"}, out: []string{"9.0.1"}},
+		// A bare version before an upper bound is the lower bound.
+		{r: "7.0 | < 7.0.2", in: []string{"7.0", "7.0.1"}, out: []string{"6.9", "7.0.2"}},
+		// Hyphen and dash ranges.
+		{r: "3.1.1-3.1.9", in: []string{"3.1.1", "3.1.9"}, out: []string{"3.1.0", "3.1.10"}},
+		{r: "01.10.000 -01.20.000", in: []string{"01.15.000"}, out: []string{"01.21.000"}},
+		{r: "4  - 7", in: []string{"4", "7.011"}, out: []string{"3.9", "8.0"}},
+		{r: "1.100A\u20141.200B", in: []string{"1.150C"}, out: []string{"1.300A"}},
+		// Comparators written backwards, "rev." and a word before "versions".
+		{r: ">= 2.1.0 | =< 2.3.0.x", in: []string{"2.3.0.4"}, out: []string{"2.3.1"}},
+		{r: "<  rev. 1.2.3", in: []string{"1.2.2"}, out: []string{"1.2.3"}},
+		{r: "All BIOS versions < V1.2.3", in: []string{"V1.2.2"}, out: []string{"V1.2.3"}},
+		{r: "All versions in non-default configuration", all: true, cond: true},
 		{r: "<=The_first_5_digits_of_serial_No._\"26061\"", unparsed: true},
 		{r: "<May_1_2024", unparsed: true},
 		{r: "<1/31/2024", unparsed: true},
