@@ -61,9 +61,11 @@ func normModel(s string) string {
 
 // modelLike reports whether a normalised token is specific enough to be an
 // order or model number when it appears in a product name: six or more
-// characters with a digit and a letter.
+// characters with a digit and a letter, or an article number of seven or
+// more digits ("AXC 1050: Article number 2700988").
 func modelLike(n string) bool {
-	return len(n) >= 6 && strings.IndexFunc(n, unicode.IsDigit) >= 0 && strings.IndexFunc(n, unicode.IsLetter) >= 0
+	d := strings.IndexFunc(n, unicode.IsDigit) >= 0
+	return len(n) >= 6 && d && strings.IndexFunc(n, unicode.IsLetter) >= 0 || len(n) >= 7 && strings.Trim(n, "0123456789") == ""
 }
 
 // corporate suffixes and words dropped from vendor names.
@@ -71,6 +73,12 @@ var vendorNoise = map[string]bool{
 	"inc": true, "incorporated": true, "corp": true, "corporation": true, "co": true, "company": true,
 	"ltd": true, "limited": true, "llc": true, "gmbh": true, "ag": true, "sa": true, "se": true, "plc": true,
 	"kg": true, "srl": true, "spa": true, "bv": true, "nv": true, "ab": true, "oy": true, "as": true, "kk": true, "the": true,
+	"international": true, "&": true,
+	// A company's software arm ("Schneider Electric Software, LLC") signs
+	// advisories for the company's devices too.
+	"software": true,
+	// "Sensormatic Electronics, LLC, a subsidiary of Johnson Controls Inc."
+	"a": true, "an": true, "subsidiary": true, "affiliate": true, "of": true,
 }
 
 // vendorAliases maps a normalised vendor name to the one CISA uses.
@@ -93,6 +101,9 @@ var vendorAliases = map[string]string{
 	"delta":               "delta electronics",
 	"hitachi abb":         "hitachi energy",
 	"siemens energy":      "siemens",
+	"general electric ge": "general electric",
+	"emerson electric":    "emerson",
+	"yokogawa electric":   "yokogawa",
 }
 
 // normVendor reduces a vendor name to lower-case words without corporate
@@ -135,6 +146,12 @@ func nameTokens(s, vendor string) []string {
 		w = strings.Trim(w, "-.")
 		if w == "" || nameNoise[w] || skip[w] {
 			continue
+		}
+		// "nj-series" is "nj", "controllers" "controller", "cpus" "cpu";
+		// words with digits stay ("s7-1500").
+		w = strings.TrimSuffix(w, "-series")
+		if n := len(w); n > 3 && w[n-1] == 's' && w[n-2] != 's' && strings.IndexFunc(w, unicode.IsDigit) < 0 {
+			w = w[:n-1]
 		}
 		out = append(out, w)
 	}

@@ -106,9 +106,12 @@ type prepared struct {
 type prepProduct struct {
 	p       *Product
 	vendor  string
+	vendors []string // vendor and the companies a "Vendor A, Vendor B" name lists
 	tokens  []string
+	nameTok []string // tokens of the full product name
 	models  []string
 	nameMod map[string]bool // model-like tokens of the name
+	article bool            // the product_version is an article number of the name
 	rng     Range
 	hasRng  bool
 	ver     Version
@@ -128,11 +131,24 @@ func NewIndex(advs []*Advisory, kev *KEV) *Index {
 		for pi, id := range a.Order {
 			p := a.Products[id]
 			pp := &prepProduct{p: p, vendor: normVendor(p.Vendor), nameMod: map[string]bool{}}
+			// The vendor, and each company of a list CISA writes as one
+			// vendor ("Exacq Technologies, Johnson Controls Inc.",
+			// "Sensormatic Electronics, LLC, a subsidiary of Johnson
+			// Controls Inc.").
+			pp.vendors = []string{pp.vendor}
+			for rest := p.Vendor; rest != ""; {
+				var part string
+				part, rest, _ = strings.Cut(rest, ",")
+				if n := normVendor(part); n != "" && n != pp.vendor {
+					pp.vendors = append(pp.vendors, n)
+				}
+			}
 			name := p.ProductName
 			if name == "" {
 				name = p.Name
 			}
 			pp.tokens = nameTokens(strings.Join(append(slices.Clone(p.Families), name), " "), pp.vendor)
+			pp.nameTok = nameTokens(p.Name, pp.vendor)
 			for _, m := range p.Models {
 				if n := normModel(m); n != "" {
 					pp.models = append(pp.models, n)
@@ -148,8 +164,18 @@ func NewIndex(advs []*Advisory, kev *KEV) *Index {
 			if p.Range != "" {
 				pp.rng, pp.hasRng = ParseRange(p.Range), true
 			}
-			if p.Version != "" {
+			// An article number written where the version belongs ("AXC
+			// 1050: Article number 2700988") is no version: the product
+			// name holds it, and the model tier matches it.
+			pp.article = len(p.Version) >= 7 && strings.Trim(p.Version, "0123456789") == "" && pp.nameMod[p.Version]
+			if p.Version != "" && !pp.article {
 				pp.ver, pp.hasVer = ParseVersion(p.Version)
+				// CISA writes ranges as product_version too ("vers:all/*",
+				// "10 | 11", "12.4.*", "12.4.1-12.4.11"); one that reads
+				// as a range is matched as one.
+				if r := ParseRange(p.Version); r.Parsed && !pp.hasRng {
+					pp.rng, pp.hasRng = r, true
+				}
 			}
 			if p.CPE != "" {
 				c, err := ParseCPE(p.CPE)
@@ -160,9 +186,11 @@ func NewIndex(advs []*Advisory, kev *KEV) *Index {
 				pp.purl, pp.hasPURL = u, err == nil
 			}
 			pa.prods = append(pa.prods, pp)
-			if pp.vendor != "" && !seenVend[pp.vendor] {
-				seenVend[pp.vendor] = true
-				x.byVend[pp.vendor] = append(x.byVend[pp.vendor], ai)
+			for _, v := range pp.vendors {
+				if !seenVend[v] {
+					seenVend[v] = true
+					x.byVend[v] = append(x.byVend[v], ai)
+				}
 			}
 		}
 		x.advs = append(x.advs, pa)
@@ -176,6 +204,9 @@ type candidate struct {
 	tier     Tier
 	conf     Confidence
 	evidence []string
+	// versioned is set when the product's range or version (also "all
+	// versions") decided that the device's firmware is affected.
+	versioned bool
 }
 
 // Match returns the advisories that concern a device, in index order.
@@ -255,7 +286,11 @@ func (x *Index) Match(it Item) []Match {
 				}
 			}
 		}
-		m.Findings = x.findings(pa.a, m.Products, fw, hasFW)
+		versioned := false
+		for _, c := range cands {
+			versioned = versioned || c.tier == best.tier && c.versioned
+		}
+		m.Findings = x.findings(pa.a, m.Products, fw, hasFW && !versioned)
 		if len(m.Findings) == 0 {
 			continue // the products matched are in no CVE's product_status
 		}
@@ -292,7 +327,7 @@ func matchProduct(pp *prepProduct, it Item, dcpe CPE, hasCPE bool, dpurl PURL, h
 	case model != "" && pp.nameMod[model]:
 		c.tier, c.conf = TierModel, Medium
 		c.evidence = append(c.evidence, fmt.Sprintf("model %s appears in the product name %q", it.Model, p.Name))
-	case vendor != "" && vendor == pp.vendor:
+	case vendor != "" && slices.Contains(pp.vendors, vendor):
 		switch {
 		case len(tokens) > 0 && len(pp.tokens) > 0 && sameSet(tokens, pp.tokens):
 			c.tier, c.conf = TierName, Medium
@@ -300,9 +335,12 @@ func matchProduct(pp *prepProduct, it Item, dcpe CPE, hasCPE bool, dpurl PURL, h
 		case len(pp.tokens) > 0 && subset(pp.tokens, tokens):
 			c.tier, c.conf = TierName, Low
 			c.evidence = append(c.evidence, fmt.Sprintf("vendor %q is %q and product %q names all of %q", it.Vendor, p.Vendor, it.Product, productLabel(p)))
-		case len(tokens) > 0 && subset(tokens, pp.tokens):
+		case len(tokens) > 0 && (subset(tokens, pp.tokens) || subset(tokens, pp.nameTok)):
+			// The full product name counts too: "NJ/NX-series Controllers
+			// - NJ-series Machine Automation Controller (All Models)"
+			// names a device below a broader product_name.
 			c.tier, c.conf = TierName, Low
-			c.evidence = append(c.evidence, fmt.Sprintf("vendor %q is %q and product %q is part of %q", it.Vendor, p.Vendor, it.Product, productLabel(p)))
+			c.evidence = append(c.evidence, fmt.Sprintf("vendor %q is %q and product %q is part of %q", it.Vendor, p.Vendor, it.Product, p.Name))
 		case sharesModelToken(tokens, pp.tokens):
 			c.tier, c.conf = TierTriage, Triage
 			c.evidence = append(c.evidence, fmt.Sprintf("vendor %q is %q; product %q only partly matches %q", it.Vendor, p.Vendor, it.Product, productLabel(p)))
@@ -322,11 +360,13 @@ func matchProduct(pp *prepProduct, it Item, dcpe CPE, hasCPE bool, dpurl PURL, h
 			c.tier, c.conf = TierTriage, Triage
 			c.evidence = append(c.evidence, fmt.Sprintf("version range %q not understood", r.Raw))
 		case r.All:
+			c.versioned = true
 			c.evidence = append(c.evidence, fmt.Sprintf("range %q: all versions", r.Raw))
 		case !hasFW:
 			c.tier, c.conf = TierTriage, Triage
 			c.evidence = append(c.evidence, fmt.Sprintf("device firmware %q unknown; range %q", it.Firmware, r.Raw))
 		case r.Contains(fw):
+			c.versioned = true
 			c.evidence = append(c.evidence, fmt.Sprintf("firmware %s is in range %q", it.Firmware, r.Raw))
 		default:
 			return c, false
@@ -335,12 +375,13 @@ func matchProduct(pp *prepProduct, it Item, dcpe CPE, hasCPE bool, dpurl PURL, h
 			c.conf = lowerConf(c.conf)
 			c.evidence = append(c.evidence, fmt.Sprintf("range holds only %q: not checked", r.Condition))
 		}
-	case p.Version != "":
+	case p.Version != "" && !pp.article:
 		switch {
 		case !pp.hasVer || !hasFW:
 			c.tier, c.conf = TierTriage, Triage
 			c.evidence = append(c.evidence, fmt.Sprintf("cannot compare firmware %q with version %q", it.Firmware, p.Version))
 		case Compare(fw, pp.ver) == 0:
+			c.versioned = true
 			c.evidence = append(c.evidence, fmt.Sprintf("firmware %s is version %q", it.Firmware, p.Version))
 		default:
 			return c, false
@@ -386,7 +427,14 @@ func sharesModelToken(a, b []string) bool {
 }
 
 // findings applies product_status, VEX flags, remediations, scores and
-// exploitation to the products a device matched.
+// exploitation to the products a device matched. With hasFW, an affected
+// device at or past the version a vendor_fix names counts as fixed; the
+// caller passes false when a product's own range already placed the
+// firmware among the affected ones, because one remediation text often
+// lists the fixes of several release lines ("11.0.0 - 11.0.5: update to
+// v11.0.6 ... 13.0.0 - 13.0.1: update to v13.0.2") and only its first is
+// read, and CISA attaches a remediation to every product of a document
+// whatever product it names.
 func (x *Index) findings(a *Advisory, prods []string, fw Version, hasFW bool) []Finding {
 	var out []Finding
 	for _, v := range a.Vulnerabilities {
