@@ -572,6 +572,11 @@ func (r *rig) measureIdle() {
 		kinds = []string{"none"}
 	}
 	r.res.add("published per gateway-hour by topic (subscriber)", "%s (payload bytes)", strings.Join(kinds, "; "))
+	heartbeat := "mqtt.heartbeat default, 1h"
+	if p.heartbeat > 0 {
+		heartbeat = "mqtt.heartbeat " + p.heartbeat.String()
+	}
+	r.res.add("status document", "%.0f bytes of payload on average (published on change and once per heartbeat: %s)", r.w.statusSize(), heartbeat)
 
 	// Processes.
 	rssMean, rssMax := meanMax(rss)
