@@ -32,6 +32,7 @@ var condAdvisory = &condition{name: "advisory-unreadable", severity: "warning"}
 // device the result last published ("device/" + id).
 const (
 	advisoryDocsKey   = "documents"
+	advisoryFloorsKey = "floors" // advisory id (or "kev") -> the newest revision used
 	advisoryDevPrefix = "device/"
 )
 
@@ -175,14 +176,68 @@ func (d *Daemon) useAdvisoryDocs(ctx context.Context, docs []advisoryDoc, rememb
 			}
 		}
 	}
-	var advs []*advisory.Advisory
-	ids := map[string]bool{}
-	for _, doc := range docs {
-		if p, ok := parsed[doc.key()]; ok && p.adv != nil && byID[p.adv.ID].Name == doc.Name {
-			advs = append(advs, p.adv)
-			ids[p.adv.ID] = true
+	// TUF keeps the metadata from going back, not a document's own
+	// revision: a signer may republish an older revision of an advisory
+	// (fieldgate-repo refuses it without --force). The gateway keeps a
+	// floor per advisory id and never uses a revision below the newest it
+	// has used; it keeps the one it had, if this run still holds it.
+	floors := map[string]string{}
+	if err := d.st.AdvisoryRecord(advisoryFloorsKey, &floors); err != nil && !errors.Is(err, store.ErrNotFound) {
+		d.log.Warn("advisory floors", "err", err)
+	}
+	raised := false
+	keep := func(id, rev string, doc advisoryDoc) (advisoryDoc, bool) {
+		f, ok := floors[id]
+		if !ok || tuf.CompareRevisions(rev, f) > 0 {
+			floors[id], raised = rev, true
+			return doc, true
+		}
+		if tuf.CompareRevisions(rev, f) == 0 {
+			return doc, true
+		}
+		why := fmt.Sprintf("revision %s of %s is older than revision %s used before: not used", rev, id, f)
+		d.health.set(condAdvisory, doc.Name, why)
+		d.log.Warn("advisory rollback refused", "target", doc.Name, "id", id, "revision", rev, "floor", f)
+		for _, o := range oldDocs {
+			p, ok := old[o.key()]
+			if !ok || o.Kind != doc.Kind {
+				continue
+			}
+			if (p.kev != nil && id == "kev" && tuf.CompareRevisions(o.Revision, f) == 0) ||
+				(p.adv != nil && p.adv.ID == id && tuf.CompareRevisions(p.adv.Revision, f) == 0) {
+				parsed[o.key()] = p
+				docs = append(docs, o)
+				return o, true
+			}
+		}
+		return advisoryDoc{}, false
+	}
+	if kev != nil {
+		if o, ok := keep("kev", kevDoc.Revision, kevDoc); !ok {
+			kev = nil
+		} else if o.key() != kevDoc.key() {
+			kev = parsed[o.key()].kev
 		}
 	}
+	for id, doc := range byID {
+		if o, ok := keep(id, parsed[doc.key()].adv.Revision, doc); ok {
+			byID[id] = o
+		} else {
+			delete(byID, id)
+		}
+	}
+	if raised && remember {
+		if err := d.st.Update(func(tx *store.Tx) error { return tx.PutAdvisoryRecord(advisoryFloorsKey, floors) }); err != nil {
+			d.log.Error("remember advisory floors", "err", err)
+		}
+	}
+	var advs []*advisory.Advisory
+	ids := map[string]bool{}
+	for _, doc := range byID {
+		advs = append(advs, parsed[doc.key()].adv)
+		ids[parsed[doc.key()].adv.ID] = true
+	}
+	slices.SortFunc(advs, func(x, y *advisory.Advisory) int { return strings.Compare(x.ID, y.ID) })
 	x := advisory.NewIndex(advs, kev)
 	a.mu.Lock()
 	a.docs, a.parsed, a.index, a.ids = docs, parsed, x, ids

@@ -591,3 +591,62 @@ func TestVerdictPinnedToRevision(t *testing.T) {
 		t.Errorf("stored verdicts %+v (%v), want one pinned to revision %q", stored, err, want)
 	}
 }
+
+// TestAdvisoryRollbackRefused: TUF keeps metadata from going back, not a
+// document's own revision. A KEV catalog republished at an older revision
+// (forced past fieldgate-repo's own check), here without the entry that
+// makes the door's CVE known exploited, is not used: the door stays on
+// KEV, and the refusal shows as a health condition naming the document.
+func TestAdvisoryRollbackRefused(t *testing.T) {
+	ctx := context.Background()
+	repo := advisoryRepo(t)
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	d := newAdvisoryDaemon(t, dir, st, repo.Client(t, nil), nil, advisoryDevices())
+	d.inventory(ctx)
+	d.refresh(ctx)
+
+	raw, err := os.ReadFile(filepath.Join(needSharedTestdata(t), "kev", "known_exploited_vulnerabilities.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cat map[string]any
+	if err := json.Unmarshal(raw, &cat); err != nil {
+		t.Fatal(err)
+	}
+	vulns := cat["vulnerabilities"].([]any)
+	vulns = slices.DeleteFunc(vulns, func(v any) bool { return v.(map[string]any)["cveID"] == "CVE-2019-7256" })
+	cat["vulnerabilities"], cat["count"] = vulns, len(vulns)
+	older, _ := json.Marshal(cat)
+	file := filepath.Join(t.TempDir(), "known_exploited_vulnerabilities.json")
+	if err := os.WriteFile(file, older, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Pub.AddDocument("advisories/kev/known_exploited_vulnerabilities.json", file,
+		tuf.DocumentMeta{Kind: tuf.DocumentKEV, ID: "kev", Revision: "2024.06.01", Released: time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)},
+		publish.DocumentOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	repo.Commit()
+	d.refresh(ctx)
+	d.evaluateAdvisories(ctx)
+	got, _ := d.Advisories(ctx)
+	var door api.DeviceAdvisories
+	for _, dev := range got.Devices {
+		if dev.Device == "door" {
+			door = dev
+		}
+	}
+	if c, ok := findCVE(door, "ICSA-24-065-01", "CVE-2019-7256"); !ok || !c.KEV || door.Priority != api.PriorityAct {
+		t.Errorf("door after an older KEV catalog: CVE-2019-7256 %+v (found %v), priority %s; want still on KEV, act", c, ok, door.Priority)
+	}
+	if !slices.ContainsFunc(d.health.list(), func(c api.Condition) bool {
+		return c.Name == "advisory-unreadable" && strings.Contains(c.Message, "older than revision 2025.01.01")
+	}) {
+		t.Errorf("health %+v, want advisory-unreadable naming the refused older revision", d.health.list())
+	}
+}
