@@ -106,7 +106,7 @@ type Daemon struct {
 	live        *live       // progress and blocks, not stored
 	rep         *reporter
 	errlog      *ratelimit
-	restage     chan struct{} // stage again from the last snapshot (a hold was lifted)
+	restage     chan struct{} // stage again from the last snapshot (a hold was lifted, a device identified)
 
 	lastInventory string     // the inventory document last published; the loop's own
 	adv           advisories // advisory documents, index and results (advisories.go)
@@ -254,12 +254,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-importTick.C:
 			d.watchImportDir(ctx)
 		case <-d.restage:
-			d.mu.Lock()
-			snap := d.snapshot
-			d.mu.Unlock()
-			if snap != nil {
-				d.stage(ctx, snap)
-			}
+			d.stageLast(ctx)
 		case <-d.m.kicks:
 		case <-tick.C:
 		}
@@ -295,6 +290,26 @@ func (d *Daemon) restart() error {
 	d.m.workers.Wait()
 	d.audit(store.Event{Type: "daemon-stopped", Detail: map[string]any{"reason": "self-update"}})
 	return ErrRestart
+}
+
+// stageLast stages again from the last verified snapshot, if any: a hold
+// was lifted, or a device the last staging skipped is identified now.
+func (d *Daemon) stageLast(ctx context.Context) {
+	d.mu.Lock()
+	snap := d.snapshot
+	d.mu.Unlock()
+	if snap != nil {
+		d.stage(ctx, snap)
+	}
+}
+
+// askRestage makes the loop stage again from the last snapshot on its next
+// turn; it never blocks.
+func (d *Daemon) askRestage() {
+	select {
+	case d.restage <- struct{}{}:
+	default:
+	}
 }
 
 // refresh pulls verified metadata, stages a job for every device that has a

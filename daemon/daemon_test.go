@@ -403,3 +403,30 @@ func (r *rig) deviceDoc(t *testing.T, id string) api.Device {
 	t.Fatalf("no document for device %s", id)
 	return api.Device{}
 }
+
+// TestIdentifiedDeviceIsStagedFromTheLastSnapshot: a device that did not
+// answer when the snapshot was staged (an offline bundle imported before
+// the first inventory reached it) gets its job once it is identified,
+// without another refresh — an island's gateway has none.
+func TestIdentifiedDeviceIsStagedFromTheLastSnapshot(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, false, "a")
+	r.devs["a"].Unreachable = true
+	r.src.add(t, "fw", "2.0.0", 1, "hw1", devicetest.Image("2.0.0", 300))
+	r.d.inventory(ctx)
+	r.d.refresh(ctx)
+	if jobs, _ := r.st.Jobs(); len(jobs) != 0 {
+		t.Fatalf("%d jobs for a device not identified yet, want none", len(jobs))
+	}
+	r.devs["a"].Unreachable = false
+	r.d.inventory(ctx)
+	select {
+	case <-r.d.restage:
+		r.d.stageLast(ctx)
+	default:
+		t.Fatal("identifying the device did not ask the loop to stage again")
+	}
+	if jobs, _ := r.st.Jobs(); len(jobs) != 1 {
+		t.Fatalf("%d jobs after the device was identified, want 1", len(jobs))
+	}
+}

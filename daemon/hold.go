@@ -118,10 +118,7 @@ func (d *Daemon) Retry(what, actor, command string) ([]string, error) {
 		return nil, fmt.Errorf("retry %s: %w: nothing is held", what, ErrRefused)
 	}
 	d.log.Info("holds lifted", "devices", lifted, "actor", actor)
-	select {
-	case d.restage <- struct{}{}:
-	default:
-	}
+	d.askRestage()
 	return lifted, nil
 }
 

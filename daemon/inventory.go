@@ -62,6 +62,13 @@ func (d *Daemon) inventory(ctx context.Context) {
 			d.log.Error("inventory", "device", id, "err", err)
 			continue
 		}
+		if first || recovered || drift {
+			// The last staging skipped a device it could not order a
+			// version for (or saw another version): an offline bundle
+			// imported before the device answered is not offered again
+			// by any refresh, so stage again from what is verified.
+			d.askRestage()
+		}
 		switch {
 		case lost:
 			d.log.Warn("device reports no running version: it needs recovery", "device", id)
