@@ -80,6 +80,19 @@ func advisoryRepo(t *testing.T) *tuftest.Repo {
 	return repo
 }
 
+// openStateStore opens a store in a new state directory, closed when the
+// test ends; a restart reopens the daemon over both.
+func openStateStore(t *testing.T) (string, *store.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return dir, st
+}
+
 // advisoryDevices are the three devices, each its own fake.
 func advisoryDevices() map[string]*devicetest.Device {
 	return map[string]*devicetest.Device{
@@ -230,12 +243,7 @@ func serveControl(t *testing.T, d *Daemon) *control.Client {
 func TestAdvisoriesMatchPublishFix(t *testing.T) {
 	ctx := context.Background()
 	repo := advisoryRepo(t)
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	dir, st := openStateStore(t)
 	client := repo.Client(t, nil)
 	fakes := advisoryDevices()
 	d := newAdvisoryDaemon(t, dir, st, client, nil, fakes)
@@ -384,12 +392,7 @@ func TestAdvisoriesIsland(t *testing.T) {
 	repo := advisoryRepo(t)
 	bundle := repo.Export()
 	repo.Server.Close() // an island: nothing but the bundle
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	dir, st := openStateStore(t)
 	client := repo.Client(t, nil)
 	imp := func(ctx context.Context, dir string) (*tuf.Snapshot, error) {
 		i, err := tuf.ImportBundle(ctx, client, dir)
@@ -435,12 +438,7 @@ func TestAdvisoryDocumentUnreadable(t *testing.T) {
 		t.Fatal(err)
 	}
 	repo.Commit()
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	dir, st := openStateStore(t)
 	d := newAdvisoryDaemon(t, dir, st, repo.Client(t, nil), nil, advisoryDevices())
 	d.inventory(ctx)
 	d.refresh(ctx)
@@ -508,12 +506,7 @@ func TestOrderJobs(t *testing.T) {
 func TestAdvisoryVerdicts(t *testing.T) {
 	ctx := context.Background()
 	repo := advisoryRepo(t)
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	dir, st := openStateStore(t)
 	d := newAdvisoryDaemon(t, dir, st, repo.Client(t, nil), nil, advisoryDevices())
 	d.inventory(ctx)
 	d.refresh(ctx)
@@ -521,7 +514,7 @@ func TestAdvisoryVerdicts(t *testing.T) {
 	if got, _ := d.Advisories(ctx); got.Devices[2].Priority != api.PriorityAct {
 		t.Fatalf("door priority %s before the verdict, want act", got.Devices[2].Priority)
 	}
-	err = st.Update(func(tx *store.Tx) error {
+	err := st.Update(func(tx *store.Tx) error {
 		_, err := tx.PutVerdict(advisory.Verdict{Device: "door", Advisory: "ICSA-24-065-01", Kind: advisory.VerdictMitigated,
 			Control: "door controller on its own VLAN, no route from the DMZ", Revision: "1", At: time.Now().UTC()})
 		if errors.Is(err, store.ErrNotFound) { // nothing replaced
@@ -558,12 +551,7 @@ func TestAdvisoryVerdicts(t *testing.T) {
 func TestVerdictPinnedToRevision(t *testing.T) {
 	ctx := context.Background()
 	repo := advisoryRepo(t)
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	dir, st := openStateStore(t)
 	d := newAdvisoryDaemon(t, dir, st, repo.Client(t, nil), nil, advisoryDevices())
 	d.inventory(ctx)
 	d.refresh(ctx)
@@ -600,12 +588,7 @@ func TestVerdictPinnedToRevision(t *testing.T) {
 func TestAdvisoryRollbackRefused(t *testing.T) {
 	ctx := context.Background()
 	repo := advisoryRepo(t)
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	dir, st := openStateStore(t)
 	d := newAdvisoryDaemon(t, dir, st, repo.Client(t, nil), nil, advisoryDevices())
 	d.inventory(ctx)
 	d.refresh(ctx)

@@ -288,25 +288,34 @@ func TestImportTestReportRefusesUnknownKey(t *testing.T) {
 // a test-report document of a real TUF repository, beside the firmware:
 // approval is refused before it is published and accepted after the
 // refresh that brings it.
-func TestRequireTestedThroughTUF(t *testing.T) {
-	ctx := context.Background()
-	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))
-	repo := tuftest.New(t)
-	image := devicetest.Image("2.0.0", 300)
+// requireTestedOverTUF is a gateway whose group needs a local approval and
+// a test report from staging key bench-1 (bench's public key), fed by a
+// real TUF repository that publishes fw/2.0.0.bin (image) for hw1; dir is
+// a scratch directory.
+func requireTestedOverTUF(t *testing.T, bench ed25519.PrivateKey) (r *rig, repo *tuftest.Repo, image []byte, dir string) {
+	t.Helper()
+	repo = tuftest.New(t)
+	image = devicetest.Image("2.0.0", 300)
 	repo.Publish("fw/2.0.0.bin", image, tuf.Meta{Hardware: []string{"hw1"}, Version: "2.0.0", SecurityCounter: 5, Protocol: "fake"})
-
-	r := newRigWith(t, false, func(c *config.Config) {
-		c.StagingKeys = []config.StagingKey{{ID: "bench-1", PublicKey: base64.StdEncoding.EncodeToString(priv.Public().(ed25519.PublicKey))}}
+	r = newRigWith(t, false, func(c *config.Config) {
+		c.StagingKeys = []config.StagingKey{{ID: "bench-1", PublicKey: base64.StdEncoding.EncodeToString(bench.Public().(ed25519.PublicKey))}}
 		c.Groups[0].Approval = config.ApprovalLocal
 		c.Groups[0].RequireTested = []string{"bench-1"}
 	}, "a")
-	dir := t.TempDir()
+	dir = t.TempDir()
 	client, err := tuf.New(tuf.Config{MetadataURL: repo.MetadataURL, TargetsURL: repo.TargetsURL, TrustedRoot: repo.RootPath,
 		MetadataDir: filepath.Join(dir, "md"), BlobDir: filepath.Join(dir, "blobs")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.d.src = client
+	return r, repo, image, dir
+}
+
+func TestRequireTestedThroughTUF(t *testing.T) {
+	ctx := context.Background()
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))
+	r, repo, image, dir := requireTestedOverTUF(t, priv)
 	r.cycle(ctx)
 	j := r.onlyJob(t)
 	if _, err := r.d.ApproveLocal(j.ID, "console"); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "no test report for sha256") {
@@ -388,21 +397,7 @@ func TestReportDocumentsQuietAcrossRefreshes(t *testing.T) {
 	ctx := context.Background()
 	bench := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))
 	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
-	repo := tuftest.New(t)
-	image := devicetest.Image("2.0.0", 300)
-	repo.Publish("fw/2.0.0.bin", image, tuf.Meta{Hardware: []string{"hw1"}, Version: "2.0.0", SecurityCounter: 5, Protocol: "fake"})
-	r := newRigWith(t, false, func(c *config.Config) {
-		c.StagingKeys = []config.StagingKey{{ID: "bench-1", PublicKey: base64.StdEncoding.EncodeToString(bench.Public().(ed25519.PublicKey))}}
-		c.Groups[0].Approval = config.ApprovalLocal
-		c.Groups[0].RequireTested = []string{"bench-1"}
-	}, "a")
-	dir := t.TempDir()
-	client, err := tuf.New(tuf.Config{MetadataURL: repo.MetadataURL, TargetsURL: repo.TargetsURL, TrustedRoot: repo.RootPath,
-		MetadataDir: filepath.Join(dir, "md"), BlobDir: filepath.Join(dir, "blobs")}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.d.src = client
+	r, repo, image, dir := requireTestedOverTUF(t, bench)
 	now := time.Now().UTC()
 	publishReport := func(name, keyID string, key ed25519.PrivateKey, expires time.Time) {
 		raw, err := testreport.Sign(testreport.Report{ID: keyID + ".job.twin", Site: "lab", Gateway: keyID, Target: "fw/2.0.0.bin",
