@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fieldgate/fieldgate/internal/proctest"
 )
 
 // The footprint goals of issue 8.
@@ -368,30 +370,35 @@ func cpuPercent(ticks int64, d time.Duration) float64 {
 	return float64(ticks) / clockTicks / d.Seconds() * 100
 }
 
-// cpuTicks returns utime+stime of pid from /proc/PID/stat.
+// contextSwitches returns the voluntary and involuntary context switches
+// of every thread of pid: a measure of how often an idle daemon wakes up.
+// cpuTicks returns the CPU time pid has used, in USER_HZ ticks (10 ms).
 func cpuTicks(t *testing.T, pid int) int64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := proctest.CPUTime(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Fields after the command name, which may contain spaces, start at
-	// field 3 (state); utime and stime are fields 14 and 15.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		t.Fatalf("/proc/%d/stat: too few fields: %q", pid, s)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		t.Fatalf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
-	}
-	return utime + stime
+	return int64(d / (10 * time.Millisecond))
 }
 
-// contextSwitches returns the voluntary and involuntary context switches
-// of every thread of pid: a measure of how often an idle daemon wakes up.
+// procStatusKB returns a "kB" field of /proc/PID/status.
+func procStatusKB(t *testing.T, pid int, field string) int64 {
+	t.Helper()
+	return procKB(t, fmt.Sprintf("/proc/%d/status", pid), field)
+}
+
+// procKB returns a "kB" field of a /proc file such as status or
+// smaps_rollup.
+func procKB(t *testing.T, path, field string) int64 {
+	t.Helper()
+	n, err := proctest.KB(path, field)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func contextSwitches(t *testing.T, pid int) int64 {
 	t.Helper()
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
@@ -413,33 +420,6 @@ func contextSwitches(t *testing.T, pid int) int64 {
 		}
 	}
 	return n
-}
-
-// procStatusKB returns a "kB" field of /proc/PID/status.
-func procStatusKB(t *testing.T, pid int, field string) int64 {
-	t.Helper()
-	return procKB(t, fmt.Sprintf("/proc/%d/status", pid), field)
-}
-
-// procKB returns a "kB" field of a /proc file such as status or
-// smaps_rollup.
-func procKB(t *testing.T, path, field string) int64 {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				t.Fatalf("%s %s: %v", path, field, err)
-			}
-			return n
-		}
-	}
-	t.Fatalf("%s has no %s", path, field)
-	return 0
 }
 
 func freeTCPAddr(t *testing.T) string {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/fieldgate/fieldgate/daemon/api"
 	"github.com/fieldgate/fieldgate/daemon/mqtt/mqtttest"
+	"github.com/fieldgate/fieldgate/internal/proctest"
 )
 
 // bridgeName is the bridge's connection name and its client id at the
@@ -757,23 +758,7 @@ func (g *gateway) stop() {
 // cpu returns the CPU time (user and system) the process started as tag
 // has used so far.
 func (g *gateway) cpu(tag string) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", g.pids[tag]))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command, which is in parentheses: state is the
-	// first, utime the 12th, stime the 13th, in clock ticks (USER_HZ, 100
-	// on Linux).
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %q", g.pids[tag], b)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %q", g.pids[tag], b)
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+	return proctest.CPUTime(g.pids[tag])
 }
 
 // tool runs bin/args[0] to completion and returns its output.

@@ -25,6 +25,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fieldgate/fieldgate/daemon/mqtt/mqtttest"
+	"github.com/fieldgate/fieldgate/internal/proctest"
 	"github.com/fieldgate/fieldgate/tuf"
 	"github.com/fieldgate/fieldgate/tuf/tuftest"
 )
@@ -37,7 +38,6 @@ const (
 	devicesPerGW = 2
 	// broadcastPrefix is where the gateways take signed refresh hints.
 	broadcastPrefix = "fieldgate/v1/broadcast"
-	clockTicks      = 100 // USER_HZ, the unit of utime and stime in /proc/PID/stat
 )
 
 // params are the harness's knobs, from the environment.
@@ -498,9 +498,9 @@ func (r *rig) measureIdle() {
 	settle := start.Add(2 * p.idleInterval)
 	r.sleepUntil(settle, "the fleet to settle before the idle window")
 	sys0, topics0 := r.w.sys(), r.w.topics()
-	ticks0 := make([]int64, len(r.gws))
+	ticks0 := make([]time.Duration, len(r.gws))
 	for i, g := range r.gws {
-		ticks0[i] = cpuTicks(t, g.cmd.Process.Pid)
+		ticks0[i] = cpuTime(t, g.cmd.Process.Pid)
 	}
 	winStart := time.Now()
 	var rss []int64
@@ -521,7 +521,7 @@ func (r *rig) measureIdle() {
 	win := winEnd.Sub(winStart)
 	cpu := make([]float64, len(r.gws))
 	for i, g := range r.gws {
-		cpu[i] = float64(cpuTicks(t, g.cmd.Process.Pid)-ticks0[i]) / clockTicks / win.Seconds() * 100
+		cpu[i] = (cpuTime(t, g.cmd.Process.Pid) - ticks0[i]).Seconds() / win.Seconds() * 100
 	}
 	sys1, topics1 := r.w.sys(), r.w.topics()
 	reqs := r.ng.Requests(t)
@@ -1004,44 +1004,24 @@ func firstLine(path, key string) string {
 	return "unknown"
 }
 
-// cpuTicks returns utime+stime of pid from /proc/PID/stat.
-func cpuTicks(t *testing.T, pid int) int64 {
+// cpuTime returns the CPU time, user and system, pid has used so far.
+func cpuTime(t *testing.T, pid int) time.Duration {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := proctest.CPUTime(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		t.Fatalf("/proc/%d/stat: too few fields: %q", pid, s)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		t.Fatalf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
-	}
-	return utime + stime
+	return d
 }
 
 // procStatusKB returns a "kB" field of /proc/PID/status.
 func procStatusKB(t *testing.T, pid int, field string) int64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	n, err := proctest.StatusKB(pid, field)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				t.Fatalf("/proc/%d/status %s: %v", pid, field, err)
-			}
-			return n
-		}
-	}
-	t.Fatalf("/proc/%d/status has no %s", pid, field)
-	return 0
+	return n
 }
 
 // hintRefresh publishes one signed refresh hint on the broadcast prefix
